@@ -1,0 +1,1 @@
+"""TensorFlow-only experiment code for leaf_keras: input pipelines, training, export."""

@@ -1,0 +1,173 @@
+"""Waveform preprocessing and batching shared by every task in `experiments.data`.
+
+The training-time preprocessing follows the LEAF paper's released pipeline
+(google-research/leaf-audio, example/data.py): integer PCM is scaled to floats,
+every training clip is randomly cropped (or zero-padded at the end) to a fixed
+length, then its loudness is normalized.
+
+Evaluation differs on purpose: the original crops evaluation clips at random too,
+which makes the reported metric depend on the crop. Here evaluation sees whole
+clips, deterministically. Clips shorter than the training length are padded at the
+end exactly like the training pad (so a short clip looks the same in both), and
+clips are batched only with clips of the *same* length (`batch_by_length`), so no
+clip is ever padded to the length of a longer neighbour: padding would add silent
+frames that change a max-pooled classifier's output. Datasets whose clips all have
+one length (Speech Commands, the synthetic commands, NSynth) therefore get full
+evaluation batches; datasets with variable lengths get smaller batches, never
+different results.
+"""
+
+import gin
+import tensorflow as tf
+
+# Scale for integer PCM: int16 values map to [-1, 1).
+INT16_SCALE = 32768.0
+
+
+def to_float_waveform(audio: tf.Tensor) -> tf.Tensor:
+    """Converts a decoded mono waveform to float32 in [-1, 1].
+
+    Integer audio (TFDS stores 16-bit PCM as int16 or int64) is divided by 32768;
+    floating-point audio is assumed to be in [-1, 1] already (e.g. NSynth).
+    Multi-channel audio [time, channels] is averaged to mono.
+
+    Args:
+        audio: waveform tensor of shape [time] or [time, channels].
+
+    Returns:
+        float32 tensor of shape [time].
+    """
+    audio = tf.convert_to_tensor(audio)
+    if audio.dtype.is_integer:
+        audio = tf.cast(audio, tf.float32) / INT16_SCALE
+    else:
+        audio = tf.cast(audio, tf.float32)
+    if audio.shape.rank == 2:
+        audio = tf.reduce_mean(audio, axis=-1)
+    elif audio.shape.rank != 1:
+        raise ValueError(f"Expected audio of shape [time] or [time, channels], got shape {audio.shape}.")
+    return audio
+
+
+def db_to_linear(decibels):
+    """Converts an amplitude ratio in dB to a linear factor."""
+    return 10.0 ** (decibels / 20.0)
+
+
+@gin.configurable
+def loudness_normalization(samples: tf.Tensor, target_db: float = 15.0,
+                           max_gain_db: float = 30.0) -> tf.Tensor:
+    """Scales a waveform so that its standard deviation is `target_db` dB.
+
+    gain = min(10^(max_gain_db/20), 10^(target_db/20) / (std(samples) + 1e-9)),
+    the rule of the original LEAF pipeline. The gain cap keeps near-silent clips
+    (e.g. Speech Commands `_silence_`) from being amplified into loud noise.
+
+    Args:
+        samples: float waveform [time].
+        target_db: target level of the standard deviation, in dB (15 dB → 5.62).
+        max_gain_db: largest gain ever applied, in dB.
+
+    Returns:
+        The scaled waveform, same shape.
+    """
+    std = tf.math.reduce_std(samples) + 1e-9
+    gain = tf.minimum(db_to_linear(max_gain_db), db_to_linear(target_db) / std)
+    return gain * samples
+
+
+def pad_to_length(samples: tf.Tensor, min_length: int) -> tf.Tensor:
+    """Zero-pads a waveform [time] at the end to at least `min_length` samples."""
+    pad = tf.maximum(min_length - tf.shape(samples)[0], 0)
+    return tf.pad(samples, [[0, pad]])
+
+
+def random_crop_or_pad(samples: tf.Tensor, length: int, seed: tf.Tensor) -> tf.Tensor:
+    """Pads [time] at the end to `length`, then takes a random window of `length`.
+
+    Args:
+        samples: float waveform [time].
+        length: output length in samples.
+        seed: int64/int32 tensor of shape [2], a stateless random seed, so the crop
+            is reproducible given the pipeline seed.
+
+    Returns:
+        float32 tensor of shape [length].
+    """
+    padded = pad_to_length(samples, length)
+    max_offset = tf.shape(padded)[0] - length
+    offset = tf.random.stateless_uniform([], seed=seed, minval=0, maxval=max_offset + 1,
+                                         dtype=tf.int32)
+    return tf.reshape(padded[offset:offset + length], [length])
+
+
+def batch_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Batches (waveform [time], label) pairs, grouping only clips of equal length.
+
+    Deterministic: for a deterministic input order the output is always the same.
+    A batch closes when it holds `batch_size` clips of one length; leftover clips of
+    every length are emitted at the end of the dataset as smaller batches.
+    """
+    return dataset.group_by_window(
+        key_func=lambda audio, label: tf.cast(tf.shape(audio)[0], tf.int64),
+        reduce_func=lambda _, window: window.batch(batch_size),
+        window_size=batch_size)
+
+
+def make_train_pipeline(dataset: tf.data.Dataset, batch_size: int, clip_length: int,
+                        loudness_normalize: bool, shuffle_buffer: int,
+                        seed: int) -> tf.data.Dataset:
+    """Shuffled, randomly cropped, batched training pipeline of (waveform, label).
+
+    Args:
+        dataset: unbatched (float waveform [time], label) pairs.
+        batch_size: batch size.
+        clip_length: training crop length in samples.
+        loudness_normalize: whether to apply `loudness_normalization`.
+        shuffle_buffer: shuffle buffer size (0 or 1 disables shuffling).
+        seed: seed of the shuffle and of the crops; each epoch reshuffles and
+            draws new crops, reproducibly.
+
+    Returns:
+        Dataset of (float32 [B, clip_length], label [B, ...]); one epoch.
+    """
+    if shuffle_buffer > 1:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    crop_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, crop_seeds))
+
+    def _crop(example, crop_seed):
+        audio, label = example
+        audio = random_crop_or_pad(audio, clip_length, crop_seed)
+        if loudness_normalize:
+            audio = loudness_normalization(audio)
+        return audio, label
+
+    dataset = dataset.map(_crop, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_pipeline(dataset: tf.data.Dataset, batch_size: int, min_length: int,
+                       loudness_normalize: bool) -> tf.data.Dataset:
+    """Deterministic evaluation pipeline on whole clips (see the module docstring).
+
+    Args:
+        dataset: unbatched (float waveform [time], label) pairs, in a fixed order.
+        batch_size: largest batch size; batches only hold clips of one length.
+        min_length: shorter clips are zero-padded at the end to this length (the
+            training clip length, which is always longer than the frontend window).
+        loudness_normalize: whether to apply `loudness_normalization`.
+
+    Returns:
+        Dataset of (float32 [B, T], label [B, ...]) where T varies across batches.
+    """
+    def _prepare(audio, label):
+        audio = pad_to_length(audio, min_length)
+        if loudness_normalize:
+            audio = loudness_normalization(audio)
+        return audio, label
+
+    options = tf.data.Options()
+    options.deterministic = True
+    dataset = dataset.with_options(options).map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return batch_by_length(dataset, batch_size).prefetch(tf.data.AUTOTUNE)

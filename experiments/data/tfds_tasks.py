@@ -1,0 +1,142 @@
+"""TFDS audio classification datasets known to `load_task`, by task name.
+
+Each entry says which TFDS dataset and splits a task reads, which (possibly nested,
+"a/b") feature is the label and which is the audio. Any other TFDS dataset with an
+`audio` and a `label` feature can be loaded as ``"tfds:<name>"``.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from experiments.data import preprocessing
+from experiments.data import resample as resample_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsTaskSpec:
+    """How to read one classification task from a TFDS dataset.
+
+    Attributes:
+        tfds_name: TFDS builder name, optionally with config ("nsynth/full").
+        splits: TFDS split names (slicing allowed) for train, validation, test.
+        label_key: label feature; "/" separates nested features.
+        audio_key: audio feature.
+        sample_rate: sample rate of the stored audio.
+        label_vocabulary: True if labels are raw ids (e.g. LibriSpeech speaker ids)
+            mapped to 0..N-1 in sorted order of the ids seen in the train split.
+        manual: True if TFDS needs a manual download (given via `manual_dir`).
+    """
+    tfds_name: str
+    splits: tuple = ("train", "validation", "test")
+    label_key: str = "label"
+    audio_key: str = "audio"
+    sample_rate: int = 16000
+    label_vocabulary: bool = False
+    manual: bool = False
+
+
+TFDS_TASKS = {
+    # Keyword spotting, 12 classes (10 words, _silence_, _unknown_).
+    "speech_commands": TfdsTaskSpec("speech_commands"),
+    # Emotion recognition, 6 classes.
+    "crema_d": TfdsTaskSpec("crema_d"),
+    # Language identification, 6 languages.
+    "voxforge": TfdsTaskSpec("voxforge"),
+    # Speaker identification, 1251 speakers (manual download).
+    "voxceleb": TfdsTaskSpec("voxceleb", manual=True),
+    # Musical pitch (128 MIDI pitches) and instrument family (11 classes).
+    "nsynth_pitch": TfdsTaskSpec("nsynth", ("train", "valid", "test"), label_key="pitch"),
+    "nsynth_instrument": TfdsTaskSpec("nsynth", ("train", "valid", "test"),
+                                      label_key="instrument/family"),
+    # Spoken digits, 10 classes; 8 kHz (resampled to 16 kHz), one split sliced 80/10/10.
+    "spoken_digit": TfdsTaskSpec("spoken_digit", ("train[:80%]", "train[80%:90%]", "train[90%:]"),
+                                 sample_rate=8000),
+    # Speaker identification on LibriSpeech train-clean-100 (251 speakers), utterances
+    # split 80/10/10 in TFDS order.
+    "librispeech_speakers": TfdsTaskSpec(
+        "librispeech", ("train_clean100[:80%]", "train_clean100[80%:90%]",
+                        "train_clean100[90%:]"),
+        label_key="speaker_id", audio_key="speech", label_vocabulary=True),
+}
+
+
+def _get_nested(example: dict, key: str):
+    for part in key.split("/"):
+        example = example[part]
+    return example
+
+
+def _nested_feature(features, key: str):
+    for part in key.split("/"):
+        features = features[part]
+    return features
+
+
+def resolve_spec(dataset: str) -> TfdsTaskSpec | None:
+    """Returns the spec of a task name from TFDS_TASKS or "tfds:<name>", else None."""
+    if dataset in TFDS_TASKS:
+        return TFDS_TASKS[dataset]
+    if dataset.startswith("tfds:"):
+        return TfdsTaskSpec(dataset[len("tfds:"):])
+    return None
+
+
+def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
+                manual_dir: str | None = None, download: bool = True):
+    """Reads a TFDS task's splits as unbatched (float32 [time], int32 label) datasets.
+
+    Args:
+        spec: the task.
+        data_dir: TFDS data directory (None = TFDS default).
+        target_rate: output sample rate; audio is resampled (integer ratios only).
+        manual_dir: manual download folder for datasets that need one.
+        download: let TFDS download and prepare the dataset if it is not prepared.
+
+    Returns:
+        (datasets dict with "train"/"validation"/"test", class_names tuple).
+    """
+    builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+    if download:
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        builder.download_and_prepare(download_config=config)
+    label_feature = _nested_feature(builder.info.features, spec.label_key)
+    if isinstance(label_feature, tfds.features.ClassLabel):
+        class_names = tuple(label_feature.names)
+        lookup = None
+    elif spec.label_vocabulary:
+        ids = builder.as_dataset(split=spec.splits[0], decoders=_skip_audio(spec),
+                                 shuffle_files=False)
+        vocabulary = sorted({int(_get_nested(x, spec.label_key)) for x in ids.as_numpy_iterator()})
+        class_names = tuple(str(v) for v in vocabulary)
+        lookup = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary, tf.int64),
+                                                tf.range(len(vocabulary), dtype=tf.int64)), -1)
+    else:
+        raise ValueError(
+            f"TFDS dataset {spec.tfds_name!r}: label feature {spec.label_key!r} is "
+            f"{type(label_feature).__name__}, not a ClassLabel.")
+
+    def _convert(example):
+        audio = preprocessing.to_float_waveform(_get_nested(example, spec.audio_key))
+        audio = resample_lib.resample(audio, spec.sample_rate, target_rate)
+        label = _get_nested(example, spec.label_key)
+        if lookup is not None:
+            label = lookup.lookup(tf.cast(label, tf.int64))
+        return audio, tf.cast(label, tf.int32)
+
+    datasets = {}
+    for name, split in zip(("train", "validation", "test"), spec.splits):
+        read_config = tfds.ReadConfig(shuffle_seed=0) if name == "train" else None
+        ds = builder.as_dataset(split=split, shuffle_files=(name == "train"),
+                                read_config=read_config)
+        datasets[name] = ds.map(_convert, num_parallel_calls=tf.data.AUTOTUNE)
+        if lookup is not None:
+            # Speakers never seen in training cannot be classified; drop them.
+            datasets[name] = datasets[name].filter(lambda audio, label: label >= 0)
+    return datasets, class_names
+
+
+def _skip_audio(spec: TfdsTaskSpec) -> dict:
+    return {spec.audio_key: tfds.decode.SkipDecoding()}
