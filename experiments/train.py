@@ -1,0 +1,188 @@
+"""Training loop: Keras `fit` with checkpoints, backups, TensorBoard and a NaN guard.
+
+Files written to the workdir:
+
+- ``checkpoints/last.weights.h5`` (+ ``last.json``) after every epoch,
+  ``checkpoints/best.weights.h5`` (+ ``best.json``) when the validation metric improves;
+- ``backup/``: `keras.callbacks.BackupAndRestore` state. Restarting the same command with
+  the same workdir resumes from the last completed epoch; it is deleted when training
+  finishes normally;
+- ``tensorboard/``: Keras's train/validation logs and, for LEAF, the learned Gabor center
+  frequencies and bandwidths in Hz (run ``gabor``);
+- ``training_log.csv``: one row per epoch (appended across restarts).
+"""
+
+import dataclasses
+import os
+
+from absl import logging
+import gin
+import keras
+import numpy as np
+
+from experiments import callbacks as callbacks_lib
+from experiments import configurables
+from experiments import distribution as distribution_lib
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` produced.
+
+    Attributes:
+        model: the trained model (weights of the last step).
+        history: the `keras.callbacks.History` of the fit call.
+        checkpoint_dir: directory of ``last.weights.h5`` / ``best.weights.h5``.
+        best_checkpoint: path of the best checkpoint (None if no epoch completed).
+        distribution: the `distribution.Distribution` used.
+        initial_epoch: the epoch training (re)started from (> 0 after a resume).
+    """
+
+    model: keras.Model
+    history: object
+    checkpoint_dir: str
+    best_checkpoint: str
+    distribution: object
+    initial_epoch: int = 0
+
+
+def loss_and_metrics(multi_label):
+    """The loss, metrics and monitored validation metric of a task type.
+
+    Single-label: softmax cross-entropy on logits, accuracy. Multi-label: sigmoid
+    binary cross-entropy on logits, multi-label ROC AUC.
+    """
+    if multi_label:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        metrics = [keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")]
+        return loss, metrics, "val_auc"
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return loss, ["sparse_categorical_accuracy"], "val_sparse_categorical_accuracy"
+
+
+def build_model(num_outputs, sample_rate, example_seconds=1.0):
+    """Builds the gin-configured AudioClassifier and creates its weights.
+
+    Args:
+        num_outputs: number of classes.
+        sample_rate: the task's sample rate; must match the frontend's.
+        example_seconds: length of the dummy waveform used to build the weights.
+
+    Returns:
+        The built model.
+
+    Raises:
+        ValueError: if the frontend expects another sample rate than the data has.
+    """
+    model = configurables.configurable("AudioClassifier")(num_outputs=num_outputs)
+    frontend = getattr(model, "frontend", None)
+    frontend_rate = getattr(frontend, "sample_rate", None)
+    if frontend_rate is not None and int(frontend_rate) != int(sample_rate):
+        raise ValueError(f"The frontend expects {frontend_rate} Hz audio but the dataset is "
+                         f"{sample_rate} Hz; set e.g. Leaf.sample_rate = {sample_rate} (and "
+                         "the initializers' sample_rate) in the gin config.")
+    # BackupAndRestore needs built weights before fit() to restore into them.
+    model(np.zeros((1, int(sample_rate * example_seconds)), np.float32), training=False)
+    return model
+
+
+@gin.configurable(denylist=["task", "workdir"])
+def train(task,
+          workdir,
+          num_epochs=10,
+          steps_per_epoch=None,
+          validation_steps=None,
+          learning_rate=1e-4,
+          strategy="default",
+          seed=0,
+          extra_callbacks=(),
+          backup_save_freq="epoch",
+          tensorboard_histogram_freq=0,
+          log_gabor_filters=True,
+          jit_compile="auto",
+          verbose="auto"):
+    """Trains the gin-configured AudioClassifier on `task`.
+
+    Args:
+        task: an `experiments.data.AudioTask`.
+        workdir: output directory (created if needed).
+        num_epochs: number of epochs.
+        steps_per_epoch: batches per epoch; None = one pass over ``task.train``. When
+            set, the training set is repeated so every epoch has this many batches.
+        validation_steps: batches of validation per epoch (None = all).
+        learning_rate: Adam's learning rate.
+        strategy: distribution strategy name, see `experiments.distribution`.
+        seed: seeds Python, NumPy and the backend (weights init, dropout, SpecAugment).
+        extra_callbacks: more Keras callbacks (e.g. the test-only `CrashAfterBatches`).
+        backup_save_freq: `BackupAndRestore` frequency: "epoch" or a number of batches.
+        tensorboard_histogram_freq: weight histograms every N epochs (0 = off).
+        log_gabor_filters: log LEAF's Gabor center frequencies/bandwidths (Hz).
+        jit_compile: passed to `model.compile`.
+        verbose: passed to `model.fit` ("auto" shows the progress bar).
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN/inf; the checkpoints on disk are those
+            of the last good epoch.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    distribution = distribution_lib.make_strategy(name=strategy)
+    loss, metrics, monitor = loss_and_metrics(task.multi_label)
+    with distribution.scope():
+        model = build_model(task.num_classes, task.sample_rate)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                      metrics=metrics, jit_compile=jit_compile)
+
+    # Non-chief workers of a multi-worker job write next to, not into, the chief's files.
+    outdir = workdir if distribution.is_chief else os.path.join(workdir, "non_chief_tmp")
+    checkpoint_dir = os.path.join(outdir, "checkpoints")
+    nan_guard = callbacks_lib.NaNGuard()
+    checkpointer = callbacks_lib.EpochCheckpoint(checkpoint_dir, monitor=monitor, mode="max",
+                                                 nan_guard=nan_guard)
+    backup = callbacks_lib.SafeBackupAndRestore(os.path.join(outdir, "backup"),
+                                                nan_guard=nan_guard,
+                                                save_freq=backup_save_freq,
+                                                double_checkpoint=True)
+    tensorboard_dir = os.path.join(outdir, "tensorboard")
+    callbacks = [
+        nan_guard,
+        backup,
+        checkpointer,
+        keras.callbacks.CSVLogger(os.path.join(outdir, "training_log.csv"), append=True),
+    ]
+    if keras.backend.backend() == "tensorflow":
+        callbacks.append(keras.callbacks.TensorBoard(
+            tensorboard_dir, histogram_freq=tensorboard_histogram_freq))
+    if log_gabor_filters:
+        callbacks.append(callbacks_lib.GaborTensorBoard(tensorboard_dir))
+    callbacks.extend(extra_callbacks)
+
+    train_data = task.train.repeat() if steps_per_epoch else task.train
+    history = model.fit(train_data,
+                        validation_data=task.validation,
+                        epochs=num_epochs,
+                        steps_per_epoch=steps_per_epoch,
+                        validation_steps=validation_steps,
+                        callbacks=callbacks,
+                        verbose=verbose)
+    initial_epoch = int(getattr(model, "_initial_epoch", 0) or 0)
+    best = checkpointer.best_path if os.path.exists(checkpointer.best_path) else None
+
+    if nan_guard.triggered:
+        epoch, batch = nan_guard.triggered_at
+        kept = (f"the last good checkpoint {checkpointer.last_path} was kept" if os.path.exists(
+            checkpointer.last_path) else "no epoch had completed, so there is no checkpoint")
+        raise TrainingDivergedError(
+            f"Training stopped: the loss became NaN or infinite at epoch {epoch + 1}, batch "
+            f"{batch + 1}; {kept}. Lower train.learning_rate (now {learning_rate}) or check "
+            "the input data for NaN/inf values.")
+    return TrainResult(model=model, history=history, checkpoint_dir=checkpoint_dir,
+                       best_checkpoint=best, distribution=distribution,
+                       initial_epoch=initial_epoch)
