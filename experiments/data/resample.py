@@ -49,3 +49,20 @@ def resample(samples: tf.Tensor, input_rate: int, output_rate: int) -> tf.Tensor
     filtered = tf.nn.conv1d(padded[None, :, None], kernel, stride=1, padding="VALID")[0, :, 0]
     output_length = (num_samples * up + down - 1) // down
     return filtered[::down][:output_length]
+
+
+def resample_numpy(samples: np.ndarray, input_rate: int, output_rate: int) -> np.ndarray:
+    """numpy twin of `resample` for Python-side decoding (same filter, same lengths)."""
+    if input_rate == output_rate:
+        return samples
+    if output_rate % input_rate and input_rate % output_rate:
+        raise ValueError(
+            f"Cannot resample {input_rate} Hz to {output_rate} Hz: only integer ratios are "
+            "supported; convert the audio beforehand (e.g. with sox or ffmpeg).")
+    up = max(output_rate // input_rate, 1)
+    down = max(input_rate // output_rate, 1)
+    taps = lowpass_taps(max(up, down)).astype(np.float64) * up
+    stuffed = np.zeros(len(samples) * up)
+    stuffed[::up] = samples
+    filtered = np.convolve(stuffed, taps, mode="same")
+    return filtered[::down][:(len(samples) * up + down - 1) // down]
