@@ -1,0 +1,34 @@
+"""leaf_keras: LEAF, the learnable audio frontend, as Keras 3 layers.
+
+Port of google-research/leaf-audio (Zeghidour et al., "LEAF: A Learnable
+Frontend for Audio Classification", ICLR 2021) that runs on the TensorFlow,
+JAX and PyTorch backends.
+"""
+
+from leaf_keras import utils
+from leaf_keras import impulse_responses
+from leaf_keras import melfilters
+from leaf_keras import initializers
+from leaf_keras import convolution
+from leaf_keras import pooling
+from leaf_keras import postprocessing
+from leaf_keras import frontend
+from leaf_keras import leaf_audio_weights
+
+from leaf_keras.convolution import (GaborConstraint, GaborConv1D,
+                                    NormalizedConv1D, SincConv1D, fft_conv1d,
+                                    overlap_add_conv1d)
+from leaf_keras.frontend import (Leaf, MelFilterbanks, MelPCEN, SincNet,
+                                 SincNetPlus, SquaredModulus,
+                                 TimeDomainFilterbanks)
+from leaf_keras.initializers import (GaborInit, LowpassInit, PreempInit,
+                                     SincInit)
+from leaf_keras.leaf_audio_weights import load_leaf_audio_weights
+from leaf_keras.pooling import (ChannelWiseLearnablePooling1D,
+                                GaussianLowpass, LearnablePooling1D,
+                                MaxPooling1D)
+from leaf_keras.postprocessing import (ExponentialMovingAverage,
+                                       InstanceNormalization, LogCompression,
+                                       PCENLayer, SpecAugment)
+
+__version__ = "0.1.0"

@@ -1,0 +1,565 @@
+"""Convolutions of the learnable frontends: Gabor, sinc and normalized filters.
+
+The filters of LEAF are long (401 taps for 25 ms at 16 kHz) and applied at
+stride 1, so `GaborConv1D` and `SincConv1D` convolve in the Fourier domain by
+default (`fft_conv1d`), which computes the same SAME-padded cross-correlation
+as `tf.nn.conv1d` up to float32 round-off, several times faster than a direct
+convolution. The direct convolution stays available (`implementation=
+"direct"`).
+
+Reference: Zeghidour et al., "LEAF: A Learnable Frontend for Audio
+Classification", ICLR 2021; Ravanelli & Bengio, "Speaker Recognition from Raw
+Waveform with SincNet", 2018.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from leaf_keras import impulse_responses
+from leaf_keras import utils
+
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+def _next_fast_length(n):
+    """Smallest 2^a 3^b 5^c >= n: FFT sizes that every backend handles fast."""
+    n = int(n)
+    best = 1 << max(n - 1, 0).bit_length()
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            value = power35
+            while value < n:
+                value *= 2
+            best = min(best, value)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
+def _same_padding(kernel_size):
+    """(left, right) padding of a stride-1 SAME convolution, TF's rule."""
+    left = (kernel_size - 1) // 2
+    return left, kernel_size - 1 - left
+
+
+def _to_float32(x):
+    """Upcasts half-precision tensors: backends' FFTs need float32."""
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    return (ops.cast(x, "float32"), dtype) if dtype in _HALF_DTYPES else (x,
+                                                                          dtype)
+
+
+def _check_conv_operands(inputs, filters, name):
+    if len(inputs.shape) != 3:
+        raise ValueError(f"{name} expects inputs [batch, time, 1], got shape "
+                         f"{tuple(inputs.shape)}.")
+    if len(filters.shape) != 3:
+        raise ValueError(f"{name} expects filters [kernel_size, 1, channels], "
+                         f"got shape {tuple(filters.shape)}.")
+    if inputs.shape[-1] is not None and inputs.shape[-1] != 1:
+        raise ValueError(f"{name} supports one input channel; got inputs of "
+                         f"shape {tuple(inputs.shape)}.")
+    if filters.shape[1] != 1:
+        raise ValueError(f"{name} supports one input channel; got filters of "
+                         f"shape {tuple(filters.shape)}.")
+
+
+def _complex_correlate(x_real, x_imag, h_real, h_imag):
+    """Spectrum of a correlation: X * conj(H), broadcast over channels."""
+    x_real = ops.expand_dims(x_real, 1)
+    x_imag = ops.expand_dims(x_imag, 1)
+    return (x_real * h_real + x_imag * h_imag,
+            x_imag * h_real - x_real * h_imag)
+
+
+def fft_conv1d(inputs, filters, fft_length=None):
+    """SAME-padded, stride-1 cross-correlation computed with one large FFT.
+
+    Equivalent to `tf.nn.conv1d(inputs, filters, 1, "SAME")` (TF's padding
+    rule: `(K - 1) // 2` zeros on the left), up to float32 round-off.
+    Unlike the original leaf-audio function of the same name, it returns the
+    output only and needs no power-of-two length.
+
+    Args:
+        inputs: float tensor `[batch, time, 1]`.
+        filters: float tensor `[kernel_size, 1, channels]`.
+        fft_length: optional FFT size `>= time + kernel_size - 1`; by default
+            the next 2^a 3^b 5^c size (or exactly that length when `time` is
+            only known at run time).
+
+    Returns:
+        A float tensor `[batch, time, channels]`.
+    """
+    inputs = ops.convert_to_tensor(inputs)
+    filters = ops.convert_to_tensor(filters)
+    _check_conv_operands(inputs, filters, "fft_conv1d")
+    inputs, dtype = _to_float32(inputs)
+    filters = ops.cast(filters, inputs.dtype)
+    kernel_size = filters.shape[0]
+    time = ops.shape(inputs)[1]
+    left, right = _same_padding(kernel_size)
+    signal = ops.pad(inputs[:, :, 0], [[0, 0], [left, right]])
+    if fft_length is None:
+        if isinstance(time, int):
+            fft_length = _next_fast_length(time + kernel_size - 1)
+        else:
+            fft_length = time + kernel_size - 1
+    x_real, x_imag = ops.rfft(signal, fft_length=fft_length)
+    h_real, h_imag = ops.rfft(ops.transpose(filters[:, 0, :]),
+                              fft_length=fft_length)
+    spectrum = _complex_correlate(x_real, x_imag, h_real, h_imag)
+    outputs = ops.irfft(spectrum, fft_length=fft_length)[:, :, :time]
+    return ops.cast(ops.transpose(outputs, (0, 2, 1)), dtype)
+
+
+def overlap_add_conv1d(inputs, filters, fft_length=4096):
+    """SAME-padded, stride-1 cross-correlation by FFT overlap-add.
+
+    The signal is cut into blocks of `fft_length - kernel_size + 1` samples,
+    each block is convolved with one FFT of size `fft_length`, and the block
+    outputs are added with their overlaps. Same result as `fft_conv1d`, with
+    memory linear in the signal length.
+
+    Args:
+        inputs: float tensor `[batch, time, 1]`.
+        filters: float tensor `[kernel_size, 1, channels]`.
+        fft_length: FFT size, at least `2 * kernel_size - 1`.
+
+    Returns:
+        A float tensor `[batch, time, channels]`.
+    """
+    inputs = ops.convert_to_tensor(inputs)
+    filters = ops.convert_to_tensor(filters)
+    _check_conv_operands(inputs, filters, "overlap_add_conv1d")
+    kernel_size = filters.shape[0]
+    if fft_length < 2 * kernel_size - 1:
+        raise ValueError(f"fft_length={fft_length} must be >= 2 * kernel_size "
+                         f"- 1 = {2 * kernel_size - 1}.")
+    inputs, dtype = _to_float32(inputs)
+    filters = ops.cast(filters, inputs.dtype)
+    block = fft_length - kernel_size + 1
+    batch = ops.shape(inputs)[0]
+    time = ops.shape(inputs)[1]
+    channels = filters.shape[2]
+    num_blocks = (time + block - 1) // block
+    signal = ops.pad(inputs[:, :, 0], [[0, 0], [0, num_blocks * block - time]])
+    blocks = ops.reshape(signal, (batch, num_blocks, block))
+    # A correlation is a convolution with the time-reversed filters.
+    reversed_filters = ops.flip(ops.transpose(filters[:, 0, :]), axis=1)
+    x_real, x_imag = ops.rfft(blocks, fft_length=fft_length)
+    h_real, h_imag = ops.rfft(reversed_filters, fft_length=fft_length)
+    # [batch, blocks, F] x [channels, F] -> [batch, channels, blocks, F].
+    x_real = ops.expand_dims(x_real, 1)
+    x_imag = ops.expand_dims(x_imag, 1)
+    h_real = h_real[:, None, :]
+    h_imag = h_imag[:, None, :]
+    full = ops.irfft((x_real * h_real - x_imag * h_imag,
+                      x_real * h_imag + x_imag * h_real), fft_length=fft_length)
+    # Each block's full convolution has block + K - 1 <= 2 * block samples:
+    # its head stays in place and its tail spills into the next block.
+    head = full[..., :block]
+    tail = ops.pad(full[..., block:block + kernel_size - 1],
+                   [[0, 0], [0, 0], [0, 0], [0, block - kernel_size + 1]])
+    zeros = ops.zeros_like(head[:, :, :1, :])
+    summed = (ops.concatenate([head, zeros], axis=2) +
+              ops.concatenate([zeros, tail], axis=2))
+    full_signal = ops.reshape(summed, (batch, channels, -1))
+    left, _ = _same_padding(kernel_size)
+    start = kernel_size - 1 - left
+    outputs = full_signal[:, :, start:start + time]
+    return ops.cast(ops.transpose(outputs, (0, 2, 1)), dtype)
+
+
+def _apply_conv(inputs, filters, strides, padding, implementation):
+    """Direct (`ops.conv`) or FFT convolution of [batch, time, 1] inputs."""
+    if implementation == "fft":
+        return fft_conv1d(inputs, filters)
+    if implementation == "overlap_add":
+        return overlap_add_conv1d(inputs, filters)
+    return ops.conv(inputs, ops.cast(filters, inputs.dtype), strides=strides,
+                    padding=padding)
+
+
+def _resolve_implementation(implementation, kernel_size, strides, padding):
+    if implementation not in ("auto", "direct", "fft", "overlap_add"):
+        raise ValueError(
+            f"implementation must be 'auto', 'direct', 'fft' or 'overlap_add', "
+            f"got {implementation!r}.")
+    fft_possible = strides == 1 and padding == "same"
+    if implementation == "auto":
+        return "fft" if fft_possible and kernel_size >= 32 else "direct"
+    if implementation != "direct" and not fft_possible:
+        raise ValueError(
+            f"implementation={implementation!r} needs strides=1 and "
+            f"padding='same', got strides={strides}, padding={padding!r}.")
+    return implementation
+
+
+def _check_padding(padding):
+    padding = str(padding).lower()
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
+    return padding
+
+
+def _check_single_channel(layer, input_shape):
+    if len(input_shape) != 3 or input_shape[-1] != 1:
+        raise ValueError(
+            f"{layer.__class__.__name__} expects inputs [batch, time, 1], got "
+            f"shape {tuple(input_shape)}.")
+
+
+def _conv_output_length(length, kernel_size, strides, padding):
+    if length is None:
+        return None
+    if padding == "same":
+        return (length + strides - 1) // strides
+    return max(length - kernel_size, -1) // strides + 1
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class GaborConstraint(keras.constraints.Constraint):
+    """Keeps Gabor parameters in a meaningful range.
+
+    The center frequency mu is clipped to [0, pi] and the standard deviation
+    sigma to [4 sqrt(2 ln 2) / pi, kernel_size sqrt(2 ln 2) / pi] samples,
+    i.e. the full width at half maximum of the frequency response stays
+    between 2 pi / kernel_size ... pi / 2 (Section 2.2 of
+    https://arxiv.org/abs/1711.01161).
+
+    Args:
+        kernel_size: filter length in samples.
+    """
+
+    def __init__(self, kernel_size):
+        self.kernel_size = int(kernel_size)
+
+    def __call__(self, kernel):
+        mu = ops.clip(kernel[:, 0], 0.0, math.pi)
+        sigma_lower = 4.0 * math.sqrt(2.0 * math.log(2.0)) / math.pi
+        sigma_upper = self.kernel_size * math.sqrt(2.0 * math.log(2.0)) / math.pi
+        sigma = ops.clip(kernel[:, 1], sigma_lower, sigma_upper)
+        return ops.stack([mu, sigma], axis=1)
+
+    def get_config(self):
+        return {"kernel_size": self.kernel_size}
+
+
+class _ParametricConv1D(keras.layers.Layer):
+    """Shared constructor/config of the parametric 1-D convolutions."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same",
+                 use_bias=False, kernel_initializer=None,
+                 kernel_regularizer=None, trainable=True,
+                 implementation="auto", name=None, **kwargs):
+        kwargs.pop("input_shape", None)  # accepted for original call sites
+        # Filters are built and convolved in float32 even under a mixed
+        # policy: Gabor/sinc filters and FFTs lose too much in half precision.
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        if int(filters) < 2 or int(filters) % 2:
+            raise ValueError(f"{self.__class__.__name__}: filters must be an "
+                             f"even number >= 2, got {filters}.")
+        if int(kernel_size) < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}.")
+        if int(strides) < 1:
+            raise ValueError(f"strides must be >= 1, got {strides}.")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.padding = _check_padding(padding)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.implementation = _resolve_implementation(
+            implementation, self.kernel_size, self.strides, self.padding)
+        self._implementation_arg = implementation
+
+    def _convolve(self, inputs, filters):
+        inputs, dtype = _to_float32(ops.convert_to_tensor(inputs))
+        outputs = _apply_conv(inputs, filters, self.strides, self.padding,
+                              self.implementation)
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, outputs.dtype)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer),
+            "implementation": self._implementation_arg,
+        })
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class GaborConv1D(_ParametricConv1D):
+    """Convolution with complex Gabor filters, 2 parameters per filter.
+
+    Filter k is `exp(-t^2 / (2 sigma_k^2)) exp(i mu_k t) / (sqrt(2 pi)
+    sigma_k)`, t = -(K // 2) .. (K + 1) // 2 - 1. The weight "kernel" of
+    shape `(filters // 2, 2)` holds (mu in radians per sample, sigma in
+    samples); `GaborConstraint` clips it inside `call` (the stored variable
+    may hold out-of-range values, as in the original) and is also attached to
+    the variable, so optimizers project it after each step like the original.
+
+    Args:
+        filters: number of real output channels, 2 per complex filter
+            (channel 2k is the real part of filter k, 2k + 1 its imaginary
+            part).
+        kernel_size: filter length K in samples.
+        strides: convolution stride.
+        padding: "same" or "valid".
+        use_bias: whether to add a bias per output channel.
+        kernel_initializer: initializer of the `(filters // 2, 2)` kernel,
+            e.g. `GaborInit`.
+        kernel_regularizer: optional regularizer of the kernel.
+        trainable: whether the Gabor parameters are learned.
+        sort_filters: if True, filters are sorted by center frequency.
+        implementation: "auto" (FFT for long stride-1 SAME kernels), "fft",
+            "overlap_add" or "direct".
+        name: layer name.
+
+    Input shape:
+        `(batch, time, 1)`.
+
+    Output shape:
+        `(batch, time, filters)` for SAME padding at stride 1.
+
+    Example:
+        >>> conv = GaborConv1D(80, 401, kernel_initializer=GaborInit(
+        ...     sample_rate=16000, min_freq=60.0, max_freq=7800.0))
+        >>> conv(np.zeros((2, 16000, 1), "float32")).shape  # (2, 16000, 80)
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same",
+                 use_bias=False, kernel_initializer=None,
+                 kernel_regularizer=None, trainable=True, sort_filters=False,
+                 implementation="auto", name=None, **kwargs):
+        if kernel_initializer is None:
+            from leaf_keras import initializers  # pylint: disable=g-import-not-at-top
+            kernel_initializer = initializers.GaborInit(
+                min_freq=60.0, max_freq=7800.0)
+        super().__init__(filters, kernel_size, strides, padding, use_bias,
+                         kernel_initializer, kernel_regularizer, trainable,
+                         implementation, name, **kwargs)
+        self.sort_filters = bool(sort_filters)
+        self.constraint = GaborConstraint(self.kernel_size)
+
+    def build(self, input_shape):
+        _check_single_channel(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.filters // 2, 2),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=self.constraint,
+            trainable=self.trainable, dtype="float32")
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,),
+                                        initializer="zeros", dtype="float32")
+
+    def clipped_kernel(self):
+        """The Gabor parameters as used: clipped, optionally sorted."""
+        kernel = self.constraint(ops.cast(self.kernel, "float32"))
+        if self.sort_filters:
+            kernel = ops.take(kernel, ops.argsort(kernel[:, 0]), axis=0)
+        return kernel
+
+    def filter_bank(self):
+        """Real convolution kernel `(kernel_size, 1, filters)` (interleaved)."""
+        real, imag = impulse_responses.gabor_filters(self.clipped_kernel(),
+                                                     self.kernel_size)
+        stacked = ops.reshape(ops.stack([real, imag], axis=1),
+                              (self.filters, self.kernel_size))
+        return ops.expand_dims(ops.transpose(stacked), 1)
+
+    def call(self, inputs):
+        return self._convolve(inputs, self.filter_bank())
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],
+                _conv_output_length(input_shape[1], self.kernel_size,
+                                    self.strides, self.padding), self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config["sort_filters"] = self.sort_filters
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class SincConv1D(_ParametricConv1D):
+    """Convolution with Hamming-windowed sinc band-pass filters (SincNet).
+
+    The weight "kernel" `(filters // 2, 2)` holds (lower cutoff, band width)
+    in Hz. As in the original: `low = min_low_hz + |kernel[:, 0]|`,
+    `high = clip(low + min_band_hz + |kernel[:, 1]|, min_low_hz,
+    sample_rate / 2)`, the band-pass is normalized to a peak of 1 and
+    multiplied by the Hamming window `0.54 - 0.46 cos(2 pi n / K)`.
+
+    Note on `sample_rate`: the original layer builds its filters with
+    `sinc_filters(...)` at that function's default rate of 16000 Hz, and the
+    original frontends never pass a rate to the layer (whose default is also
+    16000). This port keeps that: `sample_rate` (default 16000) sets both
+    the Nyquist clip and the time axis of the filters, and `SincNet` /
+    `SincNetPlus` leave it at 16000 whatever their own `sample_rate`, so the
+    parameters are "Hz at 16 kHz" (i.e. a normalized frequency times 16000).
+
+    Like the original, `filters` counts the channels of a complex
+    convolution: the layer produces `filters // 2` real output channels.
+
+    Args:
+        filters: twice the number of band-pass filters.
+        kernel_size: filter length in samples (odd).
+        strides: convolution stride.
+        padding: "same" or "valid".
+        use_bias: whether to add a bias per output channel.
+        kernel_initializer: initializer of the kernel, e.g. `SincInit`.
+        kernel_regularizer: optional regularizer of the kernel.
+        trainable: whether the cutoffs are learned.
+        sample_rate: rate (Hz) of the filters' time axis, see above.
+        min_low_hz: minimum lower cutoff frequency.
+        min_band_hz: minimum band width.
+        implementation: "auto", "fft", "overlap_add" or "direct".
+        name: layer name.
+
+    Input shape:
+        `(batch, time, 1)`.
+
+    Output shape:
+        `(batch, time, filters // 2)` for SAME padding at stride 1.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same",
+                 use_bias=False, kernel_initializer=None,
+                 kernel_regularizer=None, trainable=True, sample_rate=16000,
+                 min_low_hz=50.0, min_band_hz=50.0, implementation="auto",
+                 name=None, **kwargs):
+        if kernel_initializer is None:
+            from leaf_keras import initializers  # pylint: disable=g-import-not-at-top
+            kernel_initializer = initializers.SincInit()
+        super().__init__(filters, kernel_size, strides, padding, use_bias,
+                         kernel_initializer, kernel_regularizer, trainable,
+                         implementation, name, **kwargs)
+        if self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"SincConv1D needs an odd kernel_size, got {kernel_size}.")
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
+        self.sample_rate = sample_rate
+        self.min_low_hz = float(min_low_hz)
+        self.min_band_hz = float(min_band_hz)
+        self._window = utils.window(utils.WindowType.HAMMING,
+                                    self.kernel_size).astype(np.float32)
+
+    def build(self, input_shape):
+        _check_single_channel(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.filters // 2, 2),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, trainable=self.trainable,
+            dtype="float32")
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters // 2,),
+                                        initializer="zeros", dtype="float32")
+
+    def band_edges(self):
+        """(low, high) cutoffs in Hz after the abs/min/clip rules."""
+        kernel = ops.cast(self.kernel, "float32")
+        low = self.min_low_hz + ops.abs(kernel[:, 0])
+        high = ops.clip(low + self.min_band_hz + ops.abs(kernel[:, 1]),
+                        self.min_low_hz, self.sample_rate / 2.0)
+        return low, high
+
+    def filter_bank(self):
+        """Real convolution kernel `(kernel_size, 1, filters // 2)`."""
+        low, high = self.band_edges()
+        filters = impulse_responses.sinc_filters(
+            low[None, :], high[None, :], self.kernel_size, self.sample_rate)
+        filters = filters * ops.convert_to_tensor(self._window[:, None])
+        return ops.expand_dims(filters, 1)
+
+    def call(self, inputs):
+        return self._convolve(inputs, self.filter_bank())
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],
+                _conv_output_length(input_shape[1], self.kernel_size,
+                                    self.strides, self.padding),
+                self.filters // 2)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"sample_rate": self.sample_rate,
+                       "min_low_hz": self.min_low_hz,
+                       "min_band_hz": self.min_band_hz})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class NormalizedConv1D(_ParametricConv1D):
+    """A 1-D convolution whose filters are kept at unit L2 norm.
+
+    The weight "kernel" `(kernel_size, 1, filters)` is divided by its L2 norm
+    over the time axis (`keras.constraints.UnitNorm(axis=0)`) inside `call`.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: filter length.
+        strides: convolution stride.
+        padding: "same" or "valid".
+        use_bias: whether to add a bias per output channel.
+        kernel_initializer: initializer of the kernel.
+        kernel_regularizer: optional regularizer of the kernel.
+        trainable: whether the filters are learned.
+        implementation: "auto", "fft", "overlap_add" or "direct".
+        name: layer name.
+
+    Input shape:
+        `(batch, time, 1)`.
+
+    Output shape:
+        `(batch, frames, filters)`.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same",
+                 use_bias=False, kernel_initializer="glorot_uniform",
+                 kernel_regularizer=None, trainable=True,
+                 implementation="auto", name=None, **kwargs):
+        super().__init__(2 * int(filters), kernel_size, strides, padding,
+                         use_bias, kernel_initializer, kernel_regularizer,
+                         trainable, implementation, name, **kwargs)
+        self.filters = int(filters)
+        self.constraint = keras.constraints.UnitNorm(axis=0)
+
+    def build(self, input_shape):
+        _check_single_channel(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, 1, self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=self.constraint,
+            trainable=self.trainable, dtype="float32")
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,),
+                                        initializer="zeros", dtype="float32")
+
+    def call(self, inputs):
+        kernel = self.constraint(ops.cast(self.kernel, "float32"))
+        return self._convolve(inputs, kernel)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],
+                _conv_output_length(input_shape[1], self.kernel_size,
+                                    self.strides, self.padding), self.filters)

@@ -1,0 +1,305 @@
+"""Pooling layers of the learnable frontends (downsampling in time).
+
+All poolings follow TensorFlow's padding conventions so that their output
+matches the original leaf-audio code on every backend: SAME means
+`ceil(time / strides)` frames with `pad_total = max((frames - 1) * strides +
+kernel_size - time, 0)` and `pad_total // 2` zeros on the left.
+
+Reference: Zeghidour et al., "LEAF: A Learnable Frontend for Audio
+Classification", ICLR 2021, Section 3.2 (Gaussian lowpass pooling).
+"""
+
+import keras
+from keras import ops
+
+from leaf_keras import impulse_responses
+
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+def same_padding(time, kernel_size, strides):
+    """TF SAME padding `(left, right)` for a time axis (int or tensor)."""
+    frames = (time + strides - 1) // strides
+    pad_total = (frames - 1) * strides + kernel_size - time
+    if isinstance(pad_total, int):
+        pad_total = max(pad_total, 0)
+    else:
+        pad_total = ops.maximum(pad_total, 0)
+    left = pad_total // 2
+    return left, pad_total - left
+
+
+def pad_same(inputs, kernel_size, strides, constant_values=0.0):
+    """Pads `[batch, time, channels]` on the time axis, TF's SAME rule."""
+    left, right = same_padding(ops.shape(inputs)[1], kernel_size, strides)
+    return ops.pad(inputs, [[0, 0], [left, right], [0, 0]],
+                   constant_values=constant_values)
+
+
+def output_length(length, kernel_size, strides, padding):
+    """Number of frames of a pooling, `None` when the length is unknown."""
+    if length is None:
+        return None
+    if padding == "same":
+        return (length + strides - 1) // strides
+    return max(length - kernel_size, -1) // strides + 1
+
+
+def _check_padding(padding):
+    padding = str(padding).lower()
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
+    return padding
+
+
+def _check_rank3(layer, input_shape):
+    if len(input_shape) != 3 or input_shape[-1] is None:
+        raise ValueError(
+            f"{layer.__class__.__name__} expects inputs [batch, time, "
+            f"channels] with a known channel count, got {tuple(input_shape)}.")
+
+
+class _Pooling1D(keras.layers.Layer):
+    """Constructor arguments shared with the original poolings."""
+
+    def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None,
+                 trainable=False, name="learnable_pooling", **kwargs):
+        # Pooling filters and sums stay float32 under a mixed policy.
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        if int(kernel_size) < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}.")
+        if int(strides) < 1:
+            raise ValueError(f"strides must be >= 1, got {strides}.")
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.padding = _check_padding(padding)
+        # use_bias is accepted for compatibility; like the original, no
+        # pooling adds a bias.
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def _float32(self, inputs):
+        inputs = ops.convert_to_tensor(inputs)
+        if keras.backend.standardize_dtype(inputs.dtype) in _HALF_DTYPES:
+            inputs = ops.cast(inputs, "float32")
+        return inputs
+
+    def _depthwise(self, inputs, kernel, padding):
+        """Strided depthwise correlation; kernel `(K, channels, 1)`."""
+        inputs = self._float32(inputs)
+        if padding == "same":
+            inputs = pad_same(inputs, self.kernel_size, self.strides)
+        outputs = ops.depthwise_conv(inputs, ops.cast(kernel, inputs.dtype),
+                                     strides=self.strides, padding="valid")
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],
+                output_length(input_shape[1], self.kernel_size, self.strides,
+                              self.padding), input_shape[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer),
+        })
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class GaussianLowpass(_Pooling1D):
+    """Depthwise Gaussian lowpass pooling with a learnable width per channel.
+
+    Channel c is filtered by `exp(-0.5 ((n - (K-1)/2) / (sigma_c (K-1)/2))^2)`
+    (not normalized), sigma clipped to [2 / K, 0.5], then downsampled by
+    `strides`. The weight "kernel" `(1, 1, channels, 1)` holds sigma; the
+    initializer `keras.initializers.Constant(0.4)` approximates a Hanning
+    window. Only the strided outputs are computed.
+
+    Args:
+        kernel_size: filter length K.
+        strides: downsampling factor.
+        padding: "same" (TF's rule) or "valid".
+        use_bias: ignored (kept for the original signature).
+        kernel_initializer: initializer of sigma.
+        kernel_regularizer: optional regularizer of sigma.
+        trainable: whether sigma is learned.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`.
+
+    Output shape:
+        `(batch, ceil(time / strides), channels)` with SAME padding.
+
+    Example:
+        >>> pool = GaussianLowpass(401, 160, kernel_initializer=
+        ...     keras.initializers.Constant(0.4), trainable=True)
+        >>> pool(np.ones((2, 16000, 40), "float32")).shape  # (2, 100, 40)
+    """
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(1, 1, input_shape[2], 1),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, trainable=self.trainable,
+            dtype="float32")
+
+    def lowpass_filters(self):
+        """Pooling filters `(kernel_size, channels)`."""
+        window = impulse_responses.gaussian_lowpass(
+            ops.cast(self.kernel, "float32"), self.kernel_size)
+        return window[0, :, :, 0]
+
+    def call(self, inputs):
+        kernel = ops.expand_dims(self.lowpass_filters(), -1)
+        return self._depthwise(inputs, kernel, self.padding)
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class LearnablePooling1D(_Pooling1D):
+    """Pooling with one learnable filter shared by all channels.
+
+    The weight "kernel" `(1, kernel_size, 1, 1)` (the original's Conv2D
+    kernel) is applied to every channel. Like the original, the pooling is
+    always VALID: `padding` is accepted for signature compatibility and
+    ignored (the original passes `padding="valid"` to its Conv2D).
+
+    Args:
+        kernel_size: filter length.
+        strides: downsampling factor.
+        padding: ignored, see above.
+        use_bias: ignored.
+        kernel_initializer: initializer, e.g. `LowpassInit`.
+        kernel_regularizer: optional regularizer.
+        trainable: whether the filter is learned.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`.
+
+    Output shape:
+        `(batch, (time - kernel_size) // strides + 1, channels)`.
+    """
+
+    def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None,
+                 trainable=False, name="learnable_pooling", **kwargs):
+        super().__init__(kernel_size, strides, padding, use_bias,
+                         kernel_initializer, kernel_regularizer, trainable,
+                         name, **kwargs)
+        self._padding_arg = self.padding
+        self.padding = "valid"
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(1, self.kernel_size, 1, 1),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, trainable=self.trainable,
+            dtype="float32")
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        kernel = ops.reshape(ops.cast(self.kernel, "float32"),
+                             (self.kernel_size, 1, 1))
+        kernel = ops.broadcast_to(kernel, (self.kernel_size, channels, 1))
+        return self._depthwise(inputs, kernel, "valid")
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = self._padding_arg
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class ChannelWiseLearnablePooling1D(_Pooling1D):
+    """Pooling with one learnable filter per channel (depthwise).
+
+    The weight "kernel" `(kernel_size, 1, channels)` holds the filter of each
+    channel; initialize it with `LowpassInit` to start from a window.
+
+    Args:
+        kernel_size: filter length.
+        strides: downsampling factor.
+        padding: "same" (TF's rule) or "valid".
+        use_bias: ignored.
+        kernel_initializer: initializer, e.g. `LowpassInit`.
+        kernel_regularizer: optional regularizer.
+        trainable: whether the filters are learned.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`.
+
+    Output shape:
+        `(batch, frames, channels)`.
+    """
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, 1, input_shape[2]),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, trainable=self.trainable,
+            dtype="float32")
+
+    def call(self, inputs):
+        kernel = ops.transpose(ops.cast(self.kernel, "float32"), (0, 2, 1))
+        return self._depthwise(inputs, kernel, self.padding)
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class MaxPooling1D(_Pooling1D):
+    """Max pooling in time with the original's constructor arguments.
+
+    SAME padding follows TF (padded positions never win the max), on every
+    backend. `use_bias`, `kernel_initializer`, `kernel_regularizer` and
+    `trainable` are accepted and unused, as in the original.
+
+    Args:
+        kernel_size: pooling window.
+        strides: downsampling factor.
+        padding: "same" or "valid".
+        use_bias: unused.
+        kernel_initializer: unused.
+        kernel_regularizer: unused.
+        trainable: unused.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`.
+
+    Output shape:
+        `(batch, frames, channels)`.
+    """
+
+    def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None,
+                 trainable=False, name="frontend_max_pooling", **kwargs):
+        super().__init__(kernel_size, strides, padding, use_bias,
+                         kernel_initializer, kernel_regularizer, trainable,
+                         name, **kwargs)
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+
+    def call(self, inputs):
+        inputs = self._float32(inputs)
+        if self.padding == "same":
+            inputs = pad_same(inputs, self.kernel_size, self.strides,
+                              constant_values=float("-inf"))
+        outputs = ops.max_pool(inputs, pool_size=self.kernel_size,
+                               strides=self.strides, padding="valid")
+        return ops.cast(outputs, self.compute_dtype)

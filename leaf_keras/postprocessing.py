@@ -1,0 +1,348 @@
+"""Compression and normalization of filterbank energies.
+
+`PCENLayer` is the per-channel energy normalization of Wang et al. (2017,
+https://arxiv.org/abs/1607.05666) as used by LEAF (Zeghidour et al., ICLR
+2021, Section 3.3); its smoother `ExponentialMovingAverage` is a linear
+recurrence, evaluated here with a parallel associative scan instead of the
+original's sequential `tf.scan` (same values, exact gradients).
+"""
+
+import keras
+from keras import ops
+
+from leaf_keras.spec_augment import SpecAugment  # re-exported, see __all__
+
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+def _float32(inputs):
+    inputs = ops.convert_to_tensor(inputs)
+    if keras.backend.standardize_dtype(inputs.dtype) in _HALF_DTYPES:
+        inputs = ops.cast(inputs, "float32")
+    return inputs
+
+
+def _check_rank3(layer, input_shape):
+    if len(input_shape) != 3 or input_shape[-1] is None:
+        raise ValueError(
+            f"{layer.__class__.__name__} expects inputs [batch, time, "
+            f"channels] with a known channel count, got {tuple(input_shape)}.")
+
+
+def _combine_linear_recurrence(earlier, later):
+    """Composes two steps `s -> a s + b` of a first-order linear recurrence."""
+    a_earlier, b_earlier = earlier
+    a_later, b_later = later
+    return a_earlier * a_later, a_later * b_earlier + b_later
+
+
+def linear_recurrence(decay, inputs, axis=1):
+    """All states of `s_t = decay_t * s_{t-1} + inputs_t`, `s_{-1} = 0`.
+
+    Evaluated with `keras.ops.associative_scan` in O(log T) parallel steps.
+
+    Args:
+        decay: tensor broadcastable to `inputs`.
+        inputs: float tensor.
+        axis: the time axis.
+
+    Returns:
+        A tensor shaped like `inputs`.
+    """
+    decay = ops.broadcast_to(decay, ops.shape(inputs))
+    _, states = ops.associative_scan(_combine_linear_recurrence,
+                                     (decay, inputs), axis=axis)
+    return states
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class ExponentialMovingAverage(keras.layers.Layer):
+    """Exponential moving average over time, per channel or shared.
+
+    `s_t = w x_t + (1 - w) s_{t-1}` with `s_{-1} = initial_state` (by default
+    the first frame, so `s_0 = x_0`), `w` the weight "smooth" clipped to
+    [0, 1].
+
+    Args:
+        coeff_init: initial smoothing coefficient w.
+        per_channel: if True, one coefficient per channel (weight shape
+            `(channels,)`), else one shared coefficient (shape `(1,)`).
+        trainable: whether w is learned.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`.
+
+    Output shape:
+        Same as the input.
+    """
+
+    def __init__(self, coeff_init=0.04, per_channel=False, trainable=False,
+                 name="EMA", **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, **kwargs)
+        coeff_init = float(coeff_init)
+        if not 0.0 <= coeff_init <= 1.0:
+            raise ValueError(f"coeff_init must be in [0, 1], got {coeff_init}.")
+        self.coeff_init = coeff_init
+        self.per_channel = bool(per_channel)
+        self.learn_coeff = bool(trainable)
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+        self.smooth = self.add_weight(
+            name="smooth",
+            shape=(input_shape[-1],) if self.per_channel else (1,),
+            initializer=keras.initializers.Constant(self.coeff_init),
+            trainable=self.learn_coeff, dtype="float32")
+
+    def call(self, inputs, initial_state=None):
+        inputs = _float32(inputs)
+        weight = ops.clip(ops.cast(self.smooth, inputs.dtype), 0.0, 1.0)
+        if initial_state is None:
+            initial_state = inputs[:, 0, :]
+        initial_state = ops.cast(initial_state, inputs.dtype)
+        # Fold the initial state into the first input so the recurrence
+        # starts from zero: s_0 = w x_0 + (1 - w) s_{-1}.
+        driven = weight * inputs
+        first = driven[:, :1, :] + (1.0 - weight) * initial_state[:, None, :]
+        driven = ops.concatenate([first, driven[:, 1:, :]], axis=1)
+        states = linear_recurrence(1.0 - weight, driven, axis=1)
+        return ops.cast(states, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"coeff_init": self.coeff_init,
+                       "per_channel": self.per_channel,
+                       "trainable": self.learn_coeff})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class PCENLayer(keras.layers.Layer):
+    """Per-Channel Energy Normalization (fixed or learnable).
+
+    `PCEN(x) = (x / (floor + M)^alpha + delta)^(1/root) - delta^(1/root)`,
+    M the exponential moving average of x over time (initial state: the
+    first frame), `alpha = min(alpha, 1)`, `root = max(root, 1)`.
+
+    Weights: "alpha", "delta", "root" of shape `(channels,)` (trainable if
+    `trainable`), and the smoother's "smooth" coefficient. With
+    `learn_smooth_coef=True` the smoother is an `ExponentialMovingAverage`
+    whose coefficient is always trained (per channel if
+    `per_channel_smooth_coef`), as in the original. With
+    `learn_smooth_coef=False` the coefficient is fixed (a non-trainable
+    per-channel "smooth" weight equal to `smooth_coef`); the original
+    implemented that fixed smoother as a SimpleRNN with identity kernels
+    scaled by `smooth_coef` and `1 - smooth_coef`, which computes the same
+    thing (`leaf_audio_weights` converts those kernels).
+
+    Args:
+        alpha: exponent of the smoother in the denominator.
+        smooth_coef: smoothing coefficient of the moving average.
+        delta: bias added before the root compression.
+        root: inverse exponent of the compression (r in the paper).
+        floor: offset added to the smoother (avoids division by zero).
+        trainable: whether alpha, delta and root are learned.
+        learn_smooth_coef: whether the smoothing coefficient is learned.
+        per_channel_smooth_coef: one learned coefficient per channel.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`, non-negative energies.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+        >>> pcen = PCENLayer(alpha=0.96, smooth_coef=0.04, delta=2.0,
+        ...                  floor=1e-12, trainable=True,
+        ...                  learn_smooth_coef=True,
+        ...                  per_channel_smooth_coef=True)
+        >>> pcen(np.ones((2, 100, 40), "float32")).shape  # (2, 100, 40)
+    """
+
+    def __init__(self, alpha=0.96, smooth_coef=0.04, delta=2.0, root=2.0,
+                 floor=1e-6, trainable=False, learn_smooth_coef=False,
+                 per_channel_smooth_coef=False, name="PCEN", **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, **kwargs)
+        if floor <= 0:
+            raise ValueError(f"floor must be positive, got {floor}.")
+        self.alpha_init = float(alpha)
+        self.smooth_coef = float(smooth_coef)
+        self.delta_init = float(delta)
+        self.root_init = float(root)
+        self.floor = float(floor)
+        self.learn_params = bool(trainable)
+        self.learn_smooth_coef = bool(learn_smooth_coef)
+        self.per_channel_smooth_coef = bool(per_channel_smooth_coef)
+        if self.learn_smooth_coef:
+            self.ema = ExponentialMovingAverage(
+                coeff_init=self.smooth_coef,
+                per_channel=self.per_channel_smooth_coef, trainable=True)
+        else:
+            self.ema = ExponentialMovingAverage(
+                coeff_init=self.smooth_coef, per_channel=True, trainable=False)
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+        channels = input_shape[-1]
+
+        def constant_weight(weight_name, value):
+            return self.add_weight(
+                name=weight_name, shape=(channels,),
+                initializer=keras.initializers.Constant(value),
+                trainable=self.learn_params, dtype="float32")
+
+        self.alpha = constant_weight("alpha", self.alpha_init)
+        self.delta = constant_weight("delta", self.delta_init)
+        self.root = constant_weight("root", self.root_init)
+        self.ema.build(input_shape)
+
+    def call(self, inputs):
+        inputs = _float32(inputs)
+        alpha = ops.minimum(ops.cast(self.alpha, inputs.dtype), 1.0)
+        root = ops.maximum(ops.cast(self.root, inputs.dtype), 1.0)
+        delta = ops.cast(self.delta, inputs.dtype)
+        smoother = ops.cast(self.ema(inputs), inputs.dtype)
+        one_over_root = 1.0 / root
+        outputs = (ops.power(inputs / ops.power(self.floor + smoother, alpha) +
+                             delta, one_over_root) -
+                   ops.power(delta, one_over_root))
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "alpha": self.alpha_init,
+            "smooth_coef": self.smooth_coef,
+            "delta": self.delta_init,
+            "root": self.root_init,
+            "floor": self.floor,
+            "trainable": self.learn_params,
+            "learn_smooth_coef": self.learn_smooth_coef,
+            "per_channel_smooth_coef": self.per_channel_smooth_coef,
+        })
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class LogCompression(keras.layers.Layer):
+    """`log(x + log_offset)`, the compression of mel filterbanks.
+
+    Args:
+        log_offset: offset added before the logarithm.
+        name: layer name.
+
+    Input shape:
+        Any; non-negative energies.
+
+    Output shape:
+        Same as the input.
+    """
+
+    def __init__(self, log_offset=1e-5, name="log_compression", **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, **kwargs)
+        if log_offset <= 0:
+            raise ValueError(f"log_offset must be positive, got {log_offset}.")
+        self.log_offset = float(log_offset)
+
+    def call(self, inputs):
+        inputs = _float32(inputs)
+        return ops.cast(ops.log(inputs + self.log_offset), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["log_offset"] = self.log_offset
+        return config
+
+
+@keras.saving.register_keras_serializable(package="leaf_keras")
+class InstanceNormalization(keras.layers.Layer):
+    """Normalizes each channel of each example over time.
+
+    `(x - mean_t(x)) / sqrt(var_t(x) + epsilon) * gamma + beta`, with
+    per-channel "gamma" and "beta": what `tfa.layers.InstanceNormalization(
+    axis=2)` computes on `[batch, time, channels]`.
+
+    Args:
+        epsilon: added to the variance.
+        center: whether to learn the offset beta.
+        scale: whether to learn the scale gamma.
+        beta_initializer: initializer of beta.
+        gamma_initializer: initializer of gamma.
+        name: layer name.
+
+    Input shape:
+        `(batch, time, channels)`.
+
+    Output shape:
+        Same as the input.
+    """
+
+    def __init__(self, epsilon=1e-6, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 name="tfbanks_instancenorm", **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, **kwargs)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+
+    def build(self, input_shape):
+        _check_rank3(self, input_shape)
+        channels = input_shape[-1]
+        self.gamma = (self.add_weight(name="gamma", shape=(channels,),
+                                      initializer=self.gamma_initializer,
+                                      dtype="float32")
+                      if self.scale else None)
+        self.beta = (self.add_weight(name="beta", shape=(channels,),
+                                     initializer=self.beta_initializer,
+                                     dtype="float32")
+                     if self.center else None)
+
+    def call(self, inputs):
+        inputs = _float32(inputs)
+        mean = ops.mean(inputs, axis=1, keepdims=True)
+        variance = ops.mean(ops.square(inputs - mean), axis=1, keepdims=True)
+        outputs = (inputs - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            outputs = outputs * ops.cast(self.gamma, outputs.dtype)
+        if self.beta is not None:
+            outputs = outputs + ops.cast(self.beta, outputs.dtype)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": keras.initializers.serialize(
+                self.beta_initializer),
+            "gamma_initializer": keras.initializers.serialize(
+                self.gamma_initializer),
+        })
+        return config
+
+
+__all__ = [
+    "ExponentialMovingAverage", "InstanceNormalization", "LogCompression",
+    "PCENLayer", "SpecAugment", "linear_recurrence",
+]
