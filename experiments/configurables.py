@@ -9,9 +9,11 @@ Importing this module registers, under their plain class names:
 - a few Keras layers, losses, regularizers, initializers and applications under
   ``keras.layers``, ``keras.losses``, ... (e.g. ``@pooling/keras.initializers.Constant()``).
 
-``gin.external_configurable`` is used (never ``import gin.tf``, which fails on
-TensorFlow >= 2.16). Instances it creates are of the original classes, so models built
-from a config save to ``.keras`` files and reload without gin.
+leaf_keras classes are decorated in place (like ``@gin.configurable`` on their
+definitions in the original), Keras classes with ``gin.external_configurable``; never
+``import gin.tf``, which fails on TensorFlow >= 2.16. Either way the objects built are
+of the original classes, so models built from a config save to ``.keras`` files and
+reload without gin.
 
 Keras layers take ``**kwargs``, so gin alone accepts any parameter name for them
 (``Leaf.n_filtres = 40`` would only fail when the layer is built, after the data was
@@ -25,6 +27,7 @@ import inspect
 
 from absl import logging
 import gin
+import keras
 
 # (python module, gin module, names). Names missing from a module are skipped, so a
 # config that uses them fails with gin's own "No configurable matching" error.
@@ -68,11 +71,28 @@ _KERAS_CONFIGURABLES = {
 _REGISTERED = {}
 
 
-def _register(obj, name, module):
+def _register(obj, name, module, in_place=False):
+    """Registers `obj` with gin as ``module.name``.
+
+    ``in_place=True`` decorates the class itself, as ``@gin.configurable`` on its
+    definition would: bindings then also apply when leaf_keras builds it internally
+    (``ConvBlock.dropout`` reaches the blocks that ``ConvNet`` creates, ``SpecAugment.*``
+    the layer that ``Leaf(spec_augment=True)`` creates), and through ``super().__init__``
+    (``Leaf.n_filters`` also sets SincNet's), exactly like the original's gin setup.
+    Keras inspects ``__init__`` with ``inspect.getfullargspec``, which does not follow
+    ``__wrapped__``, so the original signature is copied onto gin's wrapper.
+    """
     key = f"{module}.{name}"
     if key in _REGISTERED:
         return _REGISTERED[key]
-    wrapper = gin.external_configurable(obj, name=name, module=module)
+    if in_place and inspect.isclass(obj):
+        original_init = obj.__init__
+        gin.configurable(name, module=module)(obj)
+        if obj.__init__ is not original_init:
+            obj.__init__.__signature__ = inspect.signature(original_init)
+        wrapper = obj
+    else:
+        wrapper = gin.external_configurable(obj, name=name, module=module)
     _REGISTERED[key] = wrapper
     return wrapper
 
@@ -91,7 +111,7 @@ def register_all():
             continue
         for name in names:
             if hasattr(module, name):
-                _register(getattr(module, name), name, gin_module)
+                _register(getattr(module, name), name, gin_module, in_place=True)
     for gin_module, names in _KERAS_CONFIGURABLES.items():
         keras_module = importlib.import_module(gin_module)
         for name in names:
@@ -147,9 +167,19 @@ def _declared_parameters(fn_or_cls):
                                                inspect.Parameter.VAR_POSITIONAL))
         if inspect.Parameter.VAR_KEYWORD not in kinds:
             accepts_anything = False
-    if accepts_anything and not inspect.isclass(fn_or_cls):
-        return None
     names.discard("self")
+    if accepts_anything:
+        if not inspect.isclass(fn_or_cls):
+            return None
+        allowed = getattr(fn_or_cls, "_ALLOWED", None)
+        if isinstance(allowed, (tuple, list, set, frozenset)):
+            # A class that checks its own **kwargs against an _ALLOWED list
+            # (e.g. leaf_keras.initializers.GaborInit).
+            return names | set(allowed)
+        if not issubclass(fn_or_cls, keras.layers.Layer):
+            return None
+        # Keras layers forward **kwargs to keras.layers.Layer, which rejects unknown
+        # names: the explicit parameters of the MRO are exactly the valid ones.
     return names
 
 

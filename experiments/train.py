@@ -119,7 +119,8 @@ def train(task,
         seed: seeds Python, NumPy and the backend (weights init, dropout, SpecAugment).
         extra_callbacks: more Keras callbacks (e.g. the test-only `CrashAfterBatches`).
         backup_save_freq: `BackupAndRestore` frequency: "epoch" or a number of batches.
-        tensorboard_histogram_freq: weight histograms every N epochs (0 = off).
+        tensorboard_histogram_freq: if > 0, also run `keras.callbacks.TensorBoard` with
+            weight histograms every N epochs (needs the ``tensorboard`` package).
         log_gabor_filters: log LEAF's Gabor center frequencies/bandwidths (Hz).
         jit_compile: passed to `model.compile`.
         verbose: passed to `model.fit` ("auto" shows the progress bar).
@@ -157,9 +158,11 @@ def train(task,
         checkpointer,
         keras.callbacks.CSVLogger(os.path.join(outdir, "training_log.csv"), append=True),
     ]
-    if keras.backend.backend() == "tensorflow":
+    callbacks.append(callbacks_lib.EpochTensorBoard(tensorboard_dir))
+    if tensorboard_histogram_freq:
+        # Keras's callback needs the `tensorboard` package (not a dependency).
         callbacks.append(keras.callbacks.TensorBoard(
-            tensorboard_dir, histogram_freq=tensorboard_histogram_freq))
+            os.path.join(tensorboard_dir, "keras"), histogram_freq=tensorboard_histogram_freq))
     if log_gabor_filters:
         callbacks.append(callbacks_lib.GaborTensorBoard(tensorboard_dir))
     callbacks.extend(extra_callbacks)

@@ -1,0 +1,117 @@
+"""Evaluates a trained classifier on the test split and writes ``metrics.json``."""
+
+import json
+import math
+import os
+
+from absl import logging
+import gin
+import numpy as np
+
+from experiments import callbacks as callbacks_lib
+from experiments import metrics as metrics_lib
+
+METRICS_FILE = "metrics.json"
+
+
+def _jsonable(value):
+    """Converts NumPy scalars/arrays (e.g. in dataset stats) to JSON types; inf → string."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def predict_split(model, dataset, max_batches=None):
+    """Runs `model` (training=False) over a batched (waveforms, labels) dataset.
+
+    Batches may have different clip lengths (whole-clip evaluation), so the model is
+    called batch by batch rather than through `model.predict`, which would concatenate.
+
+    Returns:
+        (labels, logits) as NumPy arrays, concatenated over the batches.
+    """
+    labels, logits = [], []
+    for index, (waveforms, batch_labels) in enumerate(dataset):
+        if max_batches is not None and index >= max_batches:
+            break
+        logits.append(np.asarray(model.predict_on_batch(waveforms)))
+        labels.append(np.asarray(batch_labels))
+    if not labels:
+        raise ValueError("The evaluation split is empty: no batch to evaluate.")
+    return np.concatenate(labels), np.concatenate(logits)
+
+
+def compute_metrics(labels, logits, multi_label):
+    """Accuracy (single-label) or mAP / AUC / d' (multi-label) of logits."""
+    if multi_label:
+        return metrics_lib.multilabel_metrics(labels, logits)
+    return {"accuracy": metrics_lib.accuracy(labels, logits)}
+
+
+@gin.configurable(denylist=["model", "task", "workdir", "checkpoint_dir", "extra"])
+def evaluate(model, task, workdir, checkpoint_dir=None, checkpoint="best", split="test",
+             max_batches=None, extra=None):
+    """Loads a checkpoint, evaluates on a split and writes ``<workdir>/metrics.json``.
+
+    Args:
+        model: the (built) AudioClassifier the checkpoint belongs to.
+        task: the `experiments.data.AudioTask`.
+        workdir: where ``metrics.json`` goes.
+        checkpoint_dir: directory of ``best.weights.h5`` / ``last.weights.h5``
+            (default ``<workdir>/checkpoints``).
+        checkpoint: "best" (best on validation), "last", or None (use the model's
+            current weights).
+        split: "test" or "validation".
+        max_batches: evaluate on at most this many batches (tests; None = all).
+        extra: more entries for the JSON file (e.g. the operative gin config).
+
+    Returns:
+        The dict written to ``metrics.json``.
+    """
+    checkpoint_dir = checkpoint_dir or os.path.join(workdir, "checkpoints")
+    checkpoint_path = None
+    if checkpoint is not None:
+        names = {"best": callbacks_lib.BEST_CHECKPOINT, "last": callbacks_lib.LAST_CHECKPOINT}
+        if checkpoint not in names:
+            raise ValueError(f"checkpoint must be 'best', 'last' or None, got {checkpoint!r}.")
+        checkpoint_path = os.path.join(checkpoint_dir, names[checkpoint])
+        if not os.path.exists(checkpoint_path):
+            raise FileNotFoundError(f"No {checkpoint} checkpoint at {checkpoint_path}.")
+        model.load_weights(checkpoint_path)
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}.")
+    labels, logits = predict_split(model, getattr(task, split), max_batches)
+    results = {
+        "dataset": task.name,
+        "split": split,
+        "checkpoint": checkpoint_path,
+        "num_examples": int(labels.shape[0]),
+        "num_classes": int(task.num_classes),
+        "multi_label": bool(task.multi_label),
+    }
+    results.update(compute_metrics(labels, logits, task.multi_label))
+    best_info = os.path.join(checkpoint_dir, callbacks_lib.BEST_INFO)
+    if checkpoint == "best" and os.path.exists(best_info):
+        with open(best_info) as f:
+            results["checkpoint_info"] = json.load(f)
+    results["dataset_stats"] = dict(task.stats or {})
+    results.update(extra or {})
+    results = _jsonable(results)
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, METRICS_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
+    summary = {key: results[key] for key in ("accuracy", "mAP", "AUC", "d_prime")
+               if key in results}
+    logging.info("%s metrics (%d examples): %s -> %s", split, results["num_examples"],
+                 summary, path)
+    return results
