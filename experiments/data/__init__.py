@@ -138,9 +138,11 @@ def load_task(dataset: str = "synthetic_commands", data_dir: str | None = None,
         shuffle_buffer: training shuffle buffer (0 disables shuffling).
         seed: seed for shuffling and random crops.
         eval_batch_size: largest validation/test batch size.
-        **kwargs: task options. "speech_commands_folder": `task` ("12_class",
-            "all_words" or "35_word"), `test_dir`, `verify`. AudioSet and TFDS
-            datasets: `manual_dir`. TFDS datasets: `download` (default True).
+        **kwargs: task options (gin-bindable; None means unset).
+            "speech_commands_folder": `task` ("12_class", "all_words" or
+            "35_word"), `test_dir`, `verify`. AudioSet and TFDS datasets:
+            `manual_dir`. TFDS datasets: `download` (default True). Any other
+            option raises ValueError.
 
     Returns:
         An AudioTask.
@@ -153,6 +155,10 @@ def load_task(dataset: str = "synthetic_commands", data_dir: str | None = None,
     clip_length = int(round(clip_seconds * SAMPLE_RATE))
     stats = {}
     multi_label = False
+
+    # Options bound to None (e.g. a shared gin file's `load_task.manual_dir = None`)
+    # count as unset.
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
 
     def reject_unknown(allowed):
         unknown = sorted(set(kwargs) - set(allowed))

@@ -92,3 +92,18 @@ def test_load_task_is_gin_configurable(synthetic_commands_data_dir):
         assert audio.shape == (5, 16000) and task.name == "synthetic_commands/tiny"
     finally:
         gin.clear_config()
+
+
+def test_task_options_bind_through_gin(speech_commands_dir):
+    gin.clear_config()
+    try:
+        gin.parse_config([
+            "load_task.dataset = 'speech_commands_folder'",
+            f"load_task.data_dir = '{speech_commands_dir}'",
+            "load_task.task = 'all_words'",
+            "load_task.manual_dir = None",  # None-valued options count as unset.
+        ])
+        task = data.load_task()
+        assert task.class_names == ("cat", "dog", "no", "up", "yes")
+    finally:
+        gin.clear_config()
