@@ -27,6 +27,7 @@ import gin
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+# Importing `audioset` and `synthetic_commands` registers their TFDS builders.
 from experiments.data import audioset
 from experiments.data import preprocessing
 from experiments.data import speech_commands_folder

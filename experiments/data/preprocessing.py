@@ -45,7 +45,8 @@ def to_float_waveform(audio: tf.Tensor) -> tf.Tensor:
     if audio.shape.rank == 2:
         audio = tf.reduce_mean(audio, axis=-1)
     elif audio.shape.rank != 1:
-        raise ValueError(f"Expected audio of shape [time] or [time, channels], got shape {audio.shape}.")
+        raise ValueError(
+            f"Expected audio of shape [time] or [time, channels], got shape {audio.shape}.")
     return audio
 
 

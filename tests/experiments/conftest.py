@@ -144,8 +144,10 @@ def audioset_manual_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_commands_data_dir(tmp_path_factory):
+    # Imported here so that collecting other tests does not import TFDS.
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-    from experiments.data import synthetic_commands  # pylint: disable=import-outside-toplevel,unused-import
+    # Importing the module registers the builder with TFDS.
+    from experiments.data import synthetic_commands  # noqa: F401 pylint: disable=all
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     tfds.builder("synthetic_commands/tiny", data_dir=data_dir).download_and_prepare()
     return data_dir

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from experiments import data
+from experiments.data import audio_io
 from experiments.data import audioset
+from experiments.data import resample
 
 from conftest import AUDIOSET_LAYOUT
 
@@ -47,12 +49,11 @@ def test_multi_hot_labels_and_counts(audioset_task):
     evaluation = sorted((tuple(l), a.shape) for a, l in _by_ytid_order(task.validation))
     # ev_F: /m/a1 (the unknown mid is dropped), stereo 32 kHz 1 s → 16000 samples.
     assert evaluation == [((0, 1, 0, 0), (16000,)), ((1, 0, 0, 1), (16000,))]
-    for batch, labels in task.test:
+    for _, labels in task.test:
         assert labels.shape[1:] == (4,) and labels.dtype == tf.float32
 
 
 def test_stereo_clip_is_averaged_and_resampled(audioset_task, audioset_manual_dir):
-    from experiments.data import audio_io, resample  # pylint: disable=import-outside-toplevel
     stereo_mono, rate = audio_io.read_audio(os.path.join(audioset_manual_dir, "audio", "ev_F.wav"))
     expected = np.round(resample.resample_numpy(stereo_mono.astype(np.float64), rate, 16000))
     got = [a for a, l in _by_ytid_order(audioset_task.test) if l[1] == 1]

@@ -3,7 +3,6 @@
 import gin
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from experiments import data
