@@ -1,0 +1,75 @@
+"""One experiment: parse the gin config, then train → evaluate on test → export.
+
+`experiments.main` is the command-line entry point around these two functions; tests and
+notebooks can call them directly:
+
+    from experiments import experiment
+    experiment.parse_gin(["gin/quickstart.gin"], ["train.num_epochs = 1"])
+    metrics = experiment.run_experiment(workdir="/tmp/run")
+"""
+
+import os
+
+from absl import logging
+import gin
+
+# Every module that defines gin configurables is imported before any parsing.
+from experiments import configurables
+from experiments import data
+from experiments import distribution  # pylint: disable=unused-import
+from experiments import evaluate as evaluate_lib
+from experiments import export as export_lib
+from experiments import train as train_lib
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_gin(config_files, bindings):
+    """Parses gin files and bindings, then rejects unknown parameter names.
+
+    Raises:
+        ValueError / IOError: gin's error for an unknown configurable, a bad binding or
+            a missing file; `configurables.validate_bindings`'s for an unknown parameter.
+    """
+    configurables.register_all()
+    if REPO_ROOT not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
+        gin.add_config_file_search_path(REPO_ROOT)
+    gin.parse_config_files_and_bindings(config_files, bindings)
+    configurables.validate_bindings()
+
+
+@gin.configurable(denylist=["strategy"])
+def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strategy=None):
+    """Loads the task, trains, evaluates on test and exports; returns the metrics dict.
+
+    Args:
+        workdir: output directory.
+        evaluate: evaluate the best checkpoint on the test split (metrics.json).
+        export: write the SavedModel / TFLite export.
+        strategy: distribution strategy name overriding ``train.strategy``.
+
+    Returns:
+        The metrics written to metrics.json (or {} if `evaluate` is False).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    task = data.load_task()
+    logging.info("Task %s: %d classes (%s), %d Hz, stats %s", task.name, task.num_classes,
+                 "multi-label" if task.multi_label else "single-label", task.sample_rate,
+                 task.stats)
+    train_kwargs = {} if strategy is None else {"strategy": strategy}
+    result = train_lib.train(task, workdir, **train_kwargs)
+    if not result.distribution.is_chief:
+        return {}
+    operative_config = gin.operative_config_str()
+    with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
+        f.write(operative_config)
+    results = {}
+    if evaluate:
+        results = evaluate_lib.evaluate(
+            result.model, task, workdir, checkpoint_dir=result.checkpoint_dir,
+            extra={"gin_config": operative_config, "class_names": list(task.class_names)})
+    if export:
+        export_lib.export(result.model, workdir, task.multi_label,
+                          extra_info={"class_names": list(task.class_names),
+                                      "sample_rate": task.sample_rate})
+    return results

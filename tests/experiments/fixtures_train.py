@@ -1,0 +1,86 @@
+"""Helpers of the training/evaluation/export tests (TensorFlow only).
+
+Everything runs on the conftest's ``synthetic_commands_data_dir`` fixture (TFDS
+"synthetic_commands/tiny": 40 train / 20 validation / 20 test clips of 1 s, 10 classes)
+with a tiny encoder, so one training run takes seconds.
+
+- ``tiny_bindings(data_dir)``: gin bindings that make any frontend config tiny.
+- ``run_main(args, ...)``: runs ``python -m experiments.main`` in a fresh process (the
+  README's command line), returns the CompletedProcess.
+- ``run_in_process(configs, bindings, workdir)``: parse_gin + run_experiment in this
+  process (gin config cleared before), returns the metrics dict.
+"""
+
+import os
+import subprocess
+import sys
+
+import gin
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FRONTEND_CONFIGS = ("leaf", "leaf_custom", "mel", "mel_pcen", "sincnet", "sincnet_plus",
+                    "tfbanks")
+
+
+def tiny_bindings(data_dir, epochs=1):
+    """Bindings for a seconds-long run on synthetic_commands/tiny."""
+    return [
+        "load_task.dataset = 'synthetic_commands/tiny'",
+        f"load_task.data_dir = '{data_dir}'",
+        "load_task.batch_size = 8",
+        "load_task.eval_batch_size = 20",
+        "load_task.shuffle_buffer = 64",
+        f"train.num_epochs = {epochs}",
+        "train.steps_per_epoch = 2",
+        "train.learning_rate = 1e-3",
+        "train.verbose = 2",
+        "ConvNet.filters = [4, 4]",
+        "PANN.depth = 1",
+        "export.tflite = False",
+    ]
+
+
+def subprocess_env(**extra):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(extra)
+    return env
+
+
+def run_main(args, timeout=300, **env):
+    """Runs ``python -m experiments.main *args`` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=REPO_ROOT,
+                          env=subprocess_env(**env), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def run_script(code, timeout=300, **env):
+    """Runs a Python snippet in a fresh process from the repository root."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                          env=subprocess_env(**env), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def gin_args(configs, bindings):
+    args = [f"--gin_config=gin/{config}.gin" for config in configs]
+    args += [f"--gin_bindings={binding}" for binding in bindings]
+    return args
+
+
+def run_in_process(configs, bindings, workdir):
+    """parse_gin + run_experiment in this process; returns the metrics dict."""
+    from experiments import experiment  # pylint: disable=import-outside-toplevel
+
+    gin.clear_config()
+    try:
+        experiment.parse_gin([os.path.join(REPO_ROOT, "gin", f"{c}.gin") for c in configs],
+                             bindings)
+        return experiment.run_experiment(workdir=str(workdir))
+    finally:
+        gin.clear_config()
+
+
+def describe(process):
+    """Last lines of a subprocess's output, for assertion messages."""
+    return "\n".join((process.stdout + process.stderr).splitlines()[-40:])
