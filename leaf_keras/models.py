@@ -1,0 +1,653 @@
+"""Audio classifiers: a frontend, a convolutional encoder, global pooling and a linear head.
+
+Keras 3 versions of the architectures of google-research/leaf-audio (Zeghidour et al.,
+"LEAF: A Learnable Frontend for Audio Classification", ICLR 2021,
+https://arxiv.org/abs/2101.08596): the ``AudioClassifier`` wrapper, the small ``ConvNet``
+of the example configs, the EfficientNet-B0 encoder of the paper, and CNN14/WaveGram from
+PANNs (Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for Audio Pattern
+Recognition", 2020, https://arxiv.org/abs/1912.10211). Everything uses ``keras.ops`` only
+and is serializable with ``model.save("model.keras")`` / ``keras.saving.load_model``.
+
+Encoders take time-frequency inputs of shape ``(batch, frames, bins, channels)`` (the
+frontend output with a trailing channel axis) and keep a ``None`` frame axis.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+_PACKAGE = "leaf_keras"
+
+
+def _check_positive_int(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
+
+
+def _check_rate(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{owner}: `{name}` must be a float in [0, 1), got {value!r}.")
+
+
+def _check_pair(owner, name, value):
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
+    ):
+        raise ValueError(f"{owner}: `{name}` must be two positive integers, got {value!r}.")
+    return tuple(value)
+
+
+def _check_rank(owner, input_shape, ranks, expected):
+    if len(input_shape) not in ranks:
+        raise ValueError(f"{owner} expects inputs of shape {expected}, got shape {tuple(input_shape)}.")
+
+
+class _LayerStack(keras.layers.Layer):
+    """Base of the blocks below: a fixed list of layers applied in order.
+
+    Subclasses fill ``self.stack`` in ``__init__``; building, calling (with the
+    ``training`` flag forwarded to every layer) and shape inference are chained here.
+    """
+
+    expected_ranks = (4,)
+    expected_shape = "(batch, frames, bins, channels)"
+
+    def _check_input_shape(self, input_shape):
+        _check_rank(type(self).__name__, input_shape, self.expected_ranks, self.expected_shape)
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
+        shape = tuple(input_shape)
+        for layer in self.stack:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        outputs = inputs
+        for layer in self.stack:
+            outputs = layer(outputs, training=training)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.stack:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConvBlock(_LayerStack):
+    """A separable convolutional block: a 3x1 (time) then a 1x3 (frequency) convolution.
+
+    Each convolution ("same" padding) is followed by the activation, optional batch
+    normalization and optional dropout, in that order as in the original; an optional
+    2x2 max pooling ("valid" padding) ends the block.
+
+    Args:
+        filters: Number of output channels of both convolutions.
+        activation: Activation name or callable applied after each convolution.
+        use_batch_norm: Whether to add batch normalization after each activation.
+        dropout: Dropout rate after each normalization (0 disables it).
+        max_pooling: Whether to end with a 2x2 max pooling.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, frames, bins, channels)``.
+
+    Output shape:
+        ``(batch, frames', bins', filters)`` with ``frames' = floor(frames / 2)`` and
+        ``bins' = floor(bins / 2)`` if ``max_pooling`` else unchanged.
+
+    Example:
+
+    >>> ConvBlock(8)(keras.ops.ones((2, 10, 6, 1))).shape
+    (2, 5, 3, 8)
+    """
+
+    def __init__(
+        self, filters, activation="relu", use_batch_norm=True, dropout=0.0, max_pooling=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_positive_int("ConvBlock", "filters", filters)
+        _check_rate("ConvBlock", "dropout", dropout)
+        self.filters = filters
+        self.activation = keras.activations.get(activation)
+        self.use_batch_norm = bool(use_batch_norm)
+        self.dropout = float(dropout)
+        self.max_pooling = bool(max_pooling)
+        self.stack = []
+        for kernel_size in ((3, 1), (1, 3)):
+            self.stack.append(keras.layers.Conv2D(filters, kernel_size, padding="same"))
+            self.stack.append(keras.layers.Activation(self.activation))
+            if self.use_batch_norm:
+                self.stack.append(keras.layers.BatchNormalization())
+            if self.dropout > 0.0:
+                self.stack.append(keras.layers.Dropout(self.dropout))
+        if self.max_pooling:
+            self.stack.append(keras.layers.MaxPooling2D(pool_size=(2, 2)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "activation": keras.activations.serialize(self.activation),
+                "use_batch_norm": self.use_batch_norm,
+                "dropout": self.dropout,
+                "max_pooling": self.max_pooling,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConvNet(_LayerStack):
+    """The convolutional encoder of the LEAF example configs: a stack of `ConvBlock`s.
+
+    Block ``i`` max-pools when ``i == 0`` or ``i`` is odd, as in the original (so the
+    default six blocks pool four times, dividing frames and bins by 16).
+
+    Args:
+        filters: Number of filters of each block (one block per entry). The default is
+            the original configuration ``[64, 128, 256, 256, 512, 512]``.
+        activation: Activation of every block.
+        use_batch_norm: Whether blocks use batch normalization.
+        dropout: Dropout rate of every block; the original configuration uses 0.1.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, frames, bins, channels)``; needs at least ``2 ** pools`` frames and bins.
+
+    Output shape:
+        ``(batch, frames', bins', filters[-1])``.
+
+    Example:
+
+    >>> ConvNet([8, 16, 16])(keras.ops.ones((2, 16, 12, 1))).shape
+    (2, 4, 3, 16)
+    """
+
+    def __init__(
+        self, filters=(64, 128, 256, 256, 512, 512), activation="relu", use_batch_norm=True,
+        dropout=0.1, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(filters, (list, tuple)) or not filters:
+            raise ValueError(f"ConvNet: `filters` must be a non-empty list of integers, got {filters!r}.")
+        for value in filters:
+            _check_positive_int("ConvNet", "filters", value)
+        _check_rate("ConvNet", "dropout", dropout)
+        self.filters = [int(value) for value in filters]
+        self.activation = keras.activations.get(activation)
+        self.use_batch_norm = bool(use_batch_norm)
+        self.dropout = float(dropout)
+        self.stack = [
+            ConvBlock(
+                depth,
+                activation=self.activation,
+                use_batch_norm=self.use_batch_norm,
+                dropout=self.dropout,
+                max_pooling=(index == 0 or index % 2 == 1),
+            )
+            for index, depth in enumerate(self.filters)
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": list(self.filters),
+                "activation": keras.activations.serialize(self.activation),
+                "use_batch_norm": self.use_batch_norm,
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PANNConvBlock(_LayerStack):
+    """The CNN14 block of PANNs: two 3x3 conv/batch-norm/ReLU units and average pooling.
+
+    Args:
+        filters: Number of output channels.
+        pool_size: Size and stride of the 2D average pooling ("same" padding, so inputs
+            smaller than the pool never vanish).
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, frames, bins, channels)``.
+
+    Output shape:
+        ``(batch, ceil(frames / pool_size[0]), ceil(bins / pool_size[1]), filters)``.
+
+    Example:
+
+    >>> PANNConvBlock(8, (2, 2))(keras.ops.ones((2, 9, 6, 1))).shape
+    (2, 5, 3, 8)
+    """
+
+    def __init__(self, filters, pool_size=(2, 2), **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("PANNConvBlock", "filters", filters)
+        self.filters = filters
+        self.pool_size = _check_pair("PANNConvBlock", "pool_size", pool_size)
+        self.stack = []
+        for _ in range(2):
+            self.stack.append(keras.layers.Conv2D(filters, (3, 3), padding="same", use_bias=False))
+            self.stack.append(keras.layers.BatchNormalization())
+            self.stack.append(keras.layers.ReLU())
+        self.stack.append(
+            keras.layers.AveragePooling2D(self.pool_size, strides=self.pool_size, padding="same")
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "pool_size": list(self.pool_size)})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PANNWavBlock(_LayerStack):
+    """The 1D block of PANNs' WaveGram: two conv/batch-norm/ReLU units and max pooling.
+
+    The convolutions have kernel size 3 and dilation rates 1 then 2 ("same" padding, no
+    bias); the max pooling has size and stride ``pool_size`` ("valid" padding).
+
+    Args:
+        filters: Number of output channels.
+        pool_size: Size and stride of the 1D max pooling.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, samples, channels)``.
+
+    Output shape:
+        ``(batch, floor(samples / pool_size), filters)``.
+
+    Example:
+
+    >>> PANNWavBlock(8, 4)(keras.ops.ones((2, 40, 1))).shape
+    (2, 10, 8)
+    """
+
+    expected_ranks = (3,)
+    expected_shape = "(batch, samples, channels)"
+
+    def __init__(self, filters, pool_size, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("PANNWavBlock", "filters", filters)
+        _check_positive_int("PANNWavBlock", "pool_size", pool_size)
+        self.filters = filters
+        self.pool_size = pool_size
+        self.stack = []
+        for dilation_rate in (1, 2):
+            self.stack.append(
+                keras.layers.Conv1D(
+                    filters, 3, dilation_rate=dilation_rate, padding="same", use_bias=False
+                )
+            )
+            self.stack.append(keras.layers.BatchNormalization())
+            self.stack.append(keras.layers.ReLU())
+        self.stack.append(keras.layers.MaxPooling1D(pool_size, strides=pool_size))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "pool_size": self.pool_size})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PANN(_LayerStack):
+    """CNN-x encoder from PANNs; the default depth 6 is CNN14 (without its dense layers).
+
+    Batch normalization over the frequency bins (like PANNs' ``bn0``), then ``depth``
+    `PANNConvBlock`s, each followed by dropout. Block ``i`` has
+    ``min(64 * 2 ** i, 2048)`` filters and pools 2x2 for the first five blocks, 1x1
+    after (average pooling with "same" padding, so small inputs work).
+
+    Args:
+        depth: Number of convolutional blocks.
+        dropout_rate: Dropout rate after every block.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, frames, bins, channels)`` with a known ``bins``.
+
+    Output shape:
+        ``(batch, ceil(frames / 2 ** p), ceil(bins / 2 ** p), min(64 * 2 ** (depth - 1), 2048))``
+        with ``p = min(depth, 5)``.
+
+    Example:
+
+    >>> PANN(depth=2)(keras.ops.ones((2, 8, 8, 1))).shape
+    (2, 2, 2, 128)
+    """
+
+    def __init__(self, depth=6, dropout_rate=0.2, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("PANN", "depth", depth)
+        _check_rate("PANN", "dropout_rate", dropout_rate)
+        self.depth = depth
+        self.dropout_rate = float(dropout_rate)
+        self.stack = [keras.layers.BatchNormalization(axis=2)]
+        for index in range(depth):
+            pool_size = (2, 2) if index < 5 else (1, 1)
+            self.stack.append(PANNConvBlock(min(64 * 2**index, 2048), pool_size))
+            self.stack.append(keras.layers.Dropout(self.dropout_rate))
+
+    def _check_input_shape(self, input_shape):
+        super()._check_input_shape(input_shape)
+        if input_shape[2] is None:
+            raise ValueError(
+                "PANN normalizes each frequency bin: the bins axis must be known, got "
+                f"shape {tuple(input_shape)}."
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"depth": self.depth, "dropout_rate": self.dropout_rate})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class WaveGram(_LayerStack):
+    """The WaveGram learnable frontend of PANNs, as simplified in leaf-audio.
+
+    A strided 1D convolution (64 filters, kernel 11, stride 5) with batch normalization
+    and ReLU, three `PANNWavBlock`s (64, 128, 128 filters, pooling by 4), then a
+    `PANNConvBlock` (64 filters) that pools time by 2. Overall one frame every 640
+    samples (40 ms at 16 kHz) with 64 features, returned as ``(batch, frames, 64)`` so it
+    is a drop-in frontend for `AudioClassifier` (the original returned the same values
+    with a trailing channel axis).
+
+    Args:
+        sample_rate: Sample rate of the input waveforms, in Hz (kept as metadata).
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, samples)`` or ``(batch, samples, 1)``.
+
+    Output shape:
+        ``(batch, frames, 64)`` with
+        ``frames = ceil(floor(floor(floor(ceil(samples / 5) / 4) / 4) / 4) / 2)``,
+        i.e. ``samples / 640`` for multiples of 640.
+
+    Example:
+
+    >>> WaveGram()(keras.ops.ones((2, 16000))).shape
+    (2, 25, 64)
+    """
+
+    expected_ranks = (2, 3)
+    expected_shape = "(batch, samples) or (batch, samples, 1)"
+    n_filters = 64
+    stride = 640
+    _wav_block_filters = (64, 128, 128)
+
+    def __init__(self, sample_rate=16000, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("WaveGram", "sample_rate", sample_rate)
+        self.sample_rate = sample_rate
+        # The 1D part (strided convolution and wave blocks) is the stack; the final 2D
+        # block runs on it with a singleton bins axis.
+        self.stack = [
+            keras.layers.Conv1D(64, 11, strides=5, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+        ] + [PANNWavBlock(filters, 4) for filters in self._wav_block_filters]
+        self.last_block = PANNConvBlock(self.n_filters, (2, 1))
+
+    @property
+    def window_size(self):
+        """Receptive field of one output frame, in samples (2556)."""
+        field, jump = 11, 5
+        for _ in self._wav_block_filters:
+            field += (2 + 4 + 3) * jump  # convolutions with dilation 1 and 2, pooling 4
+            jump *= 4
+        return field + (2 + 2 + 1) * jump  # two 3x3 convolutions, pooling 2
+
+    def _check_input_shape(self, input_shape):
+        super()._check_input_shape(input_shape)
+        if len(input_shape) == 3 and input_shape[-1] not in (1, None):
+            raise ValueError(
+                f"WaveGram expects mono waveforms (batch, samples[, 1]), got shape {tuple(input_shape)}."
+            )
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
+        shape = tuple(input_shape)
+        if len(shape) == 2:
+            shape = shape + (1,)
+        super().build(shape)
+        shape = super().compute_output_shape(shape)
+        self.last_block.build((shape[0], shape[1], 1, shape[2]))
+
+    def call(self, inputs, training=None):
+        waveforms = inputs[:, :, None] if len(inputs.shape) == 2 else inputs
+        outputs = super().call(waveforms, training=training)
+        outputs = self.last_block(outputs[:, :, None, :], training=training)
+        return ops.squeeze(outputs, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) == 2:
+            shape = shape + (1,)
+        shape = super().compute_output_shape(shape)
+        shape = self.last_block.compute_output_shape((shape[0], shape[1], 1, shape[2]))
+        return (shape[0], shape[1], shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"sample_rate": self.sample_rate})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class EfficientNetB0Encoder(keras.layers.Layer):
+    """EfficientNet-B0 (without its classification top) as a spectrogram encoder.
+
+    The encoder of the LEAF paper, built from ``keras.applications.EfficientNetB0(
+    include_top=False, weights=None)`` with these changes for audio features:
+
+    - any number of input channels (1 for a single time-frequency map) and a ``None``
+      frames axis;
+    - the ImageNet input preprocessing (``Rescaling(1 / 255)`` and the un-adapted
+      ``Normalization``) is removed, features enter the stem convolution as they are;
+    - frames and bins shorter than ``min_size`` are zero-padded at the end up to
+      ``min_size`` (EfficientNet's five stride-2 stages need at least 17; Keras documents
+      32), so very short clips and few-bin features also work on every backend.
+
+    Args:
+        min_size: Frames and bins below this are zero-padded up to it (0 disables it).
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, frames, bins, channels)`` with known ``channels``.
+
+    Output shape:
+        ``(batch, ceil(max(frames, min_size) / 32), ceil(max(bins, min_size) / 32), 1280)``.
+
+    Example:
+
+    >>> EfficientNetB0Encoder()(keras.ops.ones((2, 101, 40, 1))).shape
+    (2, 4, 2, 1280)
+    """
+
+    def __init__(self, min_size=32, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
+            raise ValueError(
+                f"EfficientNetB0Encoder: `min_size` must be a non-negative integer, got {min_size!r}."
+            )
+        self.min_size = min_size
+        self.backbone = None
+
+    def build(self, input_shape):
+        _check_rank("EfficientNetB0Encoder", input_shape, (4,), "(batch, frames, bins, channels)")
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                f"EfficientNetB0Encoder needs a known channels axis, got shape {tuple(input_shape)}."
+            )
+        full = keras.applications.EfficientNetB0(
+            include_top=False, weights=None, input_shape=(None, None, channels)
+        )
+        # Start the graph at the stem padding, skipping the ImageNet preprocessing layers.
+        stem_input = full.get_layer("stem_conv_pad").input
+        self.backbone = keras.Model(stem_input, full.output, name="efficientnetb0")
+        self.built = True
+
+    def _pad_to_min_size(self, inputs):
+        paddings = [[0, 0], [0, 0], [0, 0], [0, 0]]
+        needed = False
+        for axis in (1, 2):
+            static = inputs.shape[axis]
+            if static is None:
+                paddings[axis][1] = ops.maximum(self.min_size - ops.shape(inputs)[axis], 0)
+                needed = True
+            elif static < self.min_size:
+                paddings[axis][1] = self.min_size - static
+                needed = True
+        return ops.pad(inputs, paddings) if needed else inputs
+
+    def call(self, inputs, training=None):
+        if self.min_size > 0:
+            inputs = self._pad_to_min_size(inputs)
+        return self.backbone(inputs, training=training)
+
+    def compute_output_shape(self, input_shape):
+        def reduced(size):
+            return None if size is None else math.ceil(max(size, self.min_size) / 32)
+
+        return (input_shape[0], reduced(input_shape[1]), reduced(input_shape[2]), 1280)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"min_size": self.min_size})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AudioClassifier(keras.Model):
+    """Waveform classifier: frontend, (batch norm), encoder, global pooling, dense head.
+
+    The frontend turns waveforms ``(batch, samples)`` into features
+    ``(batch, frames, bins)``; a channel axis is appended and, if ``use_batch_norm``, a
+    batch normalization over the bins is applied; the encoder maps the result to
+    ``(batch, frames', bins', channels)``; a global max (or average) pooling over all
+    axes but the batch and channels gives an embedding that a dense layer maps to
+    ``num_outputs`` logits. The original leaf-audio classifier is
+    ``use_batch_norm=False, pooling="max"``. The ``training`` flag is forwarded to the
+    frontend and the encoder, so SpecAugment, dropout and batch normalization behave.
+
+    Args:
+        num_outputs: Number of classes (output logits).
+        frontend: A Keras layer mapping waveforms to ``(batch, frames, bins)`` features
+            (e.g. `leaf_keras.frontend.Leaf`), or None to feed features directly
+            (``(batch, frames, bins)`` or ``(batch, frames, bins, channels)``).
+        encoder: A Keras layer on ``(batch, frames, bins, channels)`` (e.g. `ConvNet`,
+            `PANN`, `EfficientNetB0Encoder`), or None to pool the features directly.
+        pooling: ``"max"`` (the original) or ``"avg"`` global pooling.
+        use_batch_norm: Whether to batch-normalize the features before the encoder (one
+            mean and variance per bin).
+        head_activation: Activation of the dense head; None gives logits.
+        **kwargs: Standard `keras.Model` arguments (``name``, ...).
+
+    Input shape:
+        ``(batch, samples)`` or ``(batch, samples, 1)`` with a frontend, else features.
+
+    Output shape:
+        ``(batch, num_outputs)``.
+
+    Example:
+
+    >>> model = AudioClassifier(10, encoder=ConvNet([8, 16]))
+    >>> model(keras.ops.ones((2, 20, 12))).shape
+    (2, 10)
+    """
+
+    def __init__(
+        self, num_outputs, frontend=None, encoder=None, pooling="max", use_batch_norm=True,
+        head_activation=None, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_positive_int("AudioClassifier", "num_outputs", num_outputs)
+        for name, value in (("frontend", frontend), ("encoder", encoder)):
+            if value is not None and not isinstance(value, keras.layers.Layer):
+                raise ValueError(
+                    f"AudioClassifier: `{name}` must be a keras Layer or None, got {value!r}."
+                )
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"AudioClassifier: `pooling` must be 'max' or 'avg', got {pooling!r}.")
+        self.num_outputs = num_outputs
+        self.frontend = frontend
+        self.encoder = encoder
+        self.pooling = pooling
+        self.use_batch_norm = bool(use_batch_norm)
+        self.head_activation = keras.activations.get(head_activation)
+        self.feature_norm = (
+            keras.layers.BatchNormalization(axis=2, name="feature_norm")
+            if self.use_batch_norm
+            else None
+        )
+        self.head = keras.layers.Dense(num_outputs, activation=self.head_activation, name="head")
+
+    def build(self, input_shape):
+        # Running the forward pass on a symbolic tensor builds every sub-layer in order.
+        self.call(keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype), training=False)
+        self.built = True
+
+    def embed(self, inputs, training=None):
+        """Returns the pooled embedding ``(batch, channels)`` that the head classifies."""
+        outputs = inputs
+        if self.frontend is not None:
+            outputs = self.frontend(outputs, training=training)
+        if len(outputs.shape) == 3:
+            outputs = ops.expand_dims(outputs, -1)
+        if len(outputs.shape) != 4:
+            raise ValueError(
+                "AudioClassifier expects features of shape (batch, frames, bins[, channels]) "
+                f"before the encoder, got shape {tuple(outputs.shape)}."
+            )
+        if self.feature_norm is not None:
+            outputs = self.feature_norm(outputs, training=training)
+        if self.encoder is not None:
+            outputs = self.encoder(outputs, training=training)
+        pooled_axes = tuple(range(1, len(outputs.shape) - 1))
+        if self.pooling == "max":
+            return ops.max(outputs, axis=pooled_axes)
+        return ops.mean(outputs, axis=pooled_axes)
+
+    def call(self, inputs, training=None):
+        return self.head(self.embed(inputs, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_outputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_outputs": self.num_outputs,
+                "frontend": keras.saving.serialize_keras_object(self.frontend),
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "pooling": self.pooling,
+                "use_batch_norm": self.use_batch_norm,
+                "head_activation": keras.activations.serialize(self.head_activation),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("frontend", "encoder"):
+            if config.get(name) is not None:
+                config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
