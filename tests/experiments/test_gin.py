@@ -1,0 +1,117 @@
+"""Tests of the gin configs and of experiments.configurables (no training)."""
+
+import glob
+import os
+
+import gin
+import pytest
+
+import fixtures_train
+from experiments import configurables
+from experiments import experiment
+
+GIN_DIR = os.path.join(fixtures_train.REPO_ROOT, "gin")
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def _all_gin_files():
+    return sorted(os.path.relpath(path, fixtures_train.REPO_ROOT)
+                  for path in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True))
+
+
+def test_gin_folder_is_not_a_package():
+    assert not os.path.exists(os.path.join(GIN_DIR, "__init__.py"))
+    assert {f"gin/{c}.gin" for c in fixtures_train.FRONTEND_CONFIGS} <= set(_all_gin_files())
+    assert "gin/quickstart.gin" in _all_gin_files()
+
+
+@pytest.mark.parametrize("path", _all_gin_files())
+def test_every_gin_file_parses_and_validates(path):
+    # Dataset files are meant to be combined with a frontend file.
+    files = [path] if "datasets" not in path else ["gin/leaf.gin", path]
+    experiment.parse_gin(files, [])
+    assert gin.query_parameter("load_task.dataset")
+
+
+_PAPER = {"n_filters": 40, "window_size": 401, "stride": 160, "sample_rate": 16000}
+
+
+@pytest.mark.parametrize("config, class_name", [
+    ("leaf", "Leaf"), ("leaf_custom", "Leaf"), ("mel", "MelFilterbanks"),
+    ("mel_pcen", "MelPCEN"), ("sincnet", "SincNet"), ("sincnet_plus", "SincNetPlus"),
+    ("tfbanks", "TimeDomainFilterbanks"), ("quickstart", "Leaf"),
+])
+def test_frontend_configs_build_the_papers_frontend(config, class_name):
+    import leaf_keras  # pylint: disable=import-outside-toplevel
+
+    experiment.parse_gin([f"gin/{config}.gin"], [])
+    frontend = gin.query_parameter("AudioClassifier.frontend").scoped_configurable_fn()
+    assert type(frontend) is getattr(leaf_keras, class_name)  # pylint: disable=unidiomatic-typecheck
+    for attribute, value in _PAPER.items():
+        assert getattr(frontend, attribute) == value, attribute
+
+
+def test_leaf_config_binds_the_paper_values():
+    import leaf_keras  # pylint: disable=import-outside-toplevel
+
+    experiment.parse_gin(["gin/leaf.gin"], [])
+    assert gin.query_parameter("PCENLayer.alpha") == 0.96
+    assert gin.query_parameter("PCENLayer.smooth_coef") == 0.04
+    assert gin.query_parameter("PCENLayer.delta") == 2.0
+    assert gin.query_parameter("PCENLayer.root") == 2.0
+    assert gin.query_parameter("PCENLayer.floor") == 1e-12
+    assert gin.query_parameter("PCENLayer.per_channel_smooth_coef") is True
+    leaf = gin.query_parameter("AudioClassifier.frontend").scoped_configurable_fn()
+    gabor = [layer for layer in leaf.layers if isinstance(layer, leaf_keras.GaborConv1D)]
+    assert len(gabor) == 1
+    init = gabor[0].kernel_initializer.get_config()
+    assert (init["min_freq"], init["max_freq"], init["sample_rate"]) == (60.0, 7800.0, 16000)
+    pcen = [layer for layer in leaf.layers if isinstance(layer, leaf_keras.PCENLayer)]
+    assert len(pcen) == 1
+
+
+def test_leaf_custom_uses_log_compression_pann_and_spec_augment():
+    import leaf_keras  # pylint: disable=import-outside-toplevel
+
+    experiment.parse_gin(["gin/leaf_custom.gin"], [])
+    leaf = gin.query_parameter("AudioClassifier.frontend").scoped_configurable_fn()
+    kinds = [type(layer) for layer in leaf.layers]
+    assert leaf_keras.LogCompression in kinds
+    assert leaf_keras.PCENLayer not in kinds
+    augment = [layer for layer in leaf.layers if isinstance(layer, leaf_keras.SpecAugment)]
+    # The SpecAugment layer that Leaf builds itself receives the gin bindings.
+    assert len(augment) == 1 and augment[0].freq_mask_max_bins == 8
+    encoder = gin.query_parameter("AudioClassifier.encoder").scoped_configurable_fn()
+    assert type(encoder).__name__ == "PANN" and encoder.depth == 7
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("Leaf.n_filtres = 40", "Leaf.n_filtres"),               # **kwargs Keras class
+    ("train.num_epoch = 1", "num_epoch"),                    # plain function
+    ("GaborInit.max_frequency = 8000.0", "max_frequency"),   # class with _ALLOWED kwargs
+    ("ConvNet.filter = [4]", "ConvNet.filter"),
+    ("Leafy.n_filters = 40", "Leafy"),                       # unknown configurable
+])
+def test_misspelled_bindings_are_rejected(binding, message):
+    with pytest.raises(ValueError, match=message):
+        experiment.parse_gin(["gin/leaf.gin"], [binding])
+
+
+def test_valid_inherited_parameters_are_accepted():
+    # `name` and `trainable` come from keras.layers.Layer / keras.Sequential.
+    experiment.parse_gin(["gin/leaf.gin"], ["Leaf.name = 'my_leaf'", "PCENLayer.trainable = False",
+                                            "SincNet.learn_pooling = False"])
+
+
+def test_registered_configurables():
+    selectors = configurables.register_all()
+    for name in ("leaf_keras.frontend.Leaf", "leaf_keras.models.AudioClassifier",
+                 "leaf_keras.postprocessing.PCENLayer", "keras.initializers.Constant",
+                 "keras.layers.Dense"):
+        assert name in selectors

@@ -1,0 +1,124 @@
+"""Training-loop tests: resume after a kill, NaN stop, mirrored == single-device."""
+
+import csv
+import json
+import os
+import textwrap
+
+import numpy as np
+
+import fixtures_train
+
+# LEAF: its learned frontend weights are compared too.
+MIRRORED_FRONTEND = "mel"
+
+
+def _epochs_logged(workdir):
+    with open(os.path.join(workdir, "training_log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _all_finite_h5(path):
+    import h5py  # pylint: disable=import-outside-toplevel
+
+    arrays = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.append(item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    assert arrays
+    return all(np.all(np.isfinite(a)) for a in arrays if np.asarray(a).dtype.kind == "f")
+
+
+def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
+    workdir = tmp_path / "resume"
+    args = [f"--workdir={workdir}"] + fixtures_train.gin_args(
+        ["mel", "datasets/synthetic_commands"],
+        fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3) + [
+            "run_experiment.export = False"])
+    # Two batches per epoch: the process dies after the first batch of the second epoch,
+    # like a pre-empted job (os._exit, no cleanup).
+    crashing = fixtures_train.run_main(args + [
+        "--gin_bindings=train.extra_callbacks = [@CrashAfterBatches()]",
+        "--gin_bindings=CrashAfterBatches.num_batches = 3"])
+    assert crashing.returncode == 17, fixtures_train.describe(crashing)
+    assert _epochs_logged(workdir) == [0]
+    with open(workdir / "backup" / "training_metadata.json") as f:
+        assert json.load(f)["epoch"] == 1
+    assert not (workdir / "metrics.json").exists()
+
+    resumed = fixtures_train.run_main(args)
+    assert resumed.returncode == 0, fixtures_train.describe(resumed)
+    # Epoch 0 is not trained again: the restart continued with epochs 1 and 2.
+    assert _epochs_logged(workdir) == [0, 1, 2]
+    assert "Epoch 2/3" in resumed.stdout and "Epoch 1/3" not in resumed.stdout
+    with open(workdir / "checkpoints" / "last.json") as f:
+        assert json.load(f)["epoch"] == 3
+    # A finished run deletes its backup; metrics were written.
+    assert not (workdir / "backup").exists()
+    assert (workdir / "metrics.json").exists()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic_commands_data_dir, tmp_path):
+    workdir = tmp_path / "nan"
+    process = fixtures_train.run_main([f"--workdir={workdir}"] + fixtures_train.gin_args(
+        ["mel", "datasets/synthetic_commands"],
+        fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3) + [
+            # After the first batch of epoch 2 every weight becomes NaN, so the loss of
+            # its second batch is NaN (after that batch's update, as in real divergence).
+            "train.extra_callbacks = [@InjectNaNAfterBatches()]",
+            "InjectNaNAfterBatches.num_batches = 3"]))
+    assert process.returncode != 0
+    assert "NaN or infinite at epoch 2, batch 2" in process.stderr, fixtures_train.describe(
+        process)
+    checkpoints = workdir / "checkpoints"
+    with open(checkpoints / "last.json") as f:
+        assert json.load(f)["epoch"] == 1
+    assert _all_finite_h5(checkpoints / "last.weights.h5")
+    assert _all_finite_h5(checkpoints / "best.weights.h5")
+    # The backup keeps the last good state too, and nothing was evaluated or exported.
+    assert _all_finite_h5(workdir / "backup" / "latest.weights.h5")
+    assert not (workdir / "metrics.json").exists()
+    assert not (workdir / "export").exists()
+    # The CSV log records the diverged epoch honestly.
+    with open(workdir / "training_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert np.isfinite(float(rows[0]["loss"])) and not np.isfinite(float(rows[1]["loss"]))
+
+
+def test_mirrored_on_two_cpus_matches_single_device(synthetic_commands_data_dir, tmp_path):
+    bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=2) + [
+        # Deterministic: fixed data order, no dropout, no batch statistics (which a
+        # mirrored model computes per replica).
+        "load_task.shuffle_buffer = 0",
+        "ConvNet.dropout = 0.0",
+        "ConvNet.use_batch_norm = False",
+        "AudioClassifier.use_batch_norm = False",
+        "train.steps_per_epoch = None",
+    ]
+    code = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from experiments import data, experiment, train
+        experiment.parse_gin(["gin/{MIRRORED_FRONTEND}.gin", "gin/datasets/synthetic_commands.gin"],
+                             {bindings!r})
+        task = data.load_task()
+        weights, replicas = {{}}, {{}}
+        for strategy in ("default", "mirrored"):
+            result = train.train(task, {str(tmp_path)!r} + "/" + strategy, strategy=strategy)
+            weights[strategy] = [np.asarray(w) for w in result.model.get_weights()]
+            replicas[strategy] = result.distribution.num_replicas
+        worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+                    for a, b in zip(weights["mirrored"], weights["default"]))
+        print("RESULT " + json.dumps({{"worst": worst, "replicas": replicas}}))
+    """)
+    process = fixtures_train.run_script(code)
+    assert process.returncode == 0, fixtures_train.describe(process)
+    line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    assert result["replicas"] == {"default": 1, "mirrored": 2}
+    assert result["worst"] < 1e-4, result
