@@ -129,3 +129,18 @@ def test_resample_keeps_a_sine():
                             8000, 16000).numpy()
     expected = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000.0)
     np.testing.assert_allclose(got[400:-400], expected[400:-400], atol=1e-2)
+
+
+def test_train_and_eval_preprocessing_agree_on_clips_of_the_training_length():
+    """A clip exactly `clip_length` long is seen identically in training and evaluation."""
+    rng = np.random.default_rng(5)
+    clips = [0.1 * rng.standard_normal(640).astype(np.float32) for _ in range(5)]
+    dataset = tf.data.Dataset.from_tensor_slices((np.stack(clips), np.arange(5, dtype=np.int32)))
+    train = preprocessing.make_train_pipeline(dataset, batch_size=5, clip_length=640,
+                                              loudness_normalize=True, shuffle_buffer=0, seed=0)
+    evaluation = preprocessing.make_eval_pipeline(dataset, batch_size=5, min_length=640,
+                                                  loudness_normalize=True)
+    (train_audio, train_labels), = list(train)
+    (eval_audio, eval_labels), = list(evaluation)
+    np.testing.assert_array_equal(train_labels, eval_labels)
+    np.testing.assert_allclose(train_audio, eval_audio, rtol=1e-6)
