@@ -12,8 +12,6 @@ Encoders take time-frequency inputs of shape ``(batch, frames, bins, channels)``
 frontend output with a trailing channel axis) and keep a ``None`` frame axis.
 """
 
-import math
-
 import keras
 from keras import ops
 
@@ -459,31 +457,36 @@ class EfficientNetB0Encoder(keras.layers.Layer):
       frames axis;
     - the ImageNet input preprocessing (``Rescaling(1 / 255)`` and the un-adapted
       ``Normalization``) is removed, features enter the stem convolution as they are;
-    - frames and bins shorter than ``min_size`` are zero-padded at the end up to
-      ``min_size`` (EfficientNet's five stride-2 stages need at least 17; Keras documents
-      32), so very short clips and few-bin features also work on every backend.
+    - frames and bins shorter than ``min_size`` (32, EfficientNet's minimum: its five
+      stride-2 stages each halve the size, rounding down) are zero-padded at the end up
+      to it, so very short clips and few-bin features also work on every backend.
 
     Args:
-        min_size: Frames and bins below this are zero-padded up to it (0 disables it).
+        min_size: Frames and bins below this are zero-padded up to it; 0 disables the
+            padding, otherwise it must be at least 32.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Input shape:
         ``(batch, frames, bins, channels)`` with known ``channels``.
 
     Output shape:
-        ``(batch, ceil(max(frames, min_size) / 32), ceil(max(bins, min_size) / 32), 1280)``.
+        ``(batch, floor(max(frames, min_size) / 32), floor(max(bins, min_size) / 32), 1280)``.
 
     Example:
 
-    >>> EfficientNetB0Encoder()(keras.ops.ones((2, 101, 40, 1))).shape
-    (2, 4, 2, 1280)
+    >>> EfficientNetB0Encoder()(keras.ops.ones((2, 101, 64, 1))).shape
+    (2, 3, 2, 1280)
     """
 
     def __init__(self, min_size=32, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
+        if (
+            isinstance(min_size, bool)
+            or not isinstance(min_size, int)
+            or (min_size != 0 and min_size < 32)
+        ):
             raise ValueError(
-                f"EfficientNetB0Encoder: `min_size` must be a non-negative integer, got {min_size!r}."
+                f"EfficientNetB0Encoder: `min_size` must be 0 or an integer >= 32, got {min_size!r}."
             )
         self.min_size = min_size
         self.backbone = None
@@ -523,7 +526,9 @@ class EfficientNetB0Encoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         def reduced(size):
-            return None if size is None else math.ceil(max(size, self.min_size) / 32)
+            # With a None input size Keras pads every stride-2 stage as for even sizes,
+            # so each stage maps n to floor(n / 2).
+            return None if size is None else max(size, self.min_size) // 32
 
         return (input_shape[0], reduced(input_shape[1]), reduced(input_shape[2]), 1280)
 

@@ -1,0 +1,330 @@
+"""Tests of leaf_keras.models on the current Keras backend (tiny inputs, small widths)."""
+
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+from leaf_keras import models
+from leaf_keras.spec_augment import SpecAugment
+
+BINS = 16
+
+
+def _features(batch=2, frames=24, bins=BINS, channels=1, seed=0):
+    shape = (batch, frames, bins) + ((channels,) if channels else ())
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def _waveforms(batch=2, samples=6400, seed=0):
+    return np.random.default_rng(seed).normal(scale=0.1, size=(batch, samples)).astype("float32")
+
+
+def _numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def _output_shape_with_none_time(layer, inner_shape):
+    inputs = keras.Input(inner_shape)
+    return keras.Model(inputs, layer(inputs)).output_shape
+
+
+def _train_save_load(model, inputs, num_outputs, tmp_path, run_eagerly=True):
+    """Trains two steps, checks the loss, then checks a .keras round trip.
+
+    Big backbones train eagerly: compiling their train step would dominate the suite's time.
+    """
+    labels = np.arange(inputs.shape[0]) % num_outputs
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=run_eagerly,
+    )
+    before = _numpy(model(inputs, training=False))
+    assert before.shape == (inputs.shape[0], num_outputs)
+    first = float(model.train_on_batch(inputs, labels))
+    second = float(model.train_on_batch(inputs, labels))
+    assert np.isfinite(first) and np.isfinite(second)
+    assert first != second
+    after = _numpy(model(inputs, training=False))
+    assert np.all(np.isfinite(after)) and not np.allclose(before, after)
+
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored) is type(model)
+    np.testing.assert_allclose(_numpy(restored(inputs, training=False)), after, rtol=1e-5, atol=1e-6)
+    return restored
+
+
+# ---------------------------------------------------------------------------- encoders
+
+
+@pytest.mark.parametrize(
+    "make_encoder, expected",
+    [
+        (lambda: models.ConvNet([4, 8, 8], dropout=0.1), (2, 6, 4, 8)),
+        (lambda: models.PANN(depth=2), (2, 6, 4, 128)),
+        (lambda: models.ConvBlock(4, max_pooling=False), (2, 24, BINS, 4)),
+        (lambda: models.PANNConvBlock(4, (2, 1)), (2, 12, BINS, 4)),
+    ],
+)
+def test_encoder_shapes_keep_none_time(make_encoder, expected):
+    encoder = make_encoder()
+    features = _features()
+    assert tuple(_numpy(encoder(features)).shape) == expected
+    assert encoder.compute_output_shape(features.shape) == expected
+    assert _output_shape_with_none_time(encoder, (None, BINS, 1)) == (None, None) + expected[2:]
+
+
+def test_conv_net_pools_at_first_and_odd_blocks():
+    net = models.ConvNet([2, 2, 2, 2, 2, 2], dropout=0.0)
+    pools = [block.max_pooling for block in net.stack]
+    assert pools == [True, True, False, True, False, True]
+    # Four 2x2 "valid" max poolings: 35 -> 17 -> 8 -> 4 -> 2 frames, 48 -> 3 bins.
+    assert tuple(_numpy(net(_features(1, 35, 48))).shape) == (1, 2, 3, 2)
+    default = models.ConvNet()
+    assert default.filters == [64, 128, 256, 256, 512, 512] and default.dropout == 0.1
+
+
+def test_conv_block_layer_order_matches_original():
+    block = models.ConvBlock(4, activation="tanh", dropout=0.2)
+    kinds = [type(layer).__name__ for layer in block.stack]
+    unit = ["Conv2D", "Activation", "BatchNormalization", "Dropout"]
+    assert kinds == unit + unit + ["MaxPooling2D"]
+    assert [layer.kernel_size for layer in block.stack if hasattr(layer, "kernel_size")] == [(3, 1), (1, 3)]
+    plain = models.ConvBlock(4, use_batch_norm=False, max_pooling=False)
+    assert [type(layer).__name__ for layer in plain.stack] == ["Conv2D", "Activation"] * 2
+
+
+def test_pann_default_is_cnn14_without_building():
+    pann = models.PANN()
+    blocks = [layer for layer in pann.stack if isinstance(layer, models.PANNConvBlock)]
+    assert [block.filters for block in blocks] == [64, 128, 256, 512, 1024, 2048]
+    assert [block.pool_size for block in blocks] == [(2, 2)] * 5 + [(1, 1)]
+    assert [layer.rate for layer in pann.stack if isinstance(layer, keras.layers.Dropout)] == [0.2] * 6
+    assert pann.compute_output_shape((None, None, 64, 1)) == (None, None, 2, 2048)
+    assert pann.compute_output_shape((3, 101, 40, 1)) == (3, 4, 2, 2048)
+
+
+def test_pann_average_pooling_handles_inputs_smaller_than_the_pools():
+    pann = models.PANN(depth=3, dropout_rate=0.0)
+    assert tuple(_numpy(pann(_features(1, 3, 2))).shape) == (1, 1, 1, 256)
+
+
+def test_pann_conv_block_matches_manual_computation():
+    block = models.PANNConvBlock(3, (2, 2))
+    features = _features(1, 4, 4, channels=2)
+    out = _numpy(block(features, training=False))
+    # Rebuild the computation with numpy: conv ("same", no bias) -> BN (inference) -> ReLU.
+    x = features[0]
+    for conv, norm in ((block.stack[0], block.stack[1]), (block.stack[3], block.stack[4])):
+        kernel = _numpy(conv.kernel)
+        padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+        y = np.zeros(x.shape[:2] + (kernel.shape[-1],), "float32")
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                y[i, j] = np.einsum("abc,abcd->d", padded[i:i + 3, j:j + 3], kernel)
+        scale = _numpy(norm.gamma) / np.sqrt(_numpy(norm.moving_variance) + norm.epsilon)
+        x = np.maximum((y - _numpy(norm.moving_mean)) * scale + _numpy(norm.beta), 0.0)
+    expected = x.reshape(2, 2, 2, 2, 3).mean(axis=(1, 3))
+    np.testing.assert_allclose(out[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_pann_wav_block_shapes():
+    block = models.PANNWavBlock(8, 4)
+    waveforms = _waveforms(2, 103)[..., None]
+    assert tuple(_numpy(block(waveforms)).shape) == (2, 25, 8)
+    assert block.compute_output_shape((2, 103, 1)) == (2, 25, 8)
+    dilations = [layer.dilation_rate for layer in block.stack if isinstance(layer, keras.layers.Conv1D)]
+    assert dilations == [(1,), (2,)]
+
+
+# ---------------------------------------------------------------------------- WaveGram
+
+
+def test_wavegram_on_raw_waveforms():
+    wavegram = models.WaveGram()
+    waveforms = _waveforms(2, 6400)
+    out = _numpy(wavegram(waveforms, training=False))
+    assert out.shape == (2, 10, 64) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(_numpy(wavegram(waveforms[..., None], training=False)), out, rtol=1e-6)
+    # ceil(7001 / 5) = 1401 -> 350 -> 87 -> 21 -> ceil(21 / 2) = 11 frames.
+    assert tuple(_numpy(wavegram(_waveforms(1, 7001))).shape) == (1, 11, 64)
+    assert wavegram.compute_output_shape((1, 7001)) == (1, 11, 64)
+    assert _output_shape_with_none_time(models.WaveGram(), (None,)) == (None, None, 64)
+    assert (wavegram.n_filters, wavegram.stride, wavegram.sample_rate) == (64, 640, 16000)
+    assert wavegram.window_size == 2556
+
+
+def test_wavegram_receptive_field_is_window_size():
+    wavegram = models.WaveGram()
+    samples, frame = 12800, 10  # an interior frame, away from the "same" padding
+    positions = np.arange(0, samples, 80)
+    # One example per perturbed sample; in inference mode examples do not interact.
+    waveforms = np.repeat(_waveforms(1, samples), len(positions) + 1, axis=0)
+    waveforms[np.arange(1, len(positions) + 1), positions] += 1.0
+    out = _numpy(wavegram(waveforms, training=False))[:, frame]
+    affected = positions[np.any(out[1:] != out[0], axis=1)]
+    assert len(affected) > 5
+    # Everything that influences the frame lies within window_size samples of it.
+    assert affected[-1] - affected[0] <= wavegram.window_size
+    assert affected[0] <= frame * wavegram.stride <= affected[-1]
+
+
+# ---------------------------------------------------------------------------- EfficientNet
+
+
+@pytest.fixture(scope="module")
+def efficientnet_encoder():
+    return models.EfficientNetB0Encoder()
+
+
+def test_efficientnet_shapes_small_inputs_and_no_imagenet_preprocessing(efficientnet_encoder):
+    encoder = efficientnet_encoder
+    out = _numpy(encoder(_features(2, 70, BINS), training=False))
+    assert out.shape == (2, 2, 1, 1280) and np.all(np.isfinite(out))
+    assert encoder.compute_output_shape((2, 70, BINS, 1)) == (2, 2, 1, 1280)
+    # Smaller than EfficientNet's minimum of 32 per axis: padded, still works.
+    assert tuple(_numpy(encoder(_features(1, 5, 3), training=False)).shape) == (1, 1, 1, 1280)
+    assert encoder.compute_output_shape((None, None, 40, 1)) == (None, None, 1, 1280)
+    assert encoder.compute_output_shape((1, 101, 64, 1)) == (1, 3, 2, 1280)
+    layer_types = {type(layer).__name__ for layer in encoder.backbone.layers}
+    assert "Rescaling" not in layer_types and "Normalization" not in layer_types
+    assert encoder.backbone.get_layer("stem_conv").kernel.shape == (3, 3, 1, 32)
+    assert _output_shape_with_none_time(encoder, (None, 64, 1)) == (None, None, 2, 1280)
+
+
+def test_efficientnet_classifier_trains_and_round_trips(efficientnet_encoder, tmp_path):
+    model = models.AudioClassifier(3, encoder=efficientnet_encoder, use_batch_norm=False)
+    restored = _train_save_load(model, _features(2, 20, 8, channels=0), 3, tmp_path)
+    assert isinstance(restored.encoder, models.EfficientNetB0Encoder)
+
+
+# ---------------------------------------------------------------------------- AudioClassifier
+
+
+@pytest.mark.parametrize(
+    "make_model, inputs, run_eagerly",
+    [
+        (lambda: models.AudioClassifier(3, encoder=models.ConvNet([4, 8])), _features(4, 24, BINS, 0),
+         False),
+        (lambda: models.AudioClassifier(3, encoder=models.PANN(depth=2, dropout_rate=0.1)),
+         _features(4, 12, 8, 0), True),
+        (lambda: models.AudioClassifier(3, frontend=models.WaveGram(), encoder=models.ConvNet([4]),
+                                        pooling="avg"), _waveforms(4, 3200), True),
+    ],
+    ids=["convnet_compiled", "pann", "wavegram"],
+)
+def test_classifier_trains_one_step_and_round_trips(make_model, inputs, run_eagerly, tmp_path):
+    model = make_model()
+    restored = _train_save_load(model, inputs, 3, tmp_path, run_eagerly=run_eagerly)
+    assert restored.get_config()["pooling"] == model.pooling
+    assert type(restored.encoder) is type(model.encoder)
+    assert type(restored.frontend) is type(model.frontend)
+
+
+def test_classifier_with_leaf_frontend_round_trips(tmp_path):
+    frontend_module = pytest.importorskip("leaf_keras.frontend")
+    model = models.AudioClassifier(
+        2, frontend=frontend_module.Leaf(), encoder=models.ConvNet([4, 4], dropout=0.0)
+    )
+    waveforms = _waveforms(2, 1600)
+    assert _output_shape_with_none_time(model, (None,)) == (None, 2)
+    _train_save_load(model, waveforms, 2, tmp_path)
+
+
+def test_classifier_pooling_and_head_match_numpy():
+    features = _features(3, 10, 6, 0)
+    for pooling, reduce in (("max", np.max), ("avg", np.mean)):
+        model = models.AudioClassifier(4, pooling=pooling, use_batch_norm=False)
+        embedding = _numpy(model.embed(features))
+        np.testing.assert_allclose(embedding, reduce(features, axis=(1, 2))[:, None], rtol=1e-6)
+        logits = _numpy(model(features))
+        kernel, bias = (_numpy(w) for w in model.head.weights)
+        np.testing.assert_allclose(logits, embedding @ kernel + bias, rtol=1e-5, atol=1e-6)
+    softmax = models.AudioClassifier(4, head_activation="softmax", use_batch_norm=False)
+    np.testing.assert_allclose(_numpy(softmax(features)).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_classifier_batch_norm_normalizes_each_bin_in_training():
+    features = _features(8, 10, 6, 0) * 5.0 + 3.0
+    model = models.AudioClassifier(2, pooling="avg")
+    normalized = _numpy(model.feature_norm(features[..., None], training=True))[..., 0]
+    np.testing.assert_allclose(normalized.mean(axis=(0, 1)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normalized.std(axis=(0, 1)), 1.0, atol=1e-2)
+
+
+def test_classifier_forwards_training_flag_to_frontend():
+    features = np.abs(_features(2, 30, 12, 0)) + 1.0
+    model = models.AudioClassifier(
+        2, frontend=SpecAugment(seed=0, time_warp_max_frames=0), use_batch_norm=False, pooling="avg"
+    )
+    inference = _numpy(model(features, training=False))
+    np.testing.assert_array_equal(inference, _numpy(model(features)))
+    assert not np.allclose(_numpy(model(features, training=True)), inference)
+
+
+def test_classifier_shapes_with_none_time():
+    model = models.AudioClassifier(5, frontend=models.WaveGram(), encoder=models.ConvNet([4]))
+    assert _output_shape_with_none_time(model, (None,)) == (None, 5)
+    assert model.compute_output_shape((7, 6400)) == (7, 5)
+    features_model = models.AudioClassifier(5, encoder=models.PANN(depth=1))
+    assert _output_shape_with_none_time(features_model, (None, BINS)) == (None, 5)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        models.ConvBlock(4, activation="elu", dropout=0.3, max_pooling=False),
+        models.ConvNet([4, 8], use_batch_norm=False),
+        models.PANNConvBlock(8, (2, 1)),
+        models.PANNWavBlock(8, 2),
+        models.PANN(depth=3, dropout_rate=0.1),
+        models.WaveGram(sample_rate=8000),
+        models.EfficientNetB0Encoder(min_size=40),
+        models.AudioClassifier(3, frontend=models.WaveGram(), encoder=models.ConvNet([4]),
+                               pooling="avg", use_batch_norm=False, head_activation="sigmoid"),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_config_round_trip(layer):
+    config = layer.get_config()
+    restored = type(layer).from_config(config)
+    assert restored.get_config() == config
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert type(keras.saving.deserialize_keras_object(serialized)) is type(layer)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: models.AudioClassifier(0), "num_outputs"),
+        (lambda: models.AudioClassifier(2, pooling="mean"), "pooling"),
+        (lambda: models.AudioClassifier(2, frontend="leaf"), "frontend"),
+        (lambda: models.ConvNet([]), "filters"),
+        (lambda: models.ConvNet([4, -1]), "filters"),
+        (lambda: models.ConvBlock(4, dropout=1.0), "dropout"),
+        (lambda: models.PANN(depth=0), "depth"),
+        (lambda: models.PANNConvBlock(4, (2,)), "pool_size"),
+        (lambda: models.PANNWavBlock(4, 0), "pool_size"),
+        (lambda: models.EfficientNetB0Encoder(min_size=16), "min_size"),
+    ],
+)
+def test_bad_arguments_raise(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_input_shapes_raise():
+    with pytest.raises(ValueError, match=r"ConvNet expects .*got shape \(2, 24, 16\)"):
+        models.ConvNet([4])(_features(channels=0))
+    with pytest.raises(ValueError, match=r"mono.*\(2, 100, 2\)"):
+        models.WaveGram()(np.zeros((2, 100, 2), "float32"))
+    with pytest.raises(ValueError, match="bins axis must be known"):
+        models.PANN(depth=1).build((None, None, None, 1))
+    with pytest.raises(ValueError, match="known channels"):
+        models.EfficientNetB0Encoder().build((None, None, 8, None))
+    with pytest.raises(ValueError, match=r"\(batch, frames, bins\[, channels\]\).*\(2, 5\)"):
+        models.AudioClassifier(2)(np.zeros((2, 5), "float32"))
