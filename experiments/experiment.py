@@ -45,7 +45,7 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
     Args:
         workdir: output directory.
         evaluate: evaluate the best checkpoint on the test split (metrics.json).
-        export: write the SavedModel / TFLite export.
+        export: write the SavedModel / TFLite export of the best checkpoint.
         strategy: distribution strategy name overriding ``train.strategy``.
 
     Returns:
@@ -69,6 +69,8 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
             result.model, task, workdir, checkpoint_dir=result.checkpoint_dir,
             extra={"gin_config": operative_config, "class_names": list(task.class_names)})
     if export:
+        if not evaluate and result.best_checkpoint:
+            result.model.load_weights(result.best_checkpoint)  # Export the best weights.
         export_lib.export(result.model, workdir, task.multi_label,
                           extra_info={"class_names": list(task.class_names),
                                       "sample_rate": task.sample_rate})

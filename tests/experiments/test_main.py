@@ -60,7 +60,7 @@ def test_frontend_config_end_to_end(config, synthetic_commands_data_dir, tmp_pat
     finally:
         gin.clear_config()
     model.load_weights(checkpoint)
-    # The export holds the last weights; with one epoch, last == best.
+    # run_experiment evaluates, then exports, the best checkpoint.
     expected = keras.ops.convert_to_numpy(
         keras.ops.softmax(model(waveforms, training=False), axis=-1))
     np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-6)
@@ -78,8 +78,16 @@ def test_quickstart_command_line(synthetic_commands_data_dir, tmp_path):
         metrics = json.load(f)
     assert "Leaf.n_filters = %n_filters" in metrics["gin_config"]
     assert (workdir / "export" / "model.tflite").exists()
-    # LEAF logs its Gabor filters for TensorBoard.
-    assert os.listdir(workdir / "tensorboard" / "gabor")
+    # LEAF logs its Gabor filters (Hz) for TensorBoard: before training and per epoch.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tags = {}
+    for event_file in (workdir / "tensorboard" / "gabor").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, set()).add(event.step)
+    assert tags["gabor_center_hz"] == {0, 1}
+    assert tags["gabor_bandwidth_hz"] == {0, 1}
+    assert len([t for t in tags if t.startswith("gabor_center_hz/filter_")]) == 40
 
 
 def test_misspelled_binding_fails_before_reading_data(tmp_path):
