@@ -240,10 +240,10 @@ class GaborConstraint(keras.constraints.Constraint):
         self.kernel_size = int(kernel_size)
 
     def __call__(self, kernel):
-        mu = ops.clip(kernel[:, 0], 0.0, math.pi)
+        mu = impulse_responses.clip(kernel[:, 0], 0.0, math.pi)
         sigma_lower = 4.0 * math.sqrt(2.0 * math.log(2.0)) / math.pi
         sigma_upper = self.kernel_size * math.sqrt(2.0 * math.log(2.0)) / math.pi
-        sigma = ops.clip(kernel[:, 1], sigma_lower, sigma_upper)
+        sigma = impulse_responses.clip(kernel[:, 1], sigma_lower, sigma_upper)
         return ops.stack([mu, sigma], axis=1)
 
     def get_config(self):
@@ -479,8 +479,9 @@ class SincConv1D(_ParametricConv1D):
         """(low, high) cutoffs in Hz after the abs/min/clip rules."""
         kernel = ops.cast(self.kernel, "float32")
         low = self.min_low_hz + ops.abs(kernel[:, 0])
-        high = ops.clip(low + self.min_band_hz + ops.abs(kernel[:, 1]),
-                        self.min_low_hz, self.sample_rate / 2.0)
+        high = impulse_responses.clip(
+            low + self.min_band_hz + ops.abs(kernel[:, 1]), self.min_low_hz,
+            self.sample_rate / 2.0)
         return low, high
 
     def filter_bank(self):

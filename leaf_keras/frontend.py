@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from leaf_keras import convolution
+from leaf_keras import impulse_responses
 from leaf_keras import initializers
 from leaf_keras import melfilters
 from leaf_keras import pooling
@@ -146,7 +147,7 @@ class EnergyFloor(keras.layers.Layer):
         self.floor = float(floor)
 
     def call(self, inputs):
-        return ops.maximum(inputs, ops.cast(self.floor, inputs.dtype))
+        return impulse_responses.maximum(inputs, self.floor)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -599,7 +600,9 @@ class MelFilterbanks(keras.layers.Layer):
     """Log mel filterbanks, computed like the original (tf.signal) baseline.
 
     STFT as `tf.signal.stft(frame_length=window_size, frame_step=stride,
-    fft_length=n_fft, pad_end=True)` with a periodic Hann window, power
+    fft_length=n_fft, pad_end=True)` with its default Hann window (TF's
+    "periodic" window, which for an odd length such as 401 is the symmetric
+    `0.5 - 0.5 cos(2 pi n / (L - 1))`), power
     spectrum, mel matrix (`tf.signal.linear_to_mel_weight_matrix`
     definition, `min_freq`–`max_freq`), then `compression_fn`
     (`LogCompression(1e-5)` by default).
@@ -651,8 +654,11 @@ class MelFilterbanks(keras.layers.Layer):
             num_spectrogram_bins=self.n_fft // 2 + 1,
             sample_rate=sample_rate, lower_edge_hertz=self.min_freq,
             upper_edge_hertz=self.max_freq)
+        # tf.signal.hann_window(periodic=True) is only periodic for even
+        # lengths: an odd window (401 taps) is the symmetric one, n / (L - 1).
         n = np.arange(self.window_size)
-        self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / self.window_size)
+        period = self.window_size - (self.window_size % 2)
+        self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / max(period, 1))
                         ).astype(np.float32)
 
     @property

@@ -12,6 +12,33 @@ import keras
 from keras import ops
 
 
+def clip(x, lower, upper):
+    """`clip` whose gradient is 1 on the closed interval, like tf.clip_by_value.
+
+    `keras.ops.clip` on JAX halves the gradient of a value sitting exactly on
+    a bound (e.g. the highest SincNet band ending exactly at Nyquist); the
+    original (TensorFlow) passes it through, so this port does too.
+    """
+    x = ops.convert_to_tensor(x)
+    lower = ops.cast(lower, x.dtype)
+    upper = ops.cast(upper, x.dtype)
+    return ops.where(x < lower, lower, ops.where(x > upper, upper, x))
+
+
+def minimum(x, bound):
+    """`min(x, bound)` with the whole gradient on `x` at ties (like TF)."""
+    x = ops.convert_to_tensor(x)
+    bound = ops.cast(bound, x.dtype)
+    return ops.where(x <= bound, x, bound)
+
+
+def maximum(x, bound):
+    """`max(x, bound)` with the whole gradient on `x` at ties (like TF)."""
+    x = ops.convert_to_tensor(x)
+    bound = ops.cast(bound, x.dtype)
+    return ops.where(x >= bound, x, bound)
+
+
 def gabor_impulse_response(t, center, fwhm):
     """Complex Gabor impulse responses sampled at times `t`.
 
@@ -131,7 +158,7 @@ def gaussian_lowpass(sigma, filter_size):
         `(1, K, channels, 1)` for `sigma` of shape `(1, 1, channels, 1)`.
     """
     sigma = ops.convert_to_tensor(sigma)
-    sigma = ops.clip(sigma, 2.0 / filter_size, 0.5)
+    sigma = clip(sigma, 2.0 / filter_size, 0.5)
     shape = [1] * len(sigma.shape)
     shape[1] = filter_size
     t = ops.reshape(ops.arange(0, filter_size, dtype=sigma.dtype), shape)
@@ -157,6 +184,6 @@ def amplitude(filters, index):
 
 
 __all__ = [
-    "amplitude", "gabor_filters", "gabor_impulse_response", "gabor_time_axis",
+    "amplitude", "clip", "maximum", "minimum", "gabor_filters", "gabor_impulse_response", "gabor_time_axis",
     "gaussian_lowpass", "sinc_filters", "sinc_impulse_response",
 ]

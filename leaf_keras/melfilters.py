@@ -18,9 +18,9 @@ _MEL_HIGH_FREQUENCY_Q = 1127.0
 def _hertz_to_mel(frequencies_hertz):
     """HTK mel scale in natural-log form, as tf.signal uses it (float32)."""
     frequencies_hertz = np.asarray(frequencies_hertz, dtype=np.float32)
-    return np.float32(_MEL_HIGH_FREQUENCY_Q) * np.log1p(
-        frequencies_hertz / np.float32(_MEL_BREAK_FREQUENCY_HERTZ)).astype(
-            np.float32)
+    return np.float32(_MEL_HIGH_FREQUENCY_Q) * np.log(
+        np.float32(1.0) + frequencies_hertz /
+        np.float32(_MEL_BREAK_FREQUENCY_HERTZ)).astype(np.float32)
 
 
 def _tf_linspace(start, stop, num):

@@ -10,6 +10,7 @@ original's sequential `tf.scan` (same values, exact gradients).
 import keras
 from keras import ops
 
+from leaf_keras import impulse_responses
 from leaf_keras.spec_augment import SpecAugment  # re-exported, see __all__
 
 _HALF_DTYPES = ("float16", "bfloat16")
@@ -98,7 +99,8 @@ class ExponentialMovingAverage(keras.layers.Layer):
 
     def call(self, inputs, initial_state=None):
         inputs = _float32(inputs)
-        weight = ops.clip(ops.cast(self.smooth, inputs.dtype), 0.0, 1.0)
+        weight = impulse_responses.clip(ops.cast(self.smooth, inputs.dtype),
+                                        0.0, 1.0)
         if initial_state is None:
             initial_state = inputs[:, 0, :]
         initial_state = ops.cast(initial_state, inputs.dtype)
@@ -205,8 +207,10 @@ class PCENLayer(keras.layers.Layer):
 
     def call(self, inputs):
         inputs = _float32(inputs)
-        alpha = ops.minimum(ops.cast(self.alpha, inputs.dtype), 1.0)
-        root = ops.maximum(ops.cast(self.root, inputs.dtype), 1.0)
+        alpha = impulse_responses.minimum(ops.cast(self.alpha, inputs.dtype),
+                                         1.0)
+        root = impulse_responses.maximum(ops.cast(self.root, inputs.dtype),
+                                        1.0)
         delta = ops.cast(self.delta, inputs.dtype)
         smoother = ops.cast(self.ema(inputs), inputs.dtype)
         one_over_root = 1.0 / root
