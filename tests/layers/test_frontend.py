@@ -1,0 +1,143 @@
+"""Frontend contract: shapes, serialization, jit, mixed precision, bad input."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import leaf_keras
+
+FRONTENDS = {
+    "leaf": leaf_keras.Leaf,
+    "leaf_preemp_norm": lambda: leaf_keras.Leaf(preemp=True,
+                                                mean_var_norm=True),
+    "tfbanks": leaf_keras.TimeDomainFilterbanks,
+    "sincnet": leaf_keras.SincNet,
+    "sincnet_plus": leaf_keras.SincNetPlus,
+    "mel": leaf_keras.MelFilterbanks,
+    "mel_pcen": leaf_keras.MelPCEN,
+}
+TIME = 1200  # 75 ms: short inputs keep the suite fast
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _expected_frames(frontend, time):
+    if isinstance(frontend, leaf_keras.TimeDomainFilterbanks):
+        return (time - frontend.window_size) // frontend.stride + 1
+    return -(-time // frontend.stride)
+
+
+@pytest.fixture
+def waveforms():
+    return (np.random.default_rng(0).standard_normal((2, TIME)) * 0.1
+            ).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_contract_attributes_and_shapes(name, waveforms):
+    frontend = FRONTENDS[name]()
+    assert (frontend.sample_rate, frontend.n_filters, frontend.window_size,
+            frontend.stride) == (16000, 40, 401, 160)
+    out = _np(frontend(waveforms))
+    assert out.shape == (2, _expected_frames(frontend, TIME), 40)
+    out3 = _np(frontend(waveforms[:, :, None]))
+    np.testing.assert_allclose(out3, out, rtol=1e-6, atol=1e-6)
+    longer = _np(frontend(np.tile(waveforms, (1, 2))))
+    assert longer.shape == (2, _expected_frames(frontend, 2 * TIME), 40)
+    assert frontend.compute_output_shape((None, None)) == (None, None, 40)
+
+
+def test_leaf_gabor_helpers():
+    leaf = leaf_keras.Leaf()
+    centers = leaf.gabor_center_frequencies_hz()
+    widths = leaf.gabor_bandwidths_hz()
+    assert centers.shape == widths.shape == (40,)
+    assert 0 < centers[0] < 100 and 7000 < centers[-1] < 8000
+    assert np.all(np.diff(centers) >= 0) and np.all(widths > 0)
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_save_load_round_trip(name, waveforms, tmp_path):
+    model = keras.Sequential([FRONTENDS[name](),
+                              keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(3)])
+    expected = _np(model(waveforms))
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(_np(restored(waveforms)), expected, rtol=1e-5,
+                               atol=1e-5)
+    frontend = model.layers[0]
+    clone = frontend.__class__.from_config(frontend.get_config())
+    assert clone.get_config() == frontend.get_config()
+
+
+def test_functional_model_with_unknown_time_and_jit(waveforms):
+    inputs = keras.Input((None,))
+    features = leaf_keras.Leaf()(inputs)
+    assert tuple(features.shape) == (None, None, 40)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalMaxPooling1D()(
+        features))
+    model = keras.Model(inputs, outputs)
+    eager = _np(model(waveforms))
+    model.compile(jit_compile=True)
+    np.testing.assert_allclose(model.predict(waveforms, verbose=0), eager,
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", ["leaf", "sincnet_plus", "mel", "tfbanks"])
+def test_mixed_precision_close_to_float32(policy, name, waveforms):
+    reference_frontend = FRONTENDS[name]()
+    expected = _np(reference_frontend(waveforms))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        frontend = FRONTENDS[name]()
+        frontend(waveforms)
+        frontend.set_weights(reference_frontend.get_weights())
+        actual = _np(frontend(waveforms)).astype(np.float32)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(actual).all()
+    # Half precision keeps ~3 (float16) or ~2 (bfloat16) significant digits.
+    tolerance = 2e-2 if policy == "mixed_float16" else 6e-2
+    assert np.abs(actual - expected).max() <= tolerance * np.abs(
+        expected).max()
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((TIME,), np.float32), "rank 1"),
+    (np.zeros((1, TIME, 1, 1), np.float32), "rank 4|incompatible shape"),
+    (np.zeros((1, TIME, 2), np.float32), "2 channels|incompatible shape"),
+    (np.zeros((1, TIME), np.int16), "dtype int16"),
+    (np.zeros((1, TIME), bool), "dtype bool"),
+    (np.zeros((1, 100), np.float32), "at least 401 samples"),
+    (np.zeros((0, TIME), np.float32), "empty batch"),
+])
+def test_bad_input_raises_clear_value_error(name, bad, message):
+    frontend = FRONTENDS[name]()
+    if "incompatible" in message:
+        frontend(np.zeros((1, TIME), np.float32))  # built: Keras checks rank
+    with pytest.raises(ValueError, match=message):
+        frontend(bad)
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_silence_and_loud_input_give_finite_outputs_and_gradients(name):
+    import testing_utils  # pylint: disable=g-import-not-at-top
+    frontend = FRONTENDS[name]()
+    loud = (np.random.default_rng(0).standard_normal((1, TIME)) * 1e3
+            ).astype(np.float32)
+    for inputs in (np.zeros((1, TIME), np.float32), loud):
+        output = _np(frontend(inputs))
+        assert np.isfinite(output).all()
+        weights = frontend.trainable_weights
+        if weights:
+            _, grads = testing_utils.value_and_gradients(
+                lambda x=inputs: keras.ops.sum(frontend(x)), weights)
+            assert all(np.isfinite(g).all() for g in grads if g is not None)
