@@ -667,14 +667,15 @@ class MelFilterbanks(keras.layers.Layer):
         return self._mel_matrix
 
     def build(self, input_shape):
-        check_waveforms(input_shape, None, 1, self.name)
+        check_waveforms(input_shape, None, self.window_size, self.name)
         if self.compression_fn is not None and not self.compression_fn.built:
             self.compression_fn.build(
                 (input_shape[0], None, self.n_filters))
 
     def mel_power(self, inputs):
         """Mel-band power `[batch, frames, n_filters]` (no compression)."""
-        check_waveforms(inputs.shape, inputs.dtype, 1, self.name)
+        check_waveforms(inputs.shape, inputs.dtype, self.window_size,
+                        self.name)
         inputs = ops.convert_to_tensor(inputs)
         if keras.backend.standardize_dtype(inputs.dtype) != "float32":
             inputs = ops.cast(inputs, "float32")
@@ -693,7 +694,7 @@ class MelFilterbanks(keras.layers.Layer):
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        check_waveforms(input_shape, None, 1, self.name)
+        check_waveforms(input_shape, None, self.window_size, self.name)
         time = input_shape[1]
         frames = None if time is None else -(-time // self.stride)
         return (input_shape[0], frames, self.n_filters)

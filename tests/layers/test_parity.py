@@ -103,6 +103,9 @@ def test_output_and_gradients_match_leaf_audio(case, reference):
             sensitivity = testing_utils.relative_error(noisy_values[key],
                                                        values[key])
             tolerances[key] = max(TOLERANCE, 10.0 * sensitivity)
+        # The loss contracts the output with the cotangent: one noise draw
+        # can under-estimate its sensitivity, the output's bounds it.
+        tolerances["loss"] = max(tolerances["loss"], tolerances["output"])
         print("  round-off sensitive case; tolerances " + ", ".join(
             f"{k}: {v:.1e}" for k, v in tolerances.items()))
         # The white-noise example is well conditioned: it must meet 1e-4.

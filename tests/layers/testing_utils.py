@@ -40,6 +40,9 @@ def value_and_gradients(loss_fn, variables):
         `(loss, [gradient, ...])` as numpy values.
     """
     backend = keras.backend.backend()
+    to_numpy = keras.ops.convert_to_numpy
+    if not variables:
+        return np.asarray(to_numpy(loss_fn())), []
     if backend == "tensorflow":
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
         with tf.GradientTape() as tape:
@@ -62,7 +65,6 @@ def value_and_gradients(loss_fn, variables):
         grads = torch.autograd.grad(loss, values, allow_unused=True)
     else:
         raise ValueError(f"Unsupported backend {backend}.")
-    to_numpy = keras.ops.convert_to_numpy
     return (np.asarray(to_numpy(loss)),
             [None if g is None else np.asarray(to_numpy(g)) for g in grads])
 
