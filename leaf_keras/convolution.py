@@ -114,7 +114,11 @@ def fft_conv1d(inputs, filters, fft_length=None):
                               fft_length=fft_length)
     spectrum = _complex_correlate(x_real, x_imag, h_real, h_imag)
     outputs = ops.irfft(spectrum, fft_length=fft_length)[:, :, :time]
-    return ops.cast(ops.transpose(outputs, (0, 2, 1)), dtype)
+    outputs = ops.transpose(outputs, (0, 2, 1))
+    # Restate the static channel count, which dynamic FFT lengths hide.
+    outputs = ops.reshape(outputs, (ops.shape(inputs)[0], time,
+                                    filters.shape[2]))
+    return ops.cast(outputs, dtype)
 
 
 def overlap_add_conv1d(inputs, filters, fft_length=4096):
@@ -172,7 +176,9 @@ def overlap_add_conv1d(inputs, filters, fft_length=4096):
     left, _ = _same_padding(kernel_size)
     start = kernel_size - 1 - left
     outputs = full_signal[:, :, start:start + time]
-    return ops.cast(ops.transpose(outputs, (0, 2, 1)), dtype)
+    outputs = ops.reshape(ops.transpose(outputs, (0, 2, 1)),
+                          (batch, time, channels))
+    return ops.cast(outputs, dtype)
 
 
 def _apply_conv(inputs, filters, strides, padding, implementation):

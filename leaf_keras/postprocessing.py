@@ -3,8 +3,8 @@
 `PCENLayer` is the per-channel energy normalization of Wang et al. (2017,
 https://arxiv.org/abs/1607.05666) as used by LEAF (Zeghidour et al., ICLR
 2021, Section 3.3); its smoother `ExponentialMovingAverage` is a linear
-recurrence, evaluated here with a parallel associative scan instead of the
-original's sequential `tf.scan` (same values, exact gradients).
+recurrence, evaluated here with chunked decay-power matrix products instead
+of the original's sequential `tf.scan` (same values, exact gradients).
 """
 
 import keras
@@ -30,30 +30,58 @@ def _check_rank3(layer, input_shape):
             f"channels] with a known channel count, got {tuple(input_shape)}.")
 
 
-def _combine_linear_recurrence(earlier, later):
-    """Composes two steps `s -> a s + b` of a first-order linear recurrence."""
-    a_earlier, b_earlier = earlier
-    a_later, b_later = later
-    return a_earlier * a_later, a_later * b_earlier + b_later
+def _decay_powers(decay, exponents):
+    """`decay ** exponents` for exponents >= 0, 0 where exponents < 0.
+
+    Exponents are whole numbers (as floats). The gradient stays finite for
+    `decay == 0`: the power is only taken with exponents >= 1.
+    """
+    positive = ops.power(decay, ops.maximum(exponents, 1.0))
+    powers = ops.where(exponents > 0, positive, ops.ones_like(positive))
+    return ops.where(exponents >= 0, powers, ops.zeros_like(powers))
 
 
-def linear_recurrence(decay, inputs, axis=1):
-    """All states of `s_t = decay_t * s_{t-1} + inputs_t`, `s_{-1} = 0`.
+def linear_recurrence(decay, inputs, chunk_size=64):
+    """All states of `s_t = decay * s_{t-1} + inputs_t`, `s_{-1} = 0`.
 
-    Evaluated with `keras.ops.associative_scan` in O(log T) parallel steps.
+    A time-invariant first-order recurrence (per channel) evaluated without
+    a sequential loop over time: inside chunks of `chunk_size` frames the
+    states are one matrix product with the decay powers `decay^(t - u)`,
+    and the states carried between chunks are a second such product over
+    chunks. Exact (no truncation), works with an unknown time length.
 
     Args:
-        decay: tensor broadcastable to `inputs`.
-        inputs: float tensor.
-        axis: the time axis.
+        decay: float tensor `(channels,)` or `(1,)`, values in [0, 1].
+        inputs: float tensor `[batch, time, channels]`.
+        chunk_size: frames per chunk.
 
     Returns:
-        A tensor shaped like `inputs`.
+        A tensor `[batch, time, channels]`.
     """
-    decay = ops.broadcast_to(decay, ops.shape(inputs))
-    _, states = ops.associative_scan(_combine_linear_recurrence,
-                                     (decay, inputs), axis=axis)
-    return states
+    batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
+    channels = inputs.shape[-1]
+    decay = ops.broadcast_to(ops.cast(decay, inputs.dtype), (channels,))
+    num_chunks = (time + chunk_size - 1) // chunk_size
+    padded = ops.pad(inputs,
+                     [[0, 0], [0, num_chunks * chunk_size - time], [0, 0]])
+    chunks = ops.reshape(padded, (batch, num_chunks, chunk_size, channels))
+    steps = ops.arange(chunk_size, dtype=inputs.dtype)
+    lags = steps[:, None] - steps[None, :]  # t - u
+    within = _decay_powers(decay[:, None, None], lags[None])  # [C, t, u]
+    local = ops.einsum("ctu,bnuc->bntc", within, chunks)
+    # State entering chunk j: sum over i < j of D^(j - 1 - i) * end_i, with
+    # D = decay^chunk_size and end_i the last local state of chunk i.
+    ends = local[:, :, -1, :]
+    chunk_index = ops.arange(num_chunks, dtype=inputs.dtype)
+    chunk_lags = chunk_index[:, None] - chunk_index[None, :] - 1.0
+    across = _decay_powers(decay[:, None, None],
+                           chunk_size * chunk_lags[None])
+    across = ops.where(chunk_lags[None] >= 0, across, ops.zeros_like(across))
+    carried = ops.einsum("cji,bic->bjc", across, ends)
+    growth = _decay_powers(decay[None, :], steps[:, None] + 1.0)  # [t, C]
+    states = local + carried[:, :, None, :] * growth[None, None]
+    states = ops.reshape(states, (batch, num_chunks * chunk_size, channels))
+    return states[:, :time, :]
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -109,7 +137,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
         driven = weight * inputs
         first = driven[:, :1, :] + (1.0 - weight) * initial_state[:, None, :]
         driven = ops.concatenate([first, driven[:, 1:, :]], axis=1)
-        states = linear_recurrence(1.0 - weight, driven, axis=1)
+        states = linear_recurrence(1.0 - weight, driven)
         return ops.cast(states, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -121,7 +121,7 @@ def test_scipy_hann_is_what_mel_uses_for_odd_windows():
 
 def test_pcen_scan_matches_a_sequential_loop():
     rng = np.random.default_rng(0)
-    x = rng.uniform(0.0, 2.0, (2, 37, 3)).astype(np.float32)
+    x = rng.uniform(0.0, 2.0, (2, 150, 3)).astype(np.float32)  # > 2 chunks
     pcen = leaf_keras.PCENLayer(alpha=0.9, smooth_coef=0.1, delta=1.5,
                                 root=3.0, floor=1e-6, trainable=True,
                                 learn_smooth_coef=True,
@@ -157,3 +157,15 @@ def test_pooling_shapes_follow_tf_padding():
     ramp = np.arange(1000, dtype=np.float32).reshape(1, 1000, 1)
     first = _np(leaf_keras.MaxPooling1D(401, 160)(ramp))[0, 0, 0]
     assert first == 401 - 180 - 1
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5, 1.0])
+def test_linear_recurrence_edge_decays(decay):
+    from leaf_keras import postprocessing  # pylint: disable=g-import-not-at-top
+    x = np.random.default_rng(1).random((1, 130, 2)).astype(np.float32)
+    actual = _np(postprocessing.linear_recurrence(
+        np.full((2,), decay, np.float32), x, chunk_size=16))
+    state = np.zeros((1, 2))
+    for t in range(130):
+        state = decay * state + x[:, t]
+        np.testing.assert_allclose(actual[:, t], state, rtol=1e-5, atol=1e-5)
