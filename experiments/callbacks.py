@@ -293,21 +293,26 @@ class GaborTensorBoard(_SummaryCallback):
         self.frontend = frontend
         self.per_filter_scalars = per_filter_scalars
 
-    def _frontend(self):
+    def _gabor_values(self):
+        """The two arrays, or None for frontends without Gabor filters."""
         frontend = self.frontend if self.frontend is not None else getattr(
             self.model, "frontend", None)
         if frontend is None or not hasattr(frontend, "gabor_center_frequencies_hz"):
             return None
-        return frontend
+        try:
+            return {
+                "gabor_center_hz": np.asarray(frontend.gabor_center_frequencies_hz()),
+                "gabor_bandwidth_hz": np.asarray(frontend.gabor_bandwidths_hz()),
+            }
+        except (ValueError, AttributeError, NotImplementedError):
+            # Leaf subclasses without a Gabor convolution (SincNet, TimeDomainFilterbanks)
+            # inherit the helpers but raise.
+            return None
 
     def _write(self, step):
-        frontend = self._frontend()
-        if frontend is None:
+        values = self._gabor_values()
+        if values is None:
             return
-        values = {
-            "gabor_center_hz": np.asarray(frontend.gabor_center_frequencies_hz()),
-            "gabor_bandwidth_hz": np.asarray(frontend.gabor_bandwidths_hz()),
-        }
         with self._writer("gabor").as_default():
             for tag, array in values.items():
                 write_histogram(tag, array, step)
