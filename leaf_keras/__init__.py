@@ -31,4 +31,10 @@ from leaf_keras.postprocessing import (ExponentialMovingAverage,
                                        InstanceNormalization, LogCompression,
                                        PCENLayer, SpecAugment)
 
+# Classifier backbones (models worker).
+from leaf_keras import models
+from leaf_keras.models import (PANN, AudioClassifier, ConvBlock, ConvNet,
+                               EfficientNetB0Encoder, PANNConvBlock,
+                               PANNWavBlock, WaveGram)
+
 __version__ = "0.1.0"
