@@ -8,11 +8,14 @@ built-in tasks, in [-1, 1]):
   sigmoid per class for multi-label tasks);
 - ``frontend`` → ``{"features": [batch, frames, n_filters]}``, the frontend's output.
 
-``<workdir>/export/model.tflite`` holds ``serving_default`` for TFLite (dynamic shapes;
-resize the input before allocating tensors, or use ``get_signature_runner``), and
-``export_info.json`` says which op set the conversion needed: TFLite builtins when they
-suffice, otherwise builtins + SELECT_TF_OPS (the Flex delegate, included in the
-``tensorflow`` pip package's interpreter but not in ``tflite-runtime``).
+``<workdir>/export/model.tflite`` holds ``serving_default`` for TFLite with a fixed clip
+length (``export.tflite_num_samples``, 16000 by default) and a dynamic batch, converted
+with TFLite builtin ops only when possible (``export_info.json`` records the op set). To
+get there the model is traced with its long convolutions switched from FFTs to the direct
+algorithm (TFLite has no builtin inverse FFT and its RFFT2D needs power-of-two sizes);
+with a dynamic length the depthwise pooling and PCEN's strided slices would need the Flex
+delegate (SELECT_TF_OPS), which ``tf.lite.Interpreter`` of the tensorflow 2.21 wheel
+cannot run.
 
 Example (any process, no leaf_keras import needed)::
 
@@ -22,8 +25,10 @@ Example (any process, no leaf_keras import needed)::
         waveform=tf.zeros([2, 16000]))["probabilities"]
 """
 
+import contextlib
 import json
 import os
+import tempfile
 
 from absl import logging
 import gin
@@ -38,13 +43,14 @@ def _probabilities(logits, multi_label):
     return keras.ops.sigmoid(logits) if multi_label else keras.ops.softmax(logits, axis=-1)
 
 
-def export_saved_model(model, path, multi_label):
+def export_saved_model(model, path, multi_label, num_samples=None):
     """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures.
 
     Args:
         model: a built AudioClassifier (with a ``frontend`` attribute).
         path: output directory.
         multi_label: sigmoid instead of softmax outputs.
+        num_samples: fixed clip length of the signatures (None = dynamic).
 
     Returns:
         `path`.
@@ -54,7 +60,7 @@ def export_saved_model(model, path, multi_label):
     if keras.backend.backend() != "tensorflow":
         raise ValueError("SavedModel export needs KERAS_BACKEND=tensorflow, got "
                          f"{keras.backend.backend()}.")
-    spec = tf.TensorSpec([None, None], tf.float32, name="waveform")
+    spec = tf.TensorSpec([None, num_samples], tf.float32, name="waveform")
     archive = keras.export.ExportArchive()
     archive.track(model)
 
@@ -115,8 +121,31 @@ def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
     raise RuntimeError(f"TFLite conversion failed with {attempts}: {last_error}")
 
 
+@contextlib.contextmanager
+def _direct_convolutions(model):
+    """Temporarily makes the model's FFT-based convolutions use the direct algorithm.
+
+    leaf_keras computes LEAF's 401-tap convolutions with FFTs by default. TFLite's builtin
+    RFFT2D only accepts power-of-two lengths (the FFT size follows the clip length) and
+    it has no builtin inverse FFT, while a direct convolution is a builtin CONV_2D. Same
+    weights, same function; the layers read ``implementation`` when called, so a model
+    traced inside this context uses the direct convolution.
+    """
+    switched = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+        if getattr(layer, "implementation", None) in ("fft", "overlap_add"):
+            switched.append((layer, layer.implementation))
+            layer.implementation = "direct"
+    try:
+        yield len(switched)
+    finally:
+        for layer, implementation in switched:
+            layer.implementation = implementation
+
+
 @gin.configurable(denylist=["model", "workdir", "multi_label", "extra_info"])
-def export(model, workdir, multi_label, tflite=True, tflite_op_sets="auto", extra_info=None):
+def export(model, workdir, multi_label, tflite=True, tflite_op_sets="auto",
+           tflite_num_samples=16000, extra_info=None):
     """Exports the SavedModel (and TFLite model) to ``<workdir>/export``.
 
     Args:
@@ -125,6 +154,10 @@ def export(model, workdir, multi_label, tflite=True, tflite_op_sets="auto", extr
         multi_label: sigmoid outputs instead of softmax.
         tflite: also write ``model.tflite``.
         tflite_op_sets: see `export_tflite`.
+        tflite_num_samples: clip length of the TFLite model's input (the batch stays
+            dynamic). A fixed length lets every op of LEAF convert to a TFLite builtin;
+            with a dynamic length the depthwise pooling and PCEN's strided slices would
+            need the Flex delegate, which the tensorflow 2.21 pip interpreter lacks.
         extra_info: more entries for ``export_info.json`` (e.g. class names).
 
     Returns:
@@ -137,7 +170,11 @@ def export(model, workdir, multi_label, tflite=True, tflite_op_sets="auto", extr
     if tflite:
         tflite_path = os.path.join(path, TFLITE_FILE)
         info["tflite"] = tflite_path
-        info["tflite_op_sets"] = export_tflite(path, tflite_path, tflite_op_sets)
+        info["tflite_input_shape"] = [None, tflite_num_samples]
+        with tempfile.TemporaryDirectory() as temporary, _direct_convolutions(model):
+            direct = export_saved_model(model, os.path.join(temporary, "direct"), multi_label,
+                                        num_samples=tflite_num_samples)
+            info["tflite_op_sets"] = export_tflite(direct, tflite_path, tflite_op_sets)
     info.update(extra_info or {})
     with open(os.path.join(path, INFO_FILE), "w") as f:
         json.dump(info, f, indent=2)

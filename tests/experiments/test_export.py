@@ -23,7 +23,7 @@ def exported_leaf(synthetic_commands_data_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("export"))
     gin.clear_config()
     try:
-        experiment.parse_gin(["gin/mel.gin", "gin/datasets/synthetic_commands.gin"],
+        experiment.parse_gin(["gin/leaf.gin", "gin/datasets/synthetic_commands.gin"],
                              fixtures_train.tiny_bindings(synthetic_commands_data_dir))
         task = data.load_task()
         model = train.train(task, workdir).model
@@ -60,26 +60,30 @@ _LOAD_AND_RUN = textwrap.dedent("""
             assert got.shape == want.shape, (signature, got.shape, want.shape)
             errors[f"saved_model/{signature}/{length}"] = float(
                 np.max(np.abs(got - want)) / np.max(np.abs(want)))
+        if length != TFLITE_LENGTH:
+            continue
         interpreter = tf.lite.Interpreter(model_path=path + "/model.tflite")
         runner = interpreter.get_signature_runner("serving_default")
         got = runner(waveform=expected[f"input_{length}"])["probabilities"]
         want = expected[f"probabilities_{length}"]
         errors[f"tflite/{length}"] = float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
     print("RESULT " + json.dumps(errors))
-""").replace("LENGTHS", repr(LENGTHS))
+""").replace("LENGTHS", repr(LENGTHS)).replace("TFLITE_LENGTH", "16000")
 
 
 def test_saved_model_and_tflite_match_keras_in_a_fresh_process(exported_leaf):
     workdir, path = exported_leaf
     with open(os.path.join(path, "export_info.json")) as f:
         info = json.load(f)
-    assert info["tflite_op_sets"] in ("builtins", "select_tf_ops")
+    # LEAF converts to TFLite builtins only (fixed clip length, dynamic batch).
+    assert info["tflite_op_sets"] == "builtins"
+    assert info["tflite_input_shape"] == [None, 16000]
     process = fixtures_train.run_script(_LOAD_AND_RUN.replace(
         "workdir, path = sys.argv[1], sys.argv[2]", f"workdir, path = {workdir!r}, {path!r}"))
     assert process.returncode == 0, fixtures_train.describe(process)
     line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
     errors = json.loads(line[len("RESULT "):])
-    assert len(errors) == 3 * len(LENGTHS)
+    assert len(errors) == 2 * len(LENGTHS) + 1
     for name, error in errors.items():
         tolerance = 1e-4 if name.startswith("tflite") else 1e-5
         assert error <= tolerance, (name, error, errors)

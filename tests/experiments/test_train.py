@@ -10,7 +10,7 @@ import numpy as np
 import fixtures_train
 
 # LEAF: its learned frontend weights are compared too.
-MIRRORED_FRONTEND = "mel"
+MIRRORED_FRONTEND = "leaf"
 
 
 def _epochs_logged(workdir):
