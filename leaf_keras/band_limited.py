@@ -375,7 +375,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         # first pooling window c_0 = -pad_left: position c_0 - guard + i.
         block, hop, start = self.block_size, self._hop, self._valid_start
         guard = self._guard
-        needed = stride * (frames - 1) + size + 2 * guard + self._step
+        needed = stride * frames + size + 2 * guard + self._step
         n_blocks = (needed + hop - 1) // hop
         offset = start + guard + pad_left
         right = (n_blocks + 1) * hop - offset - time
@@ -441,10 +441,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         group_windows = ops.take(windows, indices, axis=0)   # (n, K)
         kernel = ops.matmul(group_windows, matrix)            # (n, Q)
         step = self.strides // decimation
-        pooled = ops.depthwise_conv(
-            power, ops.expand_dims(ops.transpose(kernel), -1), strides=step,
-            padding="valid")
-        pooled = pooled[:, :frames]
+        pooled = self._strided_pooling(power, kernel, step, frames)
 
         # Frames whose window crosses the signal edges: remove the part of the
         # window that lies on the zero padding.
@@ -465,6 +462,23 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         tail = ops.stack([pooled[:, -2] - correction(frames - 2),
                           pooled[:, -1] - correction(frames - 1)], axis=1)
         return ops.concatenate([head, pooled[:, 2:-2], tail], axis=1)
+
+    @staticmethod
+    def _strided_pooling(power, kernel, step, frames):
+        """out[:, m, c] = sum_q kernel[c, q] * power[:, step * m + q, c].
+
+        Written as a reshape into stride-long chunks plus one einsum rather
+        than a strided depthwise convolution: XLA on CPU computes the kernel
+        gradient of a depthwise convolution extremely slowly.
+        """
+        count, taps = ops.shape(kernel)[0], ops.shape(kernel)[1]
+        chunks = -(-taps // step)
+        kernel = ops.pad(kernel, [[0, 0], [0, chunks * step - taps]])
+        power = power[:, :(frames + chunks - 1) * step]
+        power = ops.reshape(power, (-1, frames + chunks - 1, step, count))
+        windows = ops.concatenate(
+            [power[:, c:c + frames] for c in range(chunks)], axis=2)
+        return ops.einsum("bfqc,cq->bfc", windows, kernel)
 
     # --------------------------------------------------------------- shapes
     def compute_output_shape(self, input_shape):
