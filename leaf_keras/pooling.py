@@ -36,6 +36,56 @@ def pad_same(inputs, kernel_size, strides, constant_values=0.0):
                    constant_values=constant_values)
 
 
+def strided_depthwise_correlation(inputs, kernel, strides,
+                                  max_blocks_per_frame=16):
+    """VALID, strided per-channel correlation `out[b, f, c] = sum_k
+    kernel[k, c] * inputs[b, f * strides + k, c]`.
+
+    Equivalent to `ops.depthwise_conv(..., padding="valid")`, but computed
+    as a few block products: the input is cut into blocks of `strides`
+    samples, frame f reads blocks f .. f + m - 1 (m = ceil(K / strides)),
+    so the correlation is a sum of m `einsum`s of shifted block views with
+    slices of the (zero-extended) kernel. XLA's CPU depthwise convolution
+    takes minutes for the kernel gradient of LEAF's pooling (401 taps,
+    stride 160), the block products milliseconds. Long kernels at small
+    strides (more than `max_blocks_per_frame` blocks) keep `depthwise_conv`.
+
+    Args:
+        inputs: float tensor `[batch, time, channels]` (already padded).
+        kernel: float tensor `[kernel_size, channels]`.
+        strides: int, the hop between frames.
+        max_blocks_per_frame: above this many blocks use `depthwise_conv`.
+
+    Returns:
+        A tensor `[batch, (time - kernel_size) // strides + 1, channels]`.
+    """
+    kernel_size = kernel.shape[0]
+    blocks_per_frame = -(-kernel_size // strides)
+    if blocks_per_frame > max_blocks_per_frame:
+        return ops.depthwise_conv(inputs, ops.expand_dims(kernel, -1),
+                                  strides=strides, padding="valid")
+    batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
+    channels = inputs.shape[-1]
+    frames = (time - kernel_size) // strides + 1
+    num_blocks = frames + blocks_per_frame - 1
+    # Trim or zero-extend to whole blocks; extra samples meet zero taps.
+    needed = num_blocks * strides
+    extension = needed - time
+    extension = (max(extension, 0) if isinstance(extension, int) else
+                 ops.maximum(extension, 0))
+    inputs = ops.pad(inputs[:, :needed], [[0, 0], [0, extension], [0, 0]])
+    blocks = ops.reshape(inputs, (batch, num_blocks, strides, channels))
+    kernel = ops.pad(kernel,
+                     [[0, blocks_per_frame * strides - kernel_size], [0, 0]])
+    outputs = None
+    for offset in range(blocks_per_frame):
+        taps = kernel[offset * strides:(offset + 1) * strides]
+        term = ops.einsum("bfkc,kc->bfc",
+                          blocks[:, offset:offset + frames], taps)
+        outputs = term if outputs is None else outputs + term
+    return outputs
+
+
 def output_length(length, kernel_size, strides, padding):
     """Number of frames of a pooling, `None` when the length is unknown."""
     if length is None:
@@ -92,8 +142,8 @@ class _Pooling1D(keras.layers.Layer):
         inputs = self._float32(inputs)
         if padding == "same":
             inputs = pad_same(inputs, self.kernel_size, self.strides)
-        outputs = ops.depthwise_conv(inputs, ops.cast(kernel, inputs.dtype),
-                                     strides=self.strides, padding="valid")
+        outputs = strided_depthwise_correlation(
+            inputs, ops.cast(kernel[:, :, 0], inputs.dtype), self.strides)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

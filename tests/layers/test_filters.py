@@ -159,6 +159,25 @@ def test_pooling_shapes_follow_tf_padding():
     assert first == 401 - 180 - 1
 
 
+@pytest.mark.parametrize("time,kernel_size,strides", [
+    (1000, 401, 160), (1361, 401, 160), (37, 5, 3), (50, 3, 4), (100, 40, 2)])
+def test_strided_depthwise_correlation_matches_numpy(time, kernel_size,
+                                                     strides):
+    from leaf_keras import pooling  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, time, 3)).astype(np.float32)
+    kernel = rng.standard_normal((kernel_size, 3)).astype(np.float32)
+    # (100, 40, 2): 20 blocks per frame, the depthwise_conv fallback.
+    actual = _np(pooling.strided_depthwise_correlation(x, kernel, strides))
+    frames = (time - kernel_size) // strides + 1
+    expected = np.stack([
+        np.einsum("btc,tc->bc",
+                  x[:, f * strides:f * strides + kernel_size], kernel)
+        for f in range(frames)], axis=1)
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("decay", [0.0, 0.5, 1.0])
 def test_linear_recurrence_edge_decays(decay):
     from leaf_keras import postprocessing  # pylint: disable=g-import-not-at-top
