@@ -158,6 +158,36 @@ class EnergyFloor(keras.layers.Layer):
         return config
 
 
+def gabor_lowpass_energies(waveforms, conv, pool):
+    """`pool(SquaredModulus()(conv(waveforms)))`, computed channels first.
+
+    The exact LEAF filterbank, evaluated without the `[batch, time,
+    2 * n_filters]` intermediate of the layer-by-layer path: one complex
+    FFT correlation per Gabor filter (`complex_fft_correlation`, whose
+    output is `[batch, n_filters, time]`), the squared modulus of each
+    complex output, and the Gaussian pooling as block products along the
+    contiguous time axis. Only the small pooled result is transposed. The
+    values are those of the three layers up to float32 round-off.
+
+    Args:
+        waveforms: float tensor `[batch, time, 1]`.
+        conv: a built `GaborConv1D` (FFT implementation, no bias).
+        pool: a built `GaussianLowpass`.
+
+    Returns:
+        A tensor `[batch, frames, n_filters]` in the pooling's compute dtype.
+    """
+    signal = ops.convert_to_tensor(waveforms)[:, :, 0]
+    if keras.backend.standardize_dtype(signal.dtype) != "float32":
+        signal = ops.cast(signal, "float32")
+    filters_real, filters_imag = conv.complex_filters()
+    z_real, z_imag = convolution.complex_fft_correlation(
+        signal, filters_real, filters_imag)
+    energies = ops.square(z_real) + ops.square(z_imag)
+    pooled = pool.pool_channels_first(energies)
+    return ops.cast(ops.transpose(pooled, (0, 2, 1)), pool.compute_dtype)
+
+
 def _serialize_class(cls):
     """Name of a layer class for get_config (registered or keras.layers)."""
     if cls is None:
@@ -398,7 +428,41 @@ class Leaf(keras.Sequential):
     def call(self, inputs, training=None, mask=None, **kwargs):
         check_waveforms(inputs.shape, inputs.dtype, self.window_size,
                         self.name)
-        return super().call(inputs, training=training, mask=mask, **kwargs)
+        fused = self._fusable_filterbank()
+        if fused is None:
+            return super().call(inputs, training=training, mask=mask,
+                                **kwargs)
+        # Same stages, but convolution, squared modulus and pooling run as
+        # one channels-first computation (see `gabor_lowpass_energies`).
+        first = self.layers.index(fused[0])
+        outputs = self._apply_stages(self.layers[:first], inputs, training)
+        outputs = gabor_lowpass_energies(outputs, *fused)
+        return self._apply_stages(self.layers[first + 3:], outputs, training)
+
+    @staticmethod
+    def _apply_stages(layers, outputs, training):
+        for layer in layers:
+            layer_kwargs = {}
+            if layer._call_has_training_arg and training is not None:  # pylint: disable=protected-access
+                layer_kwargs["training"] = training
+            outputs = layer(outputs, **layer_kwargs)
+        return outputs
+
+    def _fusable_filterbank(self):
+        """`(conv, pooling)` if the stages are LEAF's exact Gabor FFT
+        convolution, squared modulus and Gaussian pooling, else None."""
+        conv = self.complex_conv
+        if (type(conv) is not convolution.GaborConv1D or  # pylint: disable=unidiomatic-typecheck
+                conv.implementation != "fft" or conv.use_bias):
+            return None
+        index = self.layers.index(conv)
+        if index + 2 >= len(self.layers):
+            return None
+        activation, pool = self.layers[index + 1:index + 3]
+        if (type(activation) is not SquaredModulus or  # pylint: disable=unidiomatic-typecheck
+                type(pool) is not pooling.GaussianLowpass):  # pylint: disable=unidiomatic-typecheck
+            return None
+        return conv, pool
 
     def compute_output_shape(self, input_shape):
         check_waveforms(input_shape, None, self.window_size, self.name)

@@ -37,6 +37,7 @@ def pad_same(inputs, kernel_size, strides, constant_values=0.0):
 
 
 def strided_depthwise_correlation(inputs, kernel, strides,
+                                  data_format="channels_last",
                                   max_blocks_per_frame=16):
     """VALID, strided per-channel correlation `out[b, f, c] = sum_k
     kernel[k, c] * inputs[b, f * strides + k, c]`.
@@ -51,21 +52,33 @@ def strided_depthwise_correlation(inputs, kernel, strides,
     strides (more than `max_blocks_per_frame` blocks) keep `depthwise_conv`.
 
     Args:
-        inputs: float tensor `[batch, time, channels]` (already padded).
+        inputs: float tensor `[batch, time, channels]` (already padded), or
+            `[batch, channels, time]` with `data_format="channels_first"`.
         kernel: float tensor `[kernel_size, channels]`.
         strides: int, the hop between frames.
+        data_format: "channels_last" or "channels_first" (inputs and
+            outputs).
         max_blocks_per_frame: above this many blocks use `depthwise_conv`.
 
     Returns:
-        A tensor `[batch, (time - kernel_size) // strides + 1, channels]`.
+        A tensor `[batch, (time - kernel_size) // strides + 1, channels]`
+        (channels last) or `[batch, channels, frames]` (channels first).
     """
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError("data_format must be 'channels_last' or "
+                         f"'channels_first', got {data_format!r}.")
+    channels_first = data_format == "channels_first"
     kernel_size = kernel.shape[0]
     blocks_per_frame = -(-kernel_size // strides)
     if blocks_per_frame > max_blocks_per_frame:
-        return ops.depthwise_conv(inputs, ops.expand_dims(kernel, -1),
-                                  strides=strides, padding="valid")
-    batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
-    channels = inputs.shape[-1]
+        if channels_first:
+            inputs = ops.transpose(inputs, (0, 2, 1))
+        outputs = ops.depthwise_conv(inputs, ops.expand_dims(kernel, -1),
+                                     strides=strides, padding="valid")
+        return ops.transpose(outputs, (0, 2, 1)) if channels_first else outputs
+    time_axis = 2 if channels_first else 1
+    batch, time = ops.shape(inputs)[0], ops.shape(inputs)[time_axis]
+    channels = inputs.shape[1 if channels_first else 2]
     frames = (time - kernel_size) // strides + 1
     num_blocks = frames + blocks_per_frame - 1
     # Trim or zero-extend to whole blocks; extra samples meet zero taps.
@@ -73,15 +86,24 @@ def strided_depthwise_correlation(inputs, kernel, strides,
     extension = needed - time
     extension = (max(extension, 0) if isinstance(extension, int) else
                  ops.maximum(extension, 0))
-    inputs = ops.pad(inputs[:, :needed], [[0, 0], [0, extension], [0, 0]])
-    blocks = ops.reshape(inputs, (batch, num_blocks, strides, channels))
+    if channels_first:
+        inputs = ops.pad(inputs[:, :, :needed],
+                         [[0, 0], [0, 0], [0, extension]])
+        blocks = ops.reshape(inputs, (batch, channels, num_blocks, strides))
+    else:
+        inputs = ops.pad(inputs[:, :needed], [[0, 0], [0, extension], [0, 0]])
+        blocks = ops.reshape(inputs, (batch, num_blocks, strides, channels))
     kernel = ops.pad(kernel,
                      [[0, blocks_per_frame * strides - kernel_size], [0, 0]])
     outputs = None
     for offset in range(blocks_per_frame):
         taps = kernel[offset * strides:(offset + 1) * strides]
-        term = ops.einsum("bfkc,kc->bfc",
-                          blocks[:, offset:offset + frames], taps)
+        if channels_first:
+            term = ops.einsum("bcfk,kc->bcf",
+                              blocks[:, :, offset:offset + frames], taps)
+        else:
+            term = ops.einsum("bfkc,kc->bfc",
+                              blocks[:, offset:offset + frames], taps)
         outputs = term if outputs is None else outputs + term
     return outputs
 
@@ -215,6 +237,20 @@ class GaussianLowpass(_Pooling1D):
     def call(self, inputs):
         kernel = ops.expand_dims(self.lowpass_filters(), -1)
         return self._depthwise(inputs, kernel, self.padding)
+
+    def pool_channels_first(self, inputs):
+        """The same pooling of float32 `[batch, channels, time]` inputs.
+
+        Returns `[batch, channels, frames]`, float32: used by `Leaf` to pool
+        the energies of its FFT convolution in their native layout.
+        """
+        if self.padding == "same":
+            left, right = same_padding(ops.shape(inputs)[2], self.kernel_size,
+                                       self.strides)
+            inputs = ops.pad(inputs, [[0, 0], [0, 0], [left, right]])
+        return strided_depthwise_correlation(
+            inputs, ops.cast(self.lowpass_filters(), inputs.dtype),
+            self.strides, data_format="channels_first")
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")

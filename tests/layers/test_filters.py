@@ -99,6 +99,26 @@ def test_fft_convolutions_match_a_direct_same_correlation(kernel_size,
     np.testing.assert_allclose(_np(actual), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("kernel_size", [1, 4, 31])
+def test_complex_fft_correlation_matches_numpy(kernel_size):
+    from leaf_keras import convolution  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(kernel_size)
+    x = rng.standard_normal((2, 300)).astype(np.float32)
+    h = (rng.standard_normal((3, kernel_size)) +
+         1j * rng.standard_normal((3, kernel_size))).astype(np.complex64)
+    left = (kernel_size - 1) // 2
+    padded = np.pad(x, [[0, 0], [left, kernel_size - 1 - left]])
+    # np.correlate conjugates its second argument: pass conj(h).
+    expected = np.stack([np.stack([np.correlate(padded[b], np.conj(h[c]),
+                                                "valid") for c in range(3)])
+                         for b in range(2)])
+    real, imag = convolution.complex_fft_correlation(
+        x, h.real.copy(), h.imag.copy())
+    assert _np(real).shape == (2, 3, 300)
+    np.testing.assert_allclose(_np(real), expected.real, atol=1e-4)
+    np.testing.assert_allclose(_np(imag), expected.imag, atol=1e-4)
+
+
 @pytest.mark.parametrize("cls", ["GaborConv1D", "SincConv1D"])
 def test_fft_and_direct_implementations_agree(cls):
     rng = np.random.default_rng(0)
@@ -176,6 +196,11 @@ def test_strided_depthwise_correlation_matches_numpy(time, kernel_size,
         for f in range(frames)], axis=1)
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, atol=1e-4)
+    channels_first = _np(pooling.strided_depthwise_correlation(
+        np.transpose(x, (0, 2, 1)), kernel, strides,
+        data_format="channels_first"))
+    np.testing.assert_allclose(channels_first,
+                               np.transpose(expected, (0, 2, 1)), atol=1e-4)
 
 
 @pytest.mark.parametrize("decay", [0.0, 0.5, 1.0])

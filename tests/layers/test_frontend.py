@@ -51,6 +51,45 @@ def test_contract_attributes_and_shapes(name, waveforms):
     assert frontend.compute_output_shape((None, None)) == (None, None, 40)
 
 
+def test_leaf_fused_filterbank_equals_its_stages(waveforms):
+    """Leaf runs conv + squared modulus + pooling as one channels-first
+    computation: it must equal applying the stages one by one, in value and
+    in gradient."""
+    import testing_utils  # pylint: disable=g-import-not-at-top
+    leaf = leaf_keras.Leaf(preemp=True)
+    leaf.build(waveforms.shape)
+    # Move the Gabor and pooling parameters away from their initial values.
+    rng = np.random.default_rng(1)
+    conv, pool = leaf.complex_conv, leaf.pooling
+    conv.kernel.assign(conv.kernel.numpy() * rng.uniform(0.8, 1.2, (40, 2)))
+    pool.kernel.assign(rng.uniform(0.1, 0.6, (1, 1, 40, 1)))
+    assert leaf._fusable_filterbank() == (conv, pool)  # pylint: disable=protected-access
+
+    def stage_by_stage():
+        outputs = waveforms
+        for layer in leaf.layers:
+            outputs = layer(outputs)
+        return outputs
+
+    fused, staged = _np(leaf(waveforms)), _np(stage_by_stage())
+    np.testing.assert_allclose(fused, staged, rtol=1e-4, atol=1e-4)
+    cotangent = keras.ops.convert_to_tensor(
+        rng.standard_normal(fused.shape).astype(np.float32))
+    weights = [conv.kernel, pool.kernel]
+    _, fused_grads = testing_utils.value_and_gradients(
+        lambda: keras.ops.sum(leaf(waveforms) * cotangent), weights)
+    _, staged_grads = testing_utils.value_and_gradients(
+        lambda: keras.ops.sum(stage_by_stage() * cotangent), weights)
+    for fused_grad, staged_grad in zip(fused_grads, staged_grads):
+        np.testing.assert_allclose(fused_grad, staged_grad, rtol=1e-4,
+                                   atol=1e-4 * np.abs(staged_grad).max())
+    # Other implementations keep the layer-by-layer path.
+    conv.implementation = "direct"
+    assert leaf._fusable_filterbank() is None  # pylint: disable=protected-access
+    np.testing.assert_allclose(_np(leaf(waveforms)), staged, rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_leaf_gabor_helpers():
     leaf = leaf_keras.Leaf()
     centers = leaf.gabor_center_frequencies_hz()
