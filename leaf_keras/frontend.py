@@ -419,6 +419,15 @@ class Leaf(keras.Sequential):
         self.pooling_init = pooling_init
         self.regularizer_fn = regularizer_fn
 
+    # Constructor arguments that a subclass (a baseline frontend) fixes: they
+    # are neither accepted from the caller nor written to the config.
+    _FIXED = ()
+
+    @classmethod
+    def _drop_fixed(cls, kwargs):
+        for key in cls._FIXED:
+            kwargs.pop(key, None)
+
     # Stages by role (the Sequential owns them).
     def _stage(self, layer_name):
         for layer in self.layers:
@@ -535,7 +544,7 @@ class Leaf(keras.Sequential):
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "learn_pooling": self.learn_pooling,
@@ -557,6 +566,9 @@ class Leaf(keras.Sequential):
             "spec_augment": self.spec_augment,
             "band_limited": self.band_limited,
         }
+        for key in self._FIXED:
+            config.pop(key)
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -586,8 +598,7 @@ class TimeDomainFilterbanks(Leaf):
               "pooling_init", "compression_fn")
 
     def __init__(self, sample_rate=16000, name="tfbanks", **kwargs):
-        for key in self._FIXED:
-            kwargs.pop(key, None)
+        self._drop_fixed(kwargs)
         super().__init__(
             conv1d_cls=keras.layers.Conv1D,
             activation=SquaredModulus(),
@@ -599,12 +610,6 @@ class TimeDomainFilterbanks(Leaf):
                 window_type=utils.WindowType.SQUARED_HANNING),
             compression_fn=postprocessing.LogCompression(log_offset=1e-5),
             sample_rate=sample_rate, name=name, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in self._FIXED:
-            config.pop(key)
-        return config
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -625,8 +630,7 @@ class SincNet(Leaf):
               "compression_fn")
 
     def __init__(self, name="sincnet", **kwargs):
-        for key in self._FIXED:
-            kwargs.pop(key, None)
+        self._drop_fixed(kwargs)
         super().__init__(
             conv1d_cls=convolution.SincConv1D,
             complex_conv_init=initializers.SincInit(),
@@ -635,12 +639,6 @@ class SincNet(Leaf):
             compression_fn=keras.layers.LayerNormalization(
                 name="layer_normalization"),
             name=name, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in self._FIXED:
-            config.pop(key)
-        return config
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -661,8 +659,7 @@ class SincNetPlus(Leaf):
               "pooling_init", "compression_fn")
 
     def __init__(self, name="sincnet_plus", **kwargs):
-        for key in self._FIXED:
-            kwargs.pop(key, None)
+        self._drop_fixed(kwargs)
         super().__init__(
             conv1d_cls=convolution.SincConv1D,
             complex_conv_init=initializers.SincInit(),
@@ -671,12 +668,6 @@ class SincNetPlus(Leaf):
             pooling_init=keras.initializers.Constant(0.4),
             compression_fn=postprocessing.PCENLayer(),
             name=name, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in self._FIXED:
-            config.pop(key)
-        return config
 
 
 def frame_signal(signal, frame_length, frame_step):
