@@ -224,10 +224,15 @@ def test_fixed_shapes_for_any_parameter_values(reference):
 def test_planned_decimations():
     kernel = np.array([[0.1, 100.0], [1.0, 8.0], [2.0, 1.0], [3.0, 30.0]])
     decimations = band_limited.plan_decimations(kernel)
-    assert decimations.tolist() == [32, 2, 1, 8]
-    for d, (_, sigma) in zip(decimations[:2], kernel[:2]):
+    assert decimations.tolist() == [40, 5, 1, 20]
+    for d, (_, sigma) in zip(decimations, kernel):
         half_width = 1.1 * max(4.0 / max(sigma, 1.5), 4 * math.pi / 401)
-        assert math.pi / d >= 2 * half_width
+        # The kept band (2 pi / d wide) holds the response ...
+        assert d == 1 or math.pi / d >= half_width
+        # ... and is the narrowest one among the divisors of the stride.
+        coarser = [c for c in (2, 4, 5, 8, 10, 16, 20, 32, 40, 80)
+                   if c > d and math.pi / c >= half_width]
+        assert not coarser
 
 
 def test_explicit_decimations_are_used(reference):
@@ -397,7 +402,7 @@ def test_compiled_with_dynamic_time_axis(reference):
     {"n_filters": 0}, {"kernel_size": 400}, {"strides": 0},
     {"sample_rate": -1}, {"band_stds": 0}, {"bandwidth_margin": 0.5},
     {"interpolation_taps": 0}, {"block_size": 1000},
-    {"block_size": 1024}, {"max_decimation": 3},
+    {"max_decimation": 0}, {"max_decimation": 2.5},
     {"decimations": [3] * 40}, {"decimations": [2] * 39},
 ])
 def test_bad_arguments(kwargs):
@@ -410,3 +415,61 @@ def test_bad_input_shapes(shape):
     layer = band_limited.BandLimitedGaborPooling()
     with pytest.raises(ValueError, match="shape"):
         layer(np.zeros(shape, np.float32))
+
+
+def test_band_power_gradient_matches_autodiff():
+    # `_band_power` has a hand-written gradient (recomputation, row sums);
+    # it must equal the backend's autodiff of the same formula.
+    import testing_utils  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(4)
+    shapes = {"x_real": (6, 3, 16), "x_imag": (6, 3, 16),
+              "g_real": (3, 16), "g_imag": (3, 16)}
+    variables = {name: keras.Variable(rng.standard_normal(shape).astype(
+        np.float32), name=name) for name, shape in shapes.items()}
+    cotangent = ops.convert_to_tensor(
+        rng.standard_normal((6, 3, 16)).astype(np.float32))
+    ordered = [variables[name] for name in shapes]
+
+    def custom():
+        # (Tensors, not variables: a custom gradient takes tensors.)
+        tensors = [ops.add(v, 0.0) for v in ordered]
+        return ops.sum(cotangent * band_limited._band_power(*tensors))  # pylint: disable=protected-access
+
+    def plain():
+        x_re, x_im, g_re, g_im = ordered
+        y_re, y_im = x_re * g_re - x_im * g_im, x_re * g_im + x_im * g_re
+        out_re, out_im = ops.fft((y_re, -y_im))
+        return ops.sum(cotangent * (ops.square(out_re) + ops.square(out_im)))
+
+    loss, grads = testing_utils.value_and_gradients(custom, ordered)
+    expected_loss, expected_grads = testing_utils.value_and_gradients(
+        plain, ordered)
+    values = [np.asarray(ops.convert_to_numpy(v), np.float64) for v in ordered]
+    numpy_power = np.abs(np.fft.fft(np.conj((values[0] + 1j * values[1])
+                                            * (values[2] + 1j * values[3])),
+                                    axis=-1)) ** 2
+    np.testing.assert_allclose(
+        loss, np.sum(ops.convert_to_numpy(cotangent) * numpy_power),
+        rtol=1e-4)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    for name, actual, expected in zip(shapes, grads, expected_grads):
+        assert relative_error(actual, expected) <= 1e-5, name
+
+
+def test_input_gradient_matches_exact_path():
+    # The waveform gradient (a learnable pre-emphasis or an attack needs it)
+    # flows through the band slices and the hand-written gradient.
+    import testing_utils  # pylint: disable=g-import-not-at-top
+    x = chirp_and_noise(1600, seed=7)
+    cotangent = ops.convert_to_tensor(np.random.default_rng(5).standard_normal(
+        (2, 10, N_FILTERS)).astype(np.float32))
+    exact = _ExactGaborPooling()
+    exact.build((None, None))
+    fast = make_layer()
+    exact.set_weights(fast.get_weights())
+    grads = [testing_utils.gradients_of_input(
+        lambda w, layer=layer: ops.sum(cotangent * ops.log(layer(w) + 1e-4)),
+        x) for layer in (exact, fast)]
+    cosine = np.sum(grads[0] * grads[1]) / (np.linalg.norm(grads[0])
+                                            * np.linalg.norm(grads[1]))
+    assert cosine >= 0.999, cosine
