@@ -481,8 +481,9 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                 decimation, indices, spec_real, spec_imag, filt_real,
                 filt_imag, windows, center_bins, frames, pad_left, time,
                 static_time))
-        energies = ops.concatenate(outputs, axis=-1)
-        return ops.take(energies, self._inverse_order, axis=-1)
+        energies = ops.concatenate(outputs, axis=1)
+        energies = ops.take(energies, self._inverse_order, axis=1)
+        return ops.transpose(energies, (0, 2, 1))
 
     def _group_energies(self, decimation, indices, spec_real, spec_imag,
                         filt_real, filt_imag, windows, center_bins, frames,
@@ -516,14 +517,16 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         power = ops.reshape(power, (rows[0], rows[1], -1, length))
         power = power / float(block) ** 2
         power = power[..., start // decimation:(start + hop) // decimation]
+        # Channels first, (batch, n, time / decimation): the transpose moves
+        # whole block rows, and pooling runs along the contiguous time axis.
         count = ops.shape(indices)[0]
-        power = ops.transpose(power, (0, 1, 3, 2))
-        power = ops.reshape(power, (-1, ops.shape(power)[1] * (hop // decimation),
-                                    count))
+        power = ops.transpose(power, (0, 2, 1, 3))
+        power = ops.reshape(power, (-1, count,
+                                    ops.shape(power)[2] * (hop // decimation)))
         # Grid of this group starts interpolation_taps samples before c_0.
         taps = self.interpolation_taps
         first = (self._guard - taps * decimation) // decimation
-        power = power[:, first:]
+        power = power[:, :, first:]
 
         matrix, kernel_len = self._interpolation_matrix(decimation)
         group_windows = ops.take(windows, indices, axis=0)   # (n, K)
@@ -548,18 +551,18 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                 ops.logical_and(position >= 0, position < time), "float32")
             edge_kernels.append(ops.matmul(group_windows * inside[None, :],
                                            matrix))
-            edge_samples.append(power[:, step * frame:step * frame
+            edge_samples.append(power[:, :, step * frame:step * frame
                                       + kernel_len])
-        edges = ops.einsum("bmqc,mcq->bmc", ops.stack(edge_samples, axis=1),
+        edges = ops.einsum("bcmq,mcq->bcm", ops.stack(edge_samples, axis=2),
                            ops.stack(edge_kernels, axis=0))
         if static_time and frames <= 4:
             return edges
-        return ops.concatenate([edges[:, :2], pooled[:, 2:-2], edges[:, 2:]],
-                               axis=1)
+        return ops.concatenate(
+            [edges[:, :, :2], pooled[:, :, 2:-2], edges[:, :, 2:]], axis=2)
 
     @staticmethod
     def _strided_pooling(power, kernel, step, frames):
-        """out[:, m, c] = sum_q kernel[c, q] * power[:, step * m + q, c].
+        """out[:, c, m] = sum_q kernel[c, q] * power[:, c, step * m + q].
 
         Written as a reshape into stride-long chunks plus one einsum rather
         than a strided depthwise convolution: XLA on CPU computes the kernel
@@ -568,11 +571,11 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         count, taps = ops.shape(kernel)[0], ops.shape(kernel)[1]
         chunks = -(-taps // step)
         kernel = ops.pad(kernel, [[0, 0], [0, chunks * step - taps]])
-        power = power[:, :(frames + chunks - 1) * step]
-        power = ops.reshape(power, (-1, frames + chunks - 1, step, count))
+        power = power[:, :, :(frames + chunks - 1) * step]
+        power = ops.reshape(power, (-1, count, frames + chunks - 1, step))
         windows = ops.concatenate(
-            [power[:, c:c + frames] for c in range(chunks)], axis=2)
-        return ops.einsum("bfqc,cq->bfc", windows, kernel)
+            [power[:, :, c:c + frames] for c in range(chunks)], axis=3)
+        return ops.einsum("bcfq,cq->bcf", windows, kernel)
 
     # --------------------------------------------------------------- shapes
     def compute_output_shape(self, input_shape):
