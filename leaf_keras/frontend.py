@@ -159,21 +159,27 @@ class EnergyFloor(keras.layers.Layer):
         return config
 
 
-def gabor_lowpass_energies(waveforms, conv, pool):
+def gabor_lowpass_energies(waveforms, conv, pool, method="auto"):
     """`pool(SquaredModulus()(conv(waveforms)))`, computed channels first.
 
     The exact LEAF filterbank, evaluated without the `[batch, time,
-    2 * n_filters]` intermediate of the layer-by-layer path: one complex
-    FFT correlation per Gabor filter (`complex_fft_correlation`, whose
-    output is `[batch, n_filters, time]`), the squared modulus of each
-    complex output, and the Gaussian pooling as block products along the
-    contiguous time axis. Only the small pooled result is transposed. The
-    values are those of the three layers up to float32 round-off.
+    2 * n_filters]` intermediate of the layer-by-layer path:
+    `convolution.correlation_energies` computes the squared moduli of the
+    complex Gabor outputs directly in the pooling's padded block layout
+    `[n_filters, batch, time]` (one complex FFT correlation per filter: one
+    FFT of the whole clip for short inputs, overlap-save blocks of 4096
+    samples, whose FFTs stay in the CPU caches, for long ones), and the
+    Gaussian pooling reads them once as block products
+    (`GaussianLowpass.pool_padded_channels_major`). Only the small pooled
+    result is transposed. The values are those of the three layers up to
+    float32 round-off.
 
     Args:
         waveforms: float tensor `[batch, time, 1]`.
         conv: a built `GaborConv1D` (FFT implementation, no bias).
         pool: a built `GaussianLowpass`.
+        method: "auto", "single" (one FFT per clip) or "blocks"
+            (overlap-save), see `convolution.complex_fft_correlation`.
 
     Returns:
         A tensor `[batch, frames, n_filters]` in the pooling's compute dtype.
@@ -182,11 +188,12 @@ def gabor_lowpass_energies(waveforms, conv, pool):
     if keras.backend.standardize_dtype(signal.dtype) != "float32":
         signal = ops.cast(signal, "float32")
     filters_real, filters_imag = conv.complex_filters()
-    z_real, z_imag = convolution.complex_fft_correlation(
-        signal, filters_real, filters_imag)
-    energies = ops.square(z_real) + ops.square(z_imag)
-    pooled = pool.pool_channels_first(energies)
-    return ops.cast(ops.transpose(pooled, (0, 2, 1)), pool.compute_dtype)
+    frames, left, length = pool.padded_layout(ops.shape(signal)[1])
+    energies = convolution.correlation_energies(
+        signal, filters_real, filters_imag, start=-left, length=length,
+        hop_multiple=pool.strides, method=method)
+    pooled = pool.pool_padded_channels_major(energies, frames)
+    return ops.cast(ops.transpose(pooled, (1, 2, 0)), pool.compute_dtype)
 
 
 def _serialize_class(cls):

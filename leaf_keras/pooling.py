@@ -238,19 +238,87 @@ class GaussianLowpass(_Pooling1D):
         kernel = ops.expand_dims(self.lowpass_filters(), -1)
         return self._depthwise(inputs, kernel, self.padding)
 
-    def pool_channels_first(self, inputs):
-        """The same pooling of float32 `[batch, channels, time]` inputs.
+    def padded_layout(self, time):
+        """`(frames, left, length)` of the pooling of `time` samples.
 
-        Returns `[batch, channels, frames]`, float32: used by `Leaf` to pool
-        the energies of its FFT convolution in their native layout.
+        `frames` outputs, `left` zeros before the first sample (TF's SAME
+        rule, 0 for VALID) and `length`, a multiple of `strides`, the
+        padded input length that `pool_padded_channels_major` reads.
         """
         if self.padding == "same":
-            left, right = same_padding(ops.shape(inputs)[2], self.kernel_size,
-                                       self.strides)
-            inputs = ops.pad(inputs, [[0, 0], [0, 0], [left, right]])
-        return strided_depthwise_correlation(
-            inputs, ops.cast(self.lowpass_filters(), inputs.dtype),
-            self.strides, data_format="channels_first")
+            left, _ = same_padding(time, self.kernel_size, self.strides)
+            frames = (time + self.strides - 1) // self.strides
+        else:
+            left, frames = 0, (time - self.kernel_size) // self.strides + 1
+        blocks_per_frame = -(-self.kernel_size // self.strides)
+        return (frames, left,
+                (frames + blocks_per_frame - 1) * self.strides)
+
+    def pool_padded_channels_major(self, padded, frames):
+        """Pools already padded float32 `[channels, batch, time]` inputs.
+
+        Frame f is `sum_k w[k] padded[..., f * strides + k]`. The input is
+        cut into blocks of `strides` samples and each block is multiplied by
+        the m = ceil(K / strides) slices of the (zero-extended) window in
+        one batched matmul per channel, `[batch * blocks, strides] x
+        [strides, m]`; frame f adds the products of blocks f .. f + m - 1.
+        The input is read once, without shifted copies.
+
+        Args:
+            padded: float32 tensor `[channels, batch, time]`, time a multiple
+                of `strides` and `>= (frames + m - 1) * strides` (see
+                `padded_layout`).
+            frames: number of output frames (int or scalar tensor).
+
+        Returns:
+            A float32 tensor `[channels, batch, frames]`.
+        """
+        strides = self.strides
+        blocks_per_frame = -(-self.kernel_size // strides)
+        kernel = ops.cast(self.lowpass_filters(), padded.dtype)
+        channels = kernel.shape[1]
+        kernel = ops.pad(kernel, [[0, blocks_per_frame * strides -
+                                   self.kernel_size], [0, 0]])
+        # [m * strides, channels] -> [channels, strides, m].
+        kernel = ops.transpose(
+            ops.reshape(kernel, (blocks_per_frame, strides, channels)),
+            (2, 1, 0))
+        batch = ops.shape(padded)[1]
+        products = ops.matmul(ops.reshape(padded, (channels, -1, strides)),
+                              kernel)
+        products = ops.reshape(products,
+                               (channels, batch, -1, blocks_per_frame))
+        outputs = None
+        for offset in range(blocks_per_frame):
+            term = products[:, :, offset:offset + frames, offset]
+            outputs = term if outputs is None else outputs + term
+        return outputs
+
+    def pool_channels_first(self, inputs, channels_major=False):
+        """The same pooling of float32 `[batch, channels, time]` inputs.
+
+        Args:
+            inputs: float32 tensor `[batch, channels, time]`, or `[channels,
+                batch, time]` with `channels_major=True`.
+            channels_major: whether the channel axis comes first.
+
+        Returns:
+            `[batch, channels, frames]` (`[channels, batch, frames]` with
+            `channels_major=True`), float32.
+        """
+        if not channels_major:
+            inputs = ops.transpose(inputs, (1, 0, 2))
+        time = ops.shape(inputs)[2]
+        frames, left, length = self.padded_layout(time)
+        # Pad or trim to `length` (VALID pooling ignores a tail).
+        right = length - time - left
+        right = (max(right, 0) if isinstance(right, int) else
+                 ops.maximum(right, 0))
+        padded = ops.pad(inputs, [[0, 0], [0, 0], [left, right]])
+        outputs = self.pool_padded_channels_major(padded[:, :, :length],
+                                                  frames)
+        return outputs if channels_major else ops.transpose(outputs,
+                                                            (1, 0, 2))
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
