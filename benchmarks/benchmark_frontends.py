@@ -2,8 +2,8 @@
 
 Every (backend, frontend, batch configuration) runs in a fresh subprocess with
 KERAS_BACKEND set, so that the backend is chosen before Keras is imported and
-the peak resident memory (`resource.getrusage(...).ru_maxrss`) belongs to that
-configuration alone. In each subprocess one training-like step is compiled:
+the memory figures belong to that configuration alone. In each subprocess one
+training-like step is compiled:
 
 - tensorflow: `tf.function(jit_compile=True)` (XLA) around a GradientTape
   (`--tf-compile graph` for a plain tf.function graph);
@@ -15,6 +15,19 @@ gradient with respect to the frontend's trainable weights (and to the input x
 for frontends without weights, e.g. MelFilterbanks). Warm-up runs (including
 compilation) are excluded; the reported time is the median of `--repeats`
 runs of the step, with the result fetched to the host.
+
+Memory: after the warm-up, freed heap is returned to the OS and the kernel's
+peak-RSS counter is reset (`5` written to /proc/self/clear_refs), so "step
+peak" is the high-water mark of the timed steps minus the resident memory
+before the first step: the step's buffers (also those a caching allocator
+keeps between steps), without the XLA compiler's memory. "step buffers" is
+the framework's own exact figure: TensorFlow's CPU allocator peak during the
+timed steps, or on JAX the compiled step's
+`memory_analysis().temp_size_in_bytes`.
+
+The original google-research/leaf-audio frontends (TensorFlow 2 + tf_keras)
+are measured the same way by `--frontends leaf_audio_leaf leaf_audio_mel
+--leaf-audio-path DIR`, DIR being the folder that contains `leaf_audio/`.
 
 Usage:
     python benchmarks/benchmark_frontends.py --backends tensorflow jax \
@@ -31,27 +44,20 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
+LEAF_AUDIO_FRONTENDS = ("leaf_audio_leaf", "leaf_audio_mel")
 FRONTENDS = ("leaf", "leaf_band_limited", "mel", "mel_pcen", "tfbanks",
-             "sincnet", "sincnet_plus")
+             "sincnet", "sincnet_plus") + LEAF_AUDIO_FRONTENDS
+DISPLAY_NAMES = {"leaf_audio_leaf": "leaf-audio LEAF (original)",
+                 "leaf_audio_mel": "leaf-audio mel (original)"}
 
 
 def build_frontend(name):
-    """Builds a frontend with its default (paper) arguments."""
-    import keras  # pylint: disable=g-import-not-at-top
+    """Builds a leaf_keras frontend with its default (paper) arguments."""
     from leaf_keras import frontend  # pylint: disable=g-import-not-at-top
     if name == "leaf":
         return frontend.Leaf()
     if name == "leaf_band_limited":
-        from leaf_keras import band_limited  # pylint: disable=g-import-not-at-top
-        try:
-            return frontend.Leaf(band_limited=True)
-        except TypeError:
-            # Until Leaf takes the option: the same stages by hand.
-            return keras.Sequential([
-                band_limited.BandLimitedGaborPooling(),
-                frontend.EnergyFloor(1e-5),
-                frontend.default_leaf_pcen(),
-            ], name="leaf_band_limited")
+        return frontend.Leaf(band_limited=True)
     return {
         "mel": frontend.MelFilterbanks,
         "mel_pcen": frontend.MelPCEN,
@@ -61,29 +67,108 @@ def build_frontend(name):
     }[name]()
 
 
-def _peak_rss_mb():
+def _stub_missing_leaf_audio_imports():
+    """Puts empty modules for leaf-audio's dead optional imports in sys.modules.
+
+    leaf_audio imports tensorflow_addons (only for `mean_var_norm=True`) and
+    lingvo (only for `spec_augment=True`) at module level; neither installs
+    on current TensorFlow. The default Leaf and MelFilterbanks use neither,
+    so an empty module is enough. A real installed module is always preferred.
+    """
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    import types  # pylint: disable=g-import-not-at-top
+    stubbed = []
+    if importlib.util.find_spec("tensorflow_addons") is None:
+        tfa = types.ModuleType("tensorflow_addons")
+        tfa.layers = types.ModuleType("tensorflow_addons.layers")
+        sys.modules["tensorflow_addons"] = tfa
+        sys.modules["tensorflow_addons.layers"] = tfa.layers
+        stubbed.append("tensorflow_addons")
+    if importlib.util.find_spec("lingvo") is None:
+        lingvo = types.ModuleType("lingvo")
+        lingvo.core = types.ModuleType("lingvo.core")
+        lingvo.core.spectrum_augmenter = types.ModuleType(
+            "lingvo.core.spectrum_augmenter")
+        sys.modules["lingvo"] = lingvo
+        sys.modules["lingvo.core"] = lingvo.core
+        sys.modules["lingvo.core.spectrum_augmenter"] = (
+            lingvo.core.spectrum_augmenter)
+        stubbed.append("lingvo")
+    return stubbed
+
+
+def build_leaf_audio_frontend(name, leaf_audio_path):
+    """Builds an original leaf-audio frontend (defaults); returns it + stubs."""
+    sys.path.insert(0, os.path.abspath(leaf_audio_path))
+    stubbed = _stub_missing_leaf_audio_imports()
+    from leaf_audio import frontend  # pylint: disable=g-import-not-at-top
+    model = {"leaf_audio_leaf": frontend.Leaf,
+             "leaf_audio_mel": frontend.MelFilterbanks}[name]()
+    return model, stubbed
+
+
+def _proc_status_mb():
+    """VmRSS and VmHWM of this process in MB, or None without /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return {key: int(fields[key].split()[0]) / 1024.0
+                for key in ("VmRSS", "VmHWM")}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _ru_maxrss_mb():
     import resource  # pylint: disable=g-import-not-at-top
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _reset_peak_rss():
+    """Resets VmHWM (Linux >= 4.0); returns whether it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    status = _proc_status_mb()
+    # The reset sets VmHWM to the current VmRSS; check that it happened.
+    return status is not None and status["VmHWM"] <= status["VmRSS"] + 1.0
+
+
+def _release_free_heap():
+    """Returns freed malloc memory to the OS (glibc), so VmRSS before the
+    timed steps does not contain warm-up buffers the allocator kept."""
+    try:
+        import ctypes  # pylint: disable=g-import-not-at-top
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _make_tf_step(model, x, cotangent, tf_compile):
+    """TensorFlow step (keras 3 or tf_keras model alike)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    wrt_input = not model.trainable_variables
+    x_t, c_t = tf.constant(x), tf.constant(cotangent)
+
+    def step(inputs, cot):
+        with tf.GradientTape() as tape:
+            if wrt_input:
+                tape.watch(inputs)
+            loss = tf.reduce_sum(model(inputs) * cot)
+        sources = [inputs] if wrt_input else model.trainable_variables
+        return loss, tape.gradient(loss, sources)
+
+    fn = tf.function(step, jit_compile=(tf_compile == "xla"))
+    return lambda: [t.numpy() for t in tf.nest.flatten(fn(x_t, c_t))], None
+
+
 def _make_step(model, backend, x, cotangent, tf_compile):
-    """Returns a zero-argument function running forward+backward once."""
-    import keras  # pylint: disable=g-import-not-at-top
+    """Returns (a zero-argument function running forward+backward once,
+    a function returning the compiled step's XLA temp bytes or None)."""
     wrt_input = not model.trainable_variables
     if backend == "tensorflow":
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        x_t, c_t = tf.constant(x), tf.constant(cotangent)
-
-        def step(inputs, cot):
-            with tf.GradientTape() as tape:
-                if wrt_input:
-                    tape.watch(inputs)
-                loss = tf.reduce_sum(model(inputs) * cot)
-            sources = [inputs] if wrt_input else model.trainable_variables
-            return loss, tape.gradient(loss, sources)
-
-        fn = tf.function(step, jit_compile=(tf_compile == "xla"))
-        return lambda: [t.numpy() for t in tf.nest.flatten(fn(x_t, c_t))]
+        return _make_tf_step(model, x, cotangent, tf_compile)
     if backend == "jax":
         import jax  # pylint: disable=g-import-not-at-top
         trainable = [v.value for v in model.trainable_variables]
@@ -96,7 +181,17 @@ def _make_step(model, backend, x, cotangent, tf_compile):
 
         grad_fn = jax.jit(jax.value_and_grad(loss_fn,
                                              argnums=1 if wrt_input else 0))
-        return lambda: jax.block_until_ready(grad_fn(trainable, x_j))
+
+        def temp_bytes():
+            try:
+                stats = grad_fn.lower(trainable, x_j).compile(
+                ).memory_analysis()
+                return int(stats.temp_size_in_bytes)
+            except Exception:  # pylint: disable=broad-except
+                return None
+
+        return (lambda: jax.block_until_ready(grad_fn(trainable, x_j)),
+                temp_bytes)
     if backend == "torch":
         import torch  # pylint: disable=g-import-not-at-top
         c_t = torch.as_tensor(cotangent)
@@ -108,43 +203,139 @@ def _make_step(model, backend, x, cotangent, tf_compile):
             loss = torch.sum(model(x_t) * c_t)
             loss.backward()
             return float(loss)
-        return run
+        return run, None
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def run_worker(args):
-    """Measures one configuration in this process; prints one JSON line."""
-    import numpy as np  # pylint: disable=g-import-not-at-top
-    import keras  # pylint: disable=g-import-not-at-top
-    backend = keras.backend.backend()
-    batch, seconds = args.config
-    rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal((batch, int(seconds * SAMPLE_RATE)))
-         ).astype("float32")
-    model = build_frontend(args.frontend)
-    out_shape = model.compute_output_shape(x.shape)
-    model.build(x.shape)
-    cotangent = rng.standard_normal(
-        (batch,) + tuple(out_shape[1:])).astype("float32")
-    baseline = _peak_rss_mb()
-    step = _make_step(model, backend, x, cotangent, args.tf_compile)
+def _tf_allocator_stats(reset):
+    """Resets, or reads the peak (MB) of, TensorFlow's CPU allocator."""
+    if "tensorflow" not in sys.modules:
+        return None
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    try:
+        if reset:
+            tf.config.experimental.reset_memory_stats("CPU:0")
+            return None
+        return tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
+    except (ValueError, RuntimeError, KeyError):
+        return None
+
+
+def _measure(step, temp_bytes, args, backend):
+    """Warm-up, timed repeats and memory figures of one compiled step."""
+    baseline_maxrss = _ru_maxrss_mb()
+    status = _proc_status_mb()
+    rss_before_first_step = status["VmRSS"] if status else baseline_maxrss
     for _ in range(args.warmup):
         step()
+    # Old figure: ru_maxrss growth across the first (compiling) steps, which
+    # includes the XLA compiler's own memory.
+    compile_growth_mb = _ru_maxrss_mb() - baseline_maxrss
+    status = _proc_status_mb()
+    process_peak_mb = status["VmHWM"] if status else _ru_maxrss_mb()
+    _release_free_heap()
+    reset = _reset_peak_rss()
+    rss_before_timed = _proc_status_mb()["VmRSS"] if reset else None
+    if backend == "tensorflow":
+        _tf_allocator_stats(reset=True)
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    if reset:
+        peak = _proc_status_mb()["VmHWM"]
+        process_peak_mb = max(process_peak_mb, peak)
+        memory_method = "VmHWM of the timed steps (reset after warm-up)"
+    else:
+        # Without /proc the compile peak cannot be separated from the steps.
+        peak = process_peak_mb = _ru_maxrss_mb()
+        memory_method = "ru_maxrss (no /proc/self/clear_refs: with compile)"
     median = statistics.median(times)
-    print("RESULT " + json.dumps({
-        "backend": backend, "frontend": args.frontend,
-        "batch": batch, "seconds": seconds,
+    tf_peak = _tf_allocator_stats(reset=False) if backend == "tensorflow" \
+        else None
+    temp = temp_bytes() if temp_bytes else None
+    return {
         "time_s": median, "times": times,
-        "audio_s_per_s": batch * seconds / median,
-        "peak_mb": _peak_rss_mb(), "baseline_mb": baseline,
-        "compile": {"tensorflow": f"tf.function({args.tf_compile})",
-                    "jax": "jax.jit", "torch": "eager"}[backend],
-    }))
+        # Peak of the timed steps over the resident memory before the first
+        # step: the step's buffers, also those a caching allocator (TF's
+        # oneDNN/BFC CPU allocator) keeps resident between steps.
+        "step_peak_mb": peak - rss_before_first_step,
+        # The peak over the memory just before the timed steps: only what the
+        # allocator had not kept from the warm-up.
+        "timed_steps_growth_mb": (None if rss_before_timed is None
+                                  else peak - rss_before_timed),
+        "rss_before_first_step_mb": rss_before_first_step,
+        "process_peak_mb": process_peak_mb,
+        "compile_growth_mb": compile_growth_mb,
+        "tf_allocator_peak_mb": tf_peak,
+        "xla_temp_mb": None if temp is None else temp / 2**20,
+        "memory_method": memory_method,
+    }
+
+
+def _inputs(config, rng):
+    batch, seconds = config
+    return (0.1 * rng.standard_normal((batch, int(seconds * SAMPLE_RATE)))
+            ).astype("float32")
+
+
+def run_worker(args):
+    """Measures one leaf_keras configuration here; prints one JSON line."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import keras  # pylint: disable=g-import-not-at-top
+    backend = keras.backend.backend()
+    rng = np.random.default_rng(0)
+    x = _inputs(args.config, rng)
+    model = build_frontend(args.frontend)
+    out_shape = model.compute_output_shape(x.shape)
+    model.build(x.shape)
+    cotangent = rng.standard_normal(
+        (x.shape[0],) + tuple(out_shape[1:])).astype("float32")
+    step, temp_bytes = _make_step(model, backend, x, cotangent,
+                                  args.tf_compile)
+    result = _measure(step, temp_bytes, args, backend)
+    _print_result(args, backend, {
+        "tensorflow": f"tf.function({args.tf_compile})",
+        "jax": "jax.jit", "torch": "eager"}[backend], result)
+
+
+def run_leaf_audio_worker(args):
+    """Measures one original leaf-audio configuration (TF, tf_keras)."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(0)
+    x = _inputs(args.config, rng)
+    model, stubbed = build_leaf_audio_frontend(args.frontend,
+                                               args.leaf_audio_path)
+    # Builds the weights eagerly (on one example) and gives the output shape.
+    out_shape = model(tf.constant(x[:1])).shape
+    cotangent = rng.standard_normal(
+        (x.shape[0],) + tuple(out_shape[1:])).astype("float32")
+    step, temp_bytes = _make_tf_step(model, x, cotangent, args.tf_compile)
+    result = _measure(step, temp_bytes, args, "tensorflow")
+    result["stubbed_modules"] = stubbed
+    result["versions"] = {"tensorflow": tf.__version__,
+                          "tf.keras": _package_version("tf_keras")}
+    _print_result(args, "tensorflow", f"tf.function({args.tf_compile})",
+                  result)
+
+
+def _package_version(name):
+    from importlib import metadata  # pylint: disable=g-import-not-at-top
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _print_result(args, backend, compile_mode, result):
+    batch, seconds = args.config
+    result.update({"backend": backend, "frontend": args.frontend,
+                   "batch": batch, "seconds": seconds,
+                   "audio_s_per_s": batch * seconds / result["time_s"],
+                   "compile": compile_mode})
+    print("RESULT " + json.dumps(result))
 
 
 def _parse_config(text):
@@ -152,58 +343,127 @@ def _parse_config(text):
     return int(batch), float(seconds)
 
 
-def run_all(args):
-    results = []
+def _leaf_audio_skip_reason(args, backend):
+    if backend != "tensorflow":
+        return "the original leaf-audio runs on TensorFlow only"
+    if not args.leaf_audio_path:
+        return ("pass --leaf-audio-path DIR (a google-research/leaf-audio "
+                "checkout, the folder containing leaf_audio/) to measure it")
+    if not os.path.isfile(os.path.join(args.leaf_audio_path, "leaf_audio",
+                                       "frontend.py")):
+        return f"no leaf_audio/frontend.py under {args.leaf_audio_path!r}"
+    return None
+
+
+def _jobs(args):
+    """(backend, config, frontend, tf_compile) for every subprocess to run."""
+    skipped = set()
     for backend in args.backends:
         for config in args.batch_configs:
             for name in args.frontends:
-                command = [sys.executable, os.path.abspath(__file__), "--worker",
-                           "--frontend", name, "--config",
-                           f"{config[0]}x{config[1]:g}",
-                           "--repeats", str(args.repeats), "--warmup",
-                           str(args.warmup), "--tf-compile", args.tf_compile]
-                env = dict(os.environ, KERAS_BACKEND=backend,
-                           TF_CPP_MIN_LOG_LEVEL="3",
-                           PYTHONPATH=ROOT + os.pathsep
-                           + os.environ.get("PYTHONPATH", ""))
-                proc = subprocess.run(command, env=env, capture_output=True,
-                                      text=True, timeout=args.timeout,
-                                      check=False)
-                lines = [l for l in proc.stdout.splitlines()
-                         if l.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    error = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                    result = {"backend": backend, "frontend": name,
-                              "batch": config[0], "seconds": config[1],
-                              "error": error[:200]}
-                else:
-                    result = json.loads(lines[-1][len("RESULT "):])
-                results.append(result)
-                print(_row(result, None), file=sys.stderr, flush=True)
+                if name not in LEAF_AUDIO_FRONTENDS:
+                    yield backend, config, name, args.tf_compile
+                    continue
+                reason = _leaf_audio_skip_reason(args, backend)
+                if reason:
+                    if (name, backend) not in skipped:
+                        skipped.add((name, backend))
+                        print(f"skipping {name} on {backend}: {reason}",
+                              file=sys.stderr, flush=True)
+                    continue
+                for mode in args.leaf_audio_compile:
+                    yield backend, config, name, mode
+
+
+def run_all(args):
+    results = []
+    for backend, config, name, tf_compile in _jobs(args):
+        leaf_audio = name in LEAF_AUDIO_FRONTENDS
+        python = sys.executable
+        if leaf_audio and args.leaf_audio_python:
+            python = args.leaf_audio_python
+        command = [python, os.path.abspath(__file__), "--worker",
+                   "--frontend", name, "--config",
+                   f"{config[0]}x{config[1]:g}",
+                   "--repeats", str(args.repeats), "--warmup",
+                   str(args.warmup), "--tf-compile", tf_compile]
+        env = dict(os.environ, KERAS_BACKEND=backend,
+                   TF_CPP_MIN_LOG_LEVEL="3")
+        if leaf_audio:
+            command += ["--leaf-audio-path",
+                        os.path.abspath(args.leaf_audio_path)]
+            # tf.keras must be Keras 2 (tf_keras) for the original code.
+            env["TF_USE_LEGACY_KERAS"] = "1"
+        else:
+            env["PYTHONPATH"] = (ROOT + os.pathsep
+                                 + os.environ.get("PYTHONPATH", ""))
+        try:
+            proc = subprocess.run(command, env=env, capture_output=True,
+                                  text=True, timeout=args.timeout,
+                                  check=False)
+            lines = [l for l in proc.stdout.splitlines()
+                     if l.startswith("RESULT ")]
+            error = (None if not proc.returncode and lines else
+                     (proc.stderr.strip().splitlines() or ["?"])[-1])
+        except subprocess.TimeoutExpired:
+            lines, error = [], f"timeout after {args.timeout:g} s"
+        if error:
+            result = {"backend": backend, "frontend": name,
+                      "batch": config[0], "seconds": config[1],
+                      "compile": f"tf.function({tf_compile})"
+                      if backend == "tensorflow" else "",
+                      "error": error[:200]}
+        else:
+            result = json.loads(lines[-1][len("RESULT "):])
+        results.append(result)
+        print(_row(result, None, None), file=sys.stderr, flush=True)
     return results
 
 
-def _row(result, mel_time):
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def _step_buffers_mb(result):
+    """TF: CPU allocator peak of the timed steps; JAX: XLA temp buffers."""
+    if result.get("tf_allocator_peak_mb") is not None:
+        return result["tf_allocator_peak_mb"]
+    return result.get("xla_temp_mb")
+
+
+def _row(result, mel_time, original_time):
     config = f"{result['batch']} x {result['seconds']:g} s"
+    name = DISPLAY_NAMES.get(result["frontend"], result["frontend"])
+    head = (f"| {result['backend']} | {name} | "
+            f"{result.get('compile', '')} | {config} | ")
     if "error" in result:
-        return (f"| {result['backend']} | {result['frontend']} | {config} | "
-                f"failed: {result['error']} | | | |")
-    ratio = (f"{result['time_s'] / mel_time:.1f}" if mel_time else "-")
-    return (f"| {result['backend']} | {result['frontend']} | {config} | "
-            f"{result['time_s']:.3f} | {result['audio_s_per_s']:.0f} | "
-            f"{result['peak_mb']:.0f} ({result['peak_mb'] - result['baseline_mb']:.0f}) | "
-            f"{ratio} |")
+        return head + f"failed: {result['error']} | | | | | | |"
+    time_s = result["time_s"]
+    return head + (
+        f"{time_s:.3f} | {result['audio_s_per_s']:.0f} | "
+        f"{result['step_peak_mb']:.0f} | {result['process_peak_mb']:.0f} | "
+        f"{_fmt(_step_buffers_mb(result), '.0f')} | "
+        f"{_fmt(mel_time and time_s / mel_time, '.1f')} | "
+        f"{_fmt(original_time and original_time / time_s, '.1f')} |")
 
 
 def print_table(results, markdown):
+    ok = [r for r in results if "error" not in r]
     mel = {(r["backend"], r["batch"], r["seconds"]): r["time_s"]
-           for r in results if r["frontend"] == "mel" and "error" not in r}
-    header = ("| backend | frontend | batch | s / batch (fwd+bwd) | "
-              "audio s / s | peak RSS MB (growth in step) | × mel time |")
-    lines = [header, "|" + "---|" * 7] if markdown else [header]
+           for r in ok if r["frontend"] == "mel"}
+    # The original LEAF at its faster compile mode (graph or XLA), TF only.
+    original = {}
+    for r in ok:
+        if r["frontend"] == "leaf_audio_leaf":
+            key = (r["batch"], r["seconds"])
+            original[key] = min(original.get(key, r["time_s"]), r["time_s"])
+    header = ("| backend | frontend | compile | batch | s / batch (fwd+bwd) | "
+              "audio s / s | step peak MB | process peak MB | "
+              "step buffers MB | × mel time | × original LEAF |")
+    lines = [header, "|" + "---|" * 11] if markdown else [header]
     for r in results:
-        lines.append(_row(r, mel.get((r["backend"], r["batch"],
-                                      r["seconds"]))))
+        lines.append(_row(r, mel.get((r["backend"], r["batch"], r["seconds"])),
+                          original.get((r["batch"], r["seconds"]))))
     if not markdown:
         lines = [l.strip("|").replace(" | ", "\t") for l in lines]
     print("\n".join(lines))
@@ -222,6 +482,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--tf-compile", choices=["xla", "graph"], default="xla")
+    parser.add_argument("--leaf-audio-path",
+                        help="folder containing the original leaf_audio/ "
+                        "package (google-research/leaf-audio checkout); "
+                        "enables leaf_audio_leaf and leaf_audio_mel")
+    parser.add_argument("--leaf-audio-python",
+                        help="Python of a venv with tensorflow, tf_keras and "
+                        "gin-config for the original (default: this one)")
+    parser.add_argument("--leaf-audio-compile", nargs="+",
+                        choices=["xla", "graph"], default=["graph", "xla"],
+                        help="tf.function modes to time the original in; "
+                        "'× original LEAF' uses the faster")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--markdown", action="store_true",
                         help="print a README-ready markdown table")
@@ -232,7 +503,10 @@ def main():
     parser.add_argument("--config", type=_parse_config, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        run_worker(args)
+        if args.frontend in LEAF_AUDIO_FRONTENDS:
+            run_leaf_audio_worker(args)
+        else:
+            run_worker(args)
         return
     results = run_all(args)
     if args.json:
