@@ -481,9 +481,9 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                 decimation, indices, spec_real, spec_imag, filt_real,
                 filt_imag, windows, center_bins, frames, pad_left, time,
                 static_time))
-        energies = ops.concatenate(outputs, axis=1)
-        energies = ops.take(energies, self._inverse_order, axis=1)
-        return ops.transpose(energies, (0, 2, 1))
+        energies = ops.concatenate(outputs, axis=0)
+        energies = ops.take(energies, self._inverse_order, axis=0)
+        return ops.transpose(energies, (1, 2, 0))
 
     def _group_energies(self, decimation, indices, spec_real, spec_imag,
                         filt_real, filt_imag, windows, center_bins, frames,
@@ -517,11 +517,12 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         power = ops.reshape(power, (rows[0], rows[1], -1, length))
         power = power / float(block) ** 2
         power = power[..., start // decimation:(start + hop) // decimation]
-        # Channels first, (batch, n, time / decimation): the transpose moves
-        # whole block rows, and pooling runs along the contiguous time axis.
+        # Channels major, (n, batch, time / decimation): the transpose moves
+        # whole block rows, pooling runs along the contiguous time axis and
+        # its contractions are matrix products batched over the channels.
         count = ops.shape(indices)[0]
-        power = ops.transpose(power, (0, 2, 1, 3))
-        power = ops.reshape(power, (-1, count,
+        power = ops.transpose(power, (2, 0, 1, 3))
+        power = ops.reshape(power, (count, -1,
                                     ops.shape(power)[2] * (hop // decimation)))
         # Grid of this group starts interpolation_taps samples before c_0.
         taps = self.interpolation_taps
@@ -553,8 +554,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                                            matrix))
             edge_samples.append(power[:, :, step * frame:step * frame
                                       + kernel_len])
-        edges = ops.einsum("bcmq,mcq->bcm", ops.stack(edge_samples, axis=2),
-                           ops.stack(edge_kernels, axis=0))
+        edges = ops.einsum("cbmq,cmq->cbm", ops.stack(edge_samples, axis=2),
+                           ops.stack(edge_kernels, axis=1))
         if static_time and frames <= 4:
             return edges
         return ops.concatenate(
@@ -562,20 +563,27 @@ class BandLimitedGaborPooling(keras.layers.Layer):
 
     @staticmethod
     def _strided_pooling(power, kernel, step, frames):
-        """out[:, c, m] = sum_q kernel[c, q] * power[:, c, step * m + q].
+        """out[c, :, m] = sum_q kernel[c, q] * power[c, :, step * m + q].
 
-        Written as a reshape into stride-long chunks plus one einsum rather
-        than a strided depthwise convolution: XLA on CPU computes the kernel
-        gradient of a depthwise convolution extremely slowly.
+        The time axis is cut into stride-long chunks; each chunk is contracted
+        with every stride-long piece of the kernel (one matrix product
+        batched over channels, whose result is smaller than `power`), and the
+        frame sums are the shifted diagonals of that product. Neither pass
+        copies overlapping windows, and the gradient is two more products. (A
+        strided depthwise convolution would do, but XLA on CPU computes its
+        kernel gradient extremely slowly.)
         """
         count, taps = ops.shape(kernel)[0], ops.shape(kernel)[1]
         chunks = -(-taps // step)
         kernel = ops.pad(kernel, [[0, 0], [0, chunks * step - taps]])
+        kernel = ops.reshape(kernel, (count, chunks, step))
         power = power[:, :, :(frames + chunks - 1) * step]
-        power = ops.reshape(power, (-1, count, frames + chunks - 1, step))
-        windows = ops.concatenate(
-            [power[:, :, c:c + frames] for c in range(chunks)], axis=3)
-        return ops.einsum("bcfq,cq->bcf", windows, kernel)
+        power = ops.reshape(power, (count, -1, frames + chunks - 1, step))
+        products = ops.einsum("cbfq,cjq->cbfj", power, kernel)
+        pooled = products[:, :, :frames, 0]
+        for j in range(1, chunks):
+            pooled = pooled + products[:, :, j:j + frames, j]
+        return pooled
 
     # --------------------------------------------------------------- shapes
     def compute_output_shape(self, input_shape):
