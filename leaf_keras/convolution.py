@@ -356,7 +356,8 @@ def correlation_energies(inputs, filters_real, filters_imag, start, length,
         inputs: float tensor `[batch, time]`.
         filters_real: float tensor `[channels, kernel_size]`.
         filters_imag: float tensor `[channels, kernel_size]`.
-        start: int `<= 0`, e.g. minus the left padding of a SAME pooling.
+        start: int (or scalar tensor) `<= 0`, e.g. minus the left padding
+            of a SAME pooling.
         length: number of outputs wanted, `start + length >= time` (int, or
             a scalar tensor for a dynamic time axis).
         hop_multiple: `L` and the block hop are multiples of it (e.g. a
@@ -372,7 +373,7 @@ def correlation_energies(inputs, filters_real, filters_imag, start, length,
         inputs, filters_real, filters_imag, "correlation_energies")
     kernel_size = filters_real.shape[1]
     left = _same_padding(kernel_size)[0]
-    if start > 0:
+    if isinstance(start, int) and start > 0:
         raise ValueError(f"start must be <= 0, got {start}.")
     batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
     if isinstance(length, int) and isinstance(time, int) and (

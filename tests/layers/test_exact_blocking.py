@@ -1,0 +1,217 @@
+"""The exact LEAF filterbank by overlap-save blocks equals one full FFT.
+
+`convolution.complex_fft_correlation` and `frontend.gabor_lowpass_energies`
+compute the Gabor correlation either with one FFT of the whole clip or with
+overlap-save blocks of 4096 samples (long clips). Both are exact algorithms:
+on a long input (2 x ~1.1 s, five blocks) they must agree with each other and with a
+float64 scipy reference to float32 round-off, in value and in gradient, for
+lengths that fill the last block exactly and lengths that do not.
+"""
+
+import keras
+import numpy as np
+import pytest
+import scipy.signal
+
+import leaf_keras
+import testing_utils
+from leaf_keras import convolution
+from leaf_keras import frontend
+from leaf_keras import pooling
+
+KERNEL_SIZE = 401
+LEFT = (KERNEL_SIZE - 1) // 2
+# Default block hop of the plain correlation: 4096 - 401 + 1.
+CORRELATION_HOP = 3696
+TOLERANCE = 1e-5
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _complex_filters(rng, channels=3):
+    """Gabor-like complex filters: a windowed complex exponential."""
+    t = np.arange(KERNEL_SIZE) - LEFT
+    sigma = rng.uniform(20.0, 120.0, (channels, 1))
+    mu = rng.uniform(0.1, 3.0, (channels, 1))
+    filters = np.exp(-t**2 / (2 * sigma**2) + 1j * mu * t) / sigma
+    return filters.real.astype(np.float32), filters.imag.astype(np.float32)
+
+
+def _reference_correlation(x, filters):
+    """float64 `z[b, c, n] = sum_m xp[b, n + m] h_c[m]` (SAME, TF rule)."""
+    padded = np.pad(x.astype(np.float64),
+                    [[0, 0], [LEFT, KERNEL_SIZE - 1 - LEFT]])
+    # scipy.signal.correlate conjugates its second argument.
+    return np.stack([np.stack([
+        scipy.signal.correlate(row, np.conj(h), mode="valid", method="fft")
+        for h in filters]) for row in padded])
+
+
+@pytest.mark.parametrize("time", [5 * CORRELATION_HOP, 18000])
+def test_complex_fft_correlation_blocks_match_single_and_scipy(time):
+    rng = np.random.default_rng(time)
+    x = rng.standard_normal((2, time)).astype(np.float32)
+    real, imag = _complex_filters(rng)
+    cotangent_real = rng.standard_normal((2, 3, time)).astype(np.float32)
+    cotangent_imag = rng.standard_normal((2, 3, time)).astype(np.float32)
+    filters = real.astype(np.float64) + 1j * imag
+    expected = _reference_correlation(x, filters)
+    # d loss / d filters and d loss / d x of loss = sum(Re z cr + Im z ci).
+    padded = np.pad(x.astype(np.float64),
+                    [[0, 0], [LEFT, KERNEL_SIZE - 1 - LEFT]])
+    expected_grads = [
+        sum(np.stack([scipy.signal.correlate(padded[b], cotangent[b, c],
+                                             mode="valid", method="fft")
+                      for c in range(3)]) for b in range(2))
+        for cotangent in (cotangent_real, cotangent_imag)]
+    expected_grad_x = sum(
+        np.stack([scipy.signal.convolve(cotangent[b, c], h[c], method="fft")
+                  for b in range(2)]) for c in range(3)
+        for cotangent, h in ((cotangent_real, real), (cotangent_imag, imag))
+    )[:, LEFT:LEFT + time]
+
+    variables = [keras.Variable(x), keras.Variable(real),
+                 keras.Variable(imag)]
+    cotangents = [keras.ops.convert_to_tensor(cotangent)
+                  for cotangent in (cotangent_real, cotangent_imag)]
+    for method in ("blocks", "single"):
+        z_real, z_imag = convolution.complex_fft_correlation(
+            x, real, imag, method=method)
+        assert tuple(z_real.shape) == (2, 3, time)
+        assert testing_utils.relative_error(
+            np.stack([_np(z_real), _np(z_imag)]),
+            np.stack([expected.real, expected.imag])) < TOLERANCE, method
+
+        def loss(method=method):
+            z_real, z_imag = convolution.complex_fft_correlation(
+                variables[0], variables[1], variables[2], method=method)
+            return (keras.ops.sum(z_real * cotangents[0]) +
+                    keras.ops.sum(z_imag * cotangents[1]))
+
+        _, (grad_x, grad_real, grad_imag) = testing_utils.value_and_gradients(
+            loss, variables)
+        assert testing_utils.relative_error(
+            grad_real, expected_grads[0]) < TOLERANCE, method
+        assert testing_utils.relative_error(
+            grad_imag, expected_grads[1]) < TOLERANCE, method
+        assert testing_utils.relative_error(
+            grad_x, expected_grad_x) < TOLERANCE, method
+
+
+def _reference_leaf_energies(x, conv, pool):
+    """float64 Gabor correlation, squared modulus and SAME Gaussian pooling."""
+    real, imag = (_np(part) for part in conv.complex_filters())
+    energies = np.abs(_reference_correlation(
+        x, real.astype(np.float64) + 1j * imag))**2
+    window = _np(pool.lowpass_filters()).astype(np.float64)  # [K, channels]
+    time = x.shape[1]
+    frames = -(-time // pool.strides)
+    pad_total = max((frames - 1) * pool.strides + pool.kernel_size - time, 0)
+    energies = np.pad(energies, [[0, 0], [0, 0],
+                                 [pad_total // 2, pad_total - pad_total // 2]])
+    starts = np.arange(frames) * pool.strides
+    taps = starts[:, None] + np.arange(pool.kernel_size)  # [frames, K]
+    # [batch, channels, frames, K] . [K, channels] -> [batch, frames, channels]
+    return np.einsum("bcfk,kc->bfc", energies[:, :, taps], window)
+
+
+def _perturbed_leaf(time, seed):
+    leaf = leaf_keras.Leaf(preemp=True)
+    leaf.build((2, time))
+    rng = np.random.default_rng(seed)
+    conv, pool = leaf.complex_conv, leaf.pooling
+    conv.kernel.assign(_np(conv.kernel) * rng.uniform(0.8, 1.2, (40, 2)))
+    pool.kernel.assign(rng.uniform(0.1, 0.6, (1, 1, 40, 1)))
+    return leaf, conv, pool
+
+
+# Pooled energies use a hop of 3680 (a multiple of the 160-sample stride):
+# 18080 samples (113 frames) pool from exactly 5 blocks (the SAME padding
+# adds 2 stride blocks), 18003 do not (and are not a multiple of the stride
+# either).
+@pytest.mark.parametrize("time", [18080, 18003])
+def test_leaf_energies_blocks_match_single_and_scipy(time):
+    leaf, conv, pool = _perturbed_leaf(time, seed=time)
+    rng = np.random.default_rng(time)
+    x = (0.1 * rng.standard_normal((2, time))).astype(np.float32)
+    expected = _reference_leaf_energies(x, conv, pool)
+    cotangent = keras.ops.convert_to_tensor(
+        rng.standard_normal(expected.shape).astype(np.float32))
+    preemp = leaf.preemp_conv
+    weights = [conv.kernel, pool.kernel, preemp.kernel]
+    grads = {}
+    for method in ("blocks", "single"):
+        energies = _np(frontend.gabor_lowpass_energies(x[:, :, None], conv,
+                                                       pool, method=method))
+        assert energies.shape == expected.shape
+        assert testing_utils.relative_error(energies, expected) < TOLERANCE
+
+        def loss(method=method):
+            # Through the pre-emphasis, so that the input gradient of the
+            # correlation is exercised as well.
+            filtered = preemp(x[:, :, None])
+            return keras.ops.sum(frontend.gabor_lowpass_energies(
+                filtered, conv, pool, method=method) * cotangent)
+
+        _, grads[method] = testing_utils.value_and_gradients(loss, weights)
+
+    def staged_loss():
+        # The layer-by-layer path: a real FFT convolution with plain
+        # autodiff, a second exact algorithm.
+        outputs = preemp(x[:, :, None])
+        for layer in (conv, leaf.layers[leaf.layers.index(conv) + 1], pool):
+            outputs = layer(outputs)
+        return keras.ops.sum(outputs * cotangent)
+
+    _, staged_grads = testing_utils.value_and_gradients(staged_loss, weights)
+    for blocked, single, staged in zip(grads["blocks"], grads["single"],
+                                       staged_grads):
+        assert testing_utils.relative_error(blocked, single) < TOLERANCE
+        assert testing_utils.relative_error(blocked, staged) < TOLERANCE
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("time", [401, 1000, 1761])
+def test_pool_channels_first_matches_layer(padding, time):
+    pool = pooling.GaussianLowpass(401, 160, padding=padding,
+                                   kernel_initializer="ones")
+    rng = np.random.default_rng(time)
+    x = rng.random((2, time, 3)).astype(np.float32)
+    pool.build(x.shape)
+    pool.kernel.assign(rng.uniform(0.1, 0.6, (1, 1, 3, 1)))
+    expected = _np(pool(x))
+    channels_first = _np(pool.pool_channels_first(
+        np.transpose(x, (0, 2, 1))))
+    channels_major = _np(pool.pool_channels_first(
+        np.transpose(x, (2, 0, 1)), channels_major=True))
+    np.testing.assert_allclose(np.transpose(channels_first, (0, 2, 1)),
+                               expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.transpose(channels_major, (1, 2, 0)),
+                               expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_time_uses_blocks_under_tf_function():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a dynamic time axis inside a compiled function is a "
+                    "TensorFlow graph feature")
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    leaf = leaf_keras.Leaf()
+    x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))
+         ).astype(np.float32)
+    eager = _np(leaf(x))
+    graph = tf.function(leaf, input_signature=[
+        tf.TensorSpec((None, None), tf.float32)])
+    np.testing.assert_allclose(graph(x).numpy(), eager, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "fft"}, "method must be"),
+    ({"method": "blocks", "fft_length": 512}, "leaves a hop of"),
+])
+def test_bad_arguments_raise_value_error(kwargs, message):
+    real, imag = _complex_filters(np.random.default_rng(0))
+    x = np.zeros((1, 2000), np.float32)
+    with pytest.raises(ValueError, match=message):
+        convolution.complex_fft_correlation(x, real, imag, **kwargs)
