@@ -57,7 +57,7 @@ def _clip_gabor(kernel, kernel_size):
 
 def plan_decimations(gabor_kernel, kernel_size=401, strides=160,
                      block_size=5120, band_stds=4.0, bandwidth_margin=1.1,
-                     max_decimation=80):
+                     max_decimation=80, leakage=2e-3):
     """Chooses the decimation factor of each Gabor filter.
 
     Filter k is computed at every `D_k`-th sample from the `block_size / D_k`
@@ -80,24 +80,59 @@ def plan_decimations(gabor_kernel, kernel_size=401, strides=160,
         bandwidth_margin: extra factor on the band width, so that filters may
             become this much wider during training before accuracy degrades.
         max_decimation: largest allowed decimation.
+        leakage: the kept band also holds every part of the truncated
+            filter's response above this fraction of its peak.
 
     Returns:
         numpy int array `(n_filters,)` of divisors of `strides`.
     """
     mu, sigma = _clip_gabor(np.asarray(gabor_kernel, np.float64), kernel_size)
-    del mu
     # The truncated filter is never narrower than the main lobe of its
     # kernel_size-sample support (matters for sigma ~ kernel_size / 3).
     half_width = np.maximum(band_stds / sigma, 4.0 * math.pi / kernel_size)
     half_width = half_width * bandwidth_margin
+    # Wide envelopes (sigma above ~kernel_size / 6) are cut off at the ends
+    # of the kernel, whose response then has sidelobes that decay only as
+    # 1 / frequency: a weak channel next to loud out-of-band sounds (the
+    # lowest filters on speech) picks up their energy through them, so the
+    # band must also hold the sidelobes above `leakage`, measured on the
+    # truncated filter with the envelope `bandwidth_margin` times wider.
+    leakage_widths = _sidelobe_half_widths(mu, sigma * bandwidth_margin,
+                                           kernel_size, block_size, leakage)
     candidates = sorted((d for d in range(1, strides + 1)
                          if strides % d == 0 and block_size % d == 0
                          and d <= max_decimation), reverse=True)
     decimations = []
-    for h in half_width:
-        fitting = [d for d in candidates if math.pi / d >= h]
+    for h, leak in zip(half_width, leakage_widths):
+        fitting = [d for d in candidates
+                   if math.pi / d >= h and block_size // d >= leak]
         decimations.append(fitting[0] if fitting else 1)
     return np.asarray(decimations, np.int64)
+
+
+def _sidelobe_half_widths(mu, sigma, kernel_size, block_size, leakage):
+    """Bins around each center needed to hold `|G| > leakage * max |G|`.
+
+    `G` is the length-`block_size` DFT of the truncated, `kernel_size`-tap
+    Gabor filter. Returns, per filter, the smallest even band length (in
+    bins) centered on the filter's center bin outside which the response
+    stays below `leakage` times its peak.
+    """
+    half = kernel_size // 2
+    t = np.arange(-half, half + 1)
+    envelope = np.exp(-t[None, :] ** 2 / (2.0 * sigma[:, None] ** 2))
+    response = np.abs(np.fft.fft(envelope, block_size, axis=1))
+    response /= response.max(axis=1, keepdims=True)
+    # Distance of every bin from the center (in bins, circular): the
+    # envelope's response is centered on bin 0; the band is centered on mu.
+    bins = np.arange(block_size)
+    distance = np.minimum(bins, block_size - bins)
+    lengths = []
+    for row in response:
+        above = distance[row > leakage]
+        lengths.append(2 * (int(above.max()) + 1) if above.size else 2)
+    del mu  # the response of a modulated envelope is the same, shifted
+    return np.asarray(lengths)
 
 
 def _interpolation_kernel(positions, taps):
@@ -119,19 +154,23 @@ def _band_power(x_real, x_imag, g_real, g_imag):
     """`|L * inverse DFT(x * g)|^2` over the last axis, with a lean gradient.
 
     Args:
-        x_real, x_imag: band spectra of the signal blocks, `(rows, n, L)`.
+        x_real, x_imag: band spectra of the signal blocks, `(n, rows, L)`
+            (filters major, the layout the pooling wants, so that no pass
+            transposes the large tensors).
         g_real, g_imag: band spectra of the filters, `(n, L)`.
 
     Returns:
-        `(rows, n, L)`: `L^2 |y|^2`, with `y` the length-L inverse DFT of
-        the product (the decimated filter outputs). The gradient recomputes the DFT instead of keeping the
-        complex intermediates alive between the passes (less memory) and sums
-        the filter gradient over rows with a matrix product.
+        `(n, rows, L)`: `L^2 |y|^2`, with `y` the length-L inverse DFT of the
+        product (the decimated filter outputs). The gradient recomputes the
+        DFT instead of keeping the complex intermediates alive between the
+        passes (less memory).
     """
+    g_re, g_im = g_real[:, None, :], g_imag[:, None, :]
+
     def conjugate_products(x_re, x_im):
         # conj(x g): a forward DFT of the conjugate is L times the conjugate
         # of the inverse DFT, the time samples in their natural order.
-        return (x_re * g_real - x_im * g_imag, -x_re * g_imag - x_im * g_real)
+        return (x_re * g_re - x_im * g_im, -x_re * g_im - x_im * g_re)
 
     out_real, out_imag = ops.fft(conjugate_products(x_real, x_imag))
     power = ops.square(out_real) + ops.square(out_imag)
@@ -144,21 +183,12 @@ def _band_power(x_real, x_imag, g_real, g_imag):
         # DFT F is F^H, so d y = conj(F^H (2 out dp)) = F(conj(2 out dp)).
         d_real, d_imag = ops.fft((2.0 * o_real * upstream,
                                   -2.0 * o_imag * upstream))
-        # Rows are summed for the filter gradient (it is broadcast).
-        rows = ops.shape(x_real)[0]
-        count, length = ops.shape(g_real)[0], ops.shape(g_real)[1]
-        flat = (rows, count * length)
-        # (A sum over the rows of a 2-D array: XLA on CPU runs the same sum
-        # over the leading axes of the 3-D array as slow reduce-windows.)
-        grad_g_real = ops.sum(ops.reshape(d_real * x_real + d_imag * x_imag,
-                                          flat), axis=0)
-        grad_g_imag = ops.sum(ops.reshape(d_imag * x_real - d_real * x_imag,
-                                          flat), axis=0)
-        grad_x_real = d_real * g_real + d_imag * g_imag
-        grad_x_imag = d_imag * g_real - d_real * g_imag
-        return (grad_x_real, grad_x_imag,
-                ops.reshape(grad_g_real, (count, length)),
-                ops.reshape(grad_g_imag, (count, length)))
+        # The filter spectra are broadcast over rows: sum their gradient.
+        grad_g_real = ops.sum(d_real * x_real + d_imag * x_imag, axis=1)
+        grad_g_imag = ops.sum(d_imag * x_real - d_real * x_imag, axis=1)
+        grad_x_real = d_real * g_re + d_imag * g_im
+        grad_x_imag = d_imag * g_re - d_real * g_im
+        return grad_x_real, grad_x_imag, grad_g_real, grad_g_imag
 
     return power, grad
 
@@ -208,6 +238,10 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             kernel sizes (5120 for the default 401 / 160).
         max_decimation: largest decimation factor (default 80); factors are
             divisors of `strides`.
+        leakage: each kept band also holds the parts of the truncated
+            filter's response above this fraction of its peak (default
+            2e-3): the sidelobes of wide envelopes cut off by the kernel,
+            through which weak low channels pick up loud out-of-band sound.
         decimations: optional list of per-filter decimation factors; by
             default they are planned from the Gabor parameters at build time.
         learn_filters: whether the Gabor parameters are trainable.
@@ -233,7 +267,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                  sample_rate=16000, kernel_initializer=None,
                  pooling_initializer=None, band_stds=4.0,
                  bandwidth_margin=1.1, interpolation_taps=5, block_size=None,
-                 max_decimation=80, decimations=None, learn_filters=True,
+                 max_decimation=80, leakage=2e-3, decimations=None,
+                 learn_filters=True,
                  learn_pooling=True, kernel_regularizer=None,
                  pooling_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -269,6 +304,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             raise ValueError(
                 f"block_size must be a multiple of strides ({strides}) and "
                 f">= 4 * kernel_size ({4 * kernel_size}), got {block_size!r}.")
+        if not 0.0 < leakage < 1.0:
+            raise ValueError(f"leakage must be in (0, 1), got {leakage!r}.")
         if int(max_decimation) != max_decimation or max_decimation < 1:
             raise ValueError("max_decimation must be a positive integer, got "
                              f"{max_decimation!r}.")
@@ -281,6 +318,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.interpolation_taps = int(interpolation_taps)
         self.block_size = int(block_size)
         self.max_decimation = int(max_decimation)
+        self.leakage = float(leakage)
         if decimations is not None:
             decimations = [int(d) for d in decimations]
             if len(decimations) != self.n_filters or any(
@@ -336,7 +374,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             decimations = plan_decimations(
                 ops.convert_to_numpy(self.gabor_kernel), self.kernel_size,
                 self.strides, self.block_size, self.band_stds,
-                self.bandwidth_margin, self.max_decimation)
+                self.bandwidth_margin, self.max_decimation, self.leakage)
         # Block layout: the kept outputs of a block start at a multiple of
         # every decimation (`step`) and are free of circular wrap-around; the
         # grid starts `guard` samples before the first pooling window, room
@@ -501,29 +539,26 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         starts = (ops.take(center_bins, indices) - length // 2) % block
         size = (ops.shape(spec_real)[0], ops.shape(spec_real)[1], length)
         x_real = ops.stack([ops.slice(spec_real, (0, 0, starts[i]), size)
-                            for i in range(len(indices_list))], axis=2)
+                            for i in range(len(indices_list))], axis=0)
         x_imag = ops.stack([ops.slice(spec_imag, (0, 0, starts[i]), size)
-                            for i in range(len(indices_list))], axis=2)
+                            for i in range(len(indices_list))], axis=0)
         g_real = ops.take_along_axis(ops.take(filt_real, indices, axis=0),
                                      bins, axis=1)
         g_imag = ops.take_along_axis(ops.take(filt_imag, indices, axis=0),
                                      bins, axis=1)
-        # |y|^2 at every decimation-th sample of the block.
-        rows = ops.shape(x_real)[:2]
-        power = _band_power(
-            ops.reshape(x_real, (-1, ops.shape(x_real)[2], length)),
-            ops.reshape(x_imag, (-1, ops.shape(x_real)[2], length)),
-            g_real, g_imag)
-        power = ops.reshape(power, (rows[0], rows[1], -1, length))
+        # |y|^2 at every decimation-th sample of the block, filters major,
+        # `(n, batch, blocks, L)`: pooling then runs along the contiguous
+        # time axis and its contractions are products batched over filters.
+        count = len(indices_list)
+        batch, n_blocks = size[0], size[1]
+        power = _band_power(ops.reshape(x_real, (count, -1, length)),
+                            ops.reshape(x_imag, (count, -1, length)),
+                            g_real, g_imag)
+        power = ops.reshape(power, (count, batch, n_blocks, length))
         power = power / float(block) ** 2
         power = power[..., start // decimation:(start + hop) // decimation]
-        # Channels major, (n, batch, time / decimation): the transpose moves
-        # whole block rows, pooling runs along the contiguous time axis and
-        # its contractions are matrix products batched over the channels.
-        count = ops.shape(indices)[0]
-        power = ops.transpose(power, (2, 0, 1, 3))
-        power = ops.reshape(power, (count, -1,
-                                    ops.shape(power)[2] * (hop // decimation)))
+        power = ops.reshape(power, (count, batch,
+                                    n_blocks * (hop // decimation)))
         # Grid of this group starts interpolation_taps samples before c_0.
         taps = self.interpolation_taps
         first = (self._guard - taps * decimation) // decimation
@@ -612,6 +647,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             "interpolation_taps": self.interpolation_taps,
             "block_size": self.block_size,
             "max_decimation": self.max_decimation,
+            "leakage": self.leakage,
             "decimations": self.decimations,
             "learn_filters": self.learn_filters,
             "learn_pooling": self.learn_pooling,
