@@ -481,13 +481,6 @@ def _resolve_implementation(implementation, kernel_size, strides, padding):
     return implementation
 
 
-def _check_padding(padding):
-    padding = str(padding).lower()
-    if padding not in ("same", "valid"):
-        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
-    return padding
-
-
 def _check_single_channel(layer, input_shape):
     if len(input_shape) != 3 or input_shape[-1] != 1:
         raise ValueError(
@@ -546,14 +539,9 @@ class _ParametricConv1D(keras.layers.Layer):
         if int(filters) < 2 or int(filters) % 2:
             raise ValueError(f"{self.__class__.__name__}: filters must be an "
                              f"even number >= 2, got {filters}.")
-        if int(kernel_size) < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}.")
-        if int(strides) < 1:
-            raise ValueError(f"strides must be >= 1, got {strides}.")
+        self.kernel_size, self.strides, self.padding = (
+            utils.check_window_arguments(kernel_size, strides, padding))
         self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
-        self.padding = _check_padding(padding)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)

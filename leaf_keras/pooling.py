@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from leaf_keras import impulse_responses
+from leaf_keras import utils
 
 _HALF_DTYPES = ("float16", "bfloat16")
 
@@ -117,13 +118,6 @@ def output_length(length, kernel_size, strides, padding):
     return max(length - kernel_size, -1) // strides + 1
 
 
-def _check_padding(padding):
-    padding = str(padding).lower()
-    if padding not in ("same", "valid"):
-        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
-    return padding
-
-
 def _check_rank3(layer, input_shape):
     if len(input_shape) != 3 or input_shape[-1] is None:
         raise ValueError(
@@ -140,13 +134,8 @@ class _Pooling1D(keras.layers.Layer):
         # Pooling filters and sums stay float32 under a mixed policy.
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, trainable=trainable, **kwargs)
-        if int(kernel_size) < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}.")
-        if int(strides) < 1:
-            raise ValueError(f"strides must be >= 1, got {strides}.")
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
-        self.padding = _check_padding(padding)
+        self.kernel_size, self.strides, self.padding = (
+            utils.check_window_arguments(kernel_size, strides, padding))
         # use_bias is accepted for compatibility; like the original, no
         # pooling adds a bias.
         self.use_bias = bool(use_bias)

@@ -132,3 +132,27 @@ def stride_in_samples(sample_rate, window_stride_ms):
         `int(sample_rate * window_stride_ms // 1000)` (160 for 10 ms at 16 kHz).
     """
     return int(sample_rate * window_stride_ms // 1000)
+
+
+def check_window_arguments(kernel_size, strides, padding):
+    """Validates the window arguments of a convolution or pooling layer.
+
+    Args:
+        kernel_size: window length in samples, >= 1.
+        strides: hop in samples, >= 1.
+        padding: "same" or "valid" (any case).
+
+    Returns:
+        `(int(kernel_size), int(strides), lower-case padding)`.
+
+    Raises:
+        ValueError: naming the argument and the value it got.
+    """
+    if int(kernel_size) < 1:
+        raise ValueError(f"kernel_size must be >= 1, got {kernel_size}.")
+    if int(strides) < 1:
+        raise ValueError(f"strides must be >= 1, got {strides}.")
+    padding = str(padding).lower()
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
+    return int(kernel_size), int(strides), padding
