@@ -41,6 +41,45 @@ def _decay_powers(decay, exponents):
     return ops.where(exponents >= 0, powers, ops.zeros_like(powers))
 
 
+def _chunked_recurrence(decay, inputs, chunk_size):
+    """States of the recurrence over the last axis, channels first.
+
+    Args:
+        decay: `(channels,)`.
+        inputs: `[channels, rows, time]`.
+        chunk_size: frames per chunk.
+
+    Returns:
+        `[channels, rows, time]`.
+    """
+    channels = inputs.shape[0]
+    rows, time = ops.shape(inputs)[1], ops.shape(inputs)[2]
+    num_chunks = (time + chunk_size - 1) // chunk_size
+    padded = ops.pad(inputs,
+                     [[0, 0], [0, 0], [0, num_chunks * chunk_size - time]])
+    # Channels lead, so both products are plain batched matmuls over
+    # channels (no transposes of the data inside them).
+    chunks = ops.reshape(padded, (channels, rows * num_chunks, chunk_size))
+    steps = ops.arange(chunk_size, dtype=inputs.dtype)
+    lags = steps[None, :] - steps[:, None]  # [u, t]: t - u
+    within = _decay_powers(decay[:, None, None], lags[None])  # [C, u, t]
+    local = ops.reshape(ops.matmul(chunks, within),
+                        (channels, rows, num_chunks, chunk_size))
+    # State entering chunk j: sum over i < j of D^(j - 1 - i) * end_i, with
+    # D = decay^chunk_size and end_i the last local state of chunk i.
+    ends = local[:, :, :, -1]  # [C, rows, chunks]
+    chunk_index = ops.arange(num_chunks, dtype=inputs.dtype)
+    chunk_lags = chunk_index[None, :] - chunk_index[:, None] - 1.0  # [i, j]
+    across = _decay_powers(decay[:, None, None],
+                           chunk_size * chunk_lags[None])
+    across = ops.where(chunk_lags[None] >= 0, across, ops.zeros_like(across))
+    carried = ops.matmul(ends, across)  # [C, rows, chunks]
+    growth = _decay_powers(decay[:, None], steps[None, :] + 1.0)  # [C, t]
+    states = local + carried[..., None] * growth[:, None, None, :]
+    states = ops.reshape(states, (channels, rows, num_chunks * chunk_size))
+    return states[:, :, :time]
+
+
 def linear_recurrence(decay, inputs, chunk_size=64):
     """All states of `s_t = decay * s_{t-1} + inputs_t`, `s_{-1} = 0`.
 
@@ -50,6 +89,11 @@ def linear_recurrence(decay, inputs, chunk_size=64):
     and the states carried between chunks are a second such product over
     chunks. Exact (no truncation), works with an unknown time length.
 
+    The gradient is written out rather than differentiated through the
+    decay-power matrices: the adjoint of a linear recurrence is the same
+    recurrence run backwards in time, `l_t = g_t + decay * l_{t+1}`, which
+    gives `d inputs_t = l_t` and `d decay = sum_t l_t s_{t-1}`.
+
     Args:
         decay: float tensor `(channels,)` or `(1,)`, values in [0, 1].
         inputs: float tensor `[batch, time, channels]`.
@@ -58,30 +102,25 @@ def linear_recurrence(decay, inputs, chunk_size=64):
     Returns:
         A tensor `[batch, time, channels]`.
     """
-    batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
     channels = inputs.shape[-1]
     decay = ops.broadcast_to(ops.cast(decay, inputs.dtype), (channels,))
-    num_chunks = (time + chunk_size - 1) // chunk_size
-    padded = ops.pad(inputs,
-                     [[0, 0], [0, num_chunks * chunk_size - time], [0, 0]])
-    chunks = ops.reshape(padded, (batch, num_chunks, chunk_size, channels))
-    steps = ops.arange(chunk_size, dtype=inputs.dtype)
-    lags = steps[:, None] - steps[None, :]  # t - u
-    within = _decay_powers(decay[:, None, None], lags[None])  # [C, t, u]
-    local = ops.einsum("ctu,bnuc->bntc", within, chunks)
-    # State entering chunk j: sum over i < j of D^(j - 1 - i) * end_i, with
-    # D = decay^chunk_size and end_i the last local state of chunk i.
-    ends = local[:, :, -1, :]
-    chunk_index = ops.arange(num_chunks, dtype=inputs.dtype)
-    chunk_lags = chunk_index[:, None] - chunk_index[None, :] - 1.0
-    across = _decay_powers(decay[:, None, None],
-                           chunk_size * chunk_lags[None])
-    across = ops.where(chunk_lags[None] >= 0, across, ops.zeros_like(across))
-    carried = ops.einsum("cji,bic->bjc", across, ends)
-    growth = _decay_powers(decay[None, :], steps[:, None] + 1.0)  # [t, C]
-    states = local + carried[:, :, None, :] * growth[None, None]
-    states = ops.reshape(states, (batch, num_chunks * chunk_size, channels))
-    return states[:, :time, :]
+
+    @ops.custom_gradient
+    def recurrence(decay, inputs_channels_first):
+        states = _chunked_recurrence(decay, inputs_channels_first, chunk_size)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            adjoint = ops.flip(_chunked_recurrence(
+                decay, ops.flip(upstream, axis=2), chunk_size), axis=2)
+            previous = ops.pad(states[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
+            return ops.sum(adjoint * previous, axis=(1, 2)), adjoint
+
+        return states, grad
+
+    states = recurrence(decay, ops.transpose(inputs, (2, 0, 1)))
+    return ops.transpose(states, (1, 2, 0))
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -241,10 +280,13 @@ class PCENLayer(keras.layers.Layer):
                                         1.0)
         delta = ops.cast(self.delta, inputs.dtype)
         smoother = ops.cast(self.ema(inputs), inputs.dtype)
+        # The powers are written as exp(log) so that their gradients reuse
+        # the forward values (the gradients of `ops.power` evaluate two more
+        # powers and a log per element: twice the cost of the whole PCEN).
         one_over_root = 1.0 / root
-        outputs = (ops.power(inputs / ops.power(self.floor + smoother, alpha) +
-                             delta, one_over_root) -
-                   ops.power(delta, one_over_root))
+        gain = ops.exp(-alpha * ops.log(self.floor + smoother))
+        outputs = (ops.exp(ops.log(inputs * gain + delta) * one_over_root) -
+                   ops.exp(ops.log(delta) * one_over_root))
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
