@@ -21,9 +21,11 @@ peak-RSS counter is reset (`5` written to /proc/self/clear_refs), so "step
 peak" is the high-water mark of the timed steps minus the resident memory
 before the first step: the step's buffers (also those a caching allocator
 keeps between steps), without the XLA compiler's memory. "step buffers" is
-the framework's own exact figure: TensorFlow's CPU allocator peak during the
-timed steps, or on JAX the compiled step's
-`memory_analysis().temp_size_in_bytes`.
+XLA's own exact figure, the temporary buffers of the compiled step: on JAX
+`memory_analysis().temp_size_in_bytes`, on TensorFlow the same allocation
+read from XLA's buffer assignment (dumped through `--xla_dump_to`); for a
+plain TF graph it is the CPU allocator's peak during the timed steps, which
+is also printed for every TF row ("TF allocator peak").
 
 The original google-research/leaf-audio frontends (TensorFlow 2 + tf_keras)
 are measured the same way by `--frontends leaf_audio_leaf leaf_audio_mel
@@ -37,9 +39,12 @@ Usage:
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,7 +165,37 @@ def _make_tf_step(model, x, cotangent, tf_compile):
         return loss, tape.gradient(loss, sources)
 
     fn = tf.function(step, jit_compile=(tf_compile == "xla"))
-    return lambda: [t.numpy() for t in tf.nest.flatten(fn(x_t, c_t))], None
+    dump_dir = os.environ.get(XLA_DUMP_ENV)
+    temp_bytes = None
+    if tf_compile == "xla" and dump_dir:
+        temp_bytes = lambda: _xla_dump_temp_bytes(dump_dir)
+    return (lambda: [t.numpy() for t in tf.nest.flatten(fn(x_t, c_t))],
+            temp_bytes)
+
+
+# The TF worker asks XLA for its buffer assignment through a dump folder set
+# in XLA_FLAGS before TensorFlow starts (the parent sets both variables).
+XLA_DUMP_ENV = "LEAF_BENCHMARK_XLA_DUMP"
+_TEMP_ALLOCATION = re.compile(r"^allocation \d+: size (\d+), preallocated-temp")
+
+
+def _xla_dump_temp_bytes(dump_dir):
+    """XLA's temporary buffers of the compiled step, from its dump.
+
+    The `preallocated-temp` allocation of the step module's buffer
+    assignment: the same quantity as JAX's `temp_size_in_bytes`. (TF's
+    allocator peak is larger: its BFC pool does not split a free chunk for a
+    request of more than half its size, so a 140 MB temp buffer can occupy a
+    256 MB chunk, of which only the used pages become resident.)
+    """
+    sizes = []
+    for name in os.listdir(dump_dir):
+        if "step" not in name or not name.endswith("buffer-assignment.txt"):
+            continue
+        with open(os.path.join(dump_dir, name)) as f:
+            sizes.append(sum(int(m.group(1)) for m in map(
+                _TEMP_ALLOCATION.match, f) if m))
+    return max(sizes) if sizes else None
 
 
 def _make_step(model, backend, x, cotangent, tf_compile):
@@ -389,6 +424,12 @@ def run_all(args):
                    str(args.warmup), "--tf-compile", tf_compile]
         env = dict(os.environ, KERAS_BACKEND=backend,
                    TF_CPP_MIN_LOG_LEVEL="3")
+        dump_dir = None
+        if backend == "tensorflow" and tf_compile == "xla":
+            dump_dir = tempfile.mkdtemp(prefix="xla_dump_")
+            env[XLA_DUMP_ENV] = dump_dir
+            env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                + f" --xla_dump_to={dump_dir}").strip()
         if leaf_audio:
             command += ["--leaf-audio-path",
                         os.path.abspath(args.leaf_audio_path)]
@@ -407,6 +448,9 @@ def run_all(args):
                      (proc.stderr.strip().splitlines() or ["?"])[-1])
         except subprocess.TimeoutExpired:
             lines, error = [], f"timeout after {args.timeout:g} s"
+        finally:
+            if dump_dir:
+                shutil.rmtree(dump_dir, ignore_errors=True)
         if error:
             result = {"backend": backend, "frontend": name,
                       "batch": config[0], "seconds": config[1],
@@ -425,10 +469,11 @@ def _fmt(value, spec):
 
 
 def _step_buffers_mb(result):
-    """TF: CPU allocator peak of the timed steps; JAX: XLA temp buffers."""
-    if result.get("tf_allocator_peak_mb") is not None:
-        return result["tf_allocator_peak_mb"]
-    return result.get("xla_temp_mb")
+    """XLA's temp buffers of the step (TF with XLA, JAX); else TF's
+    allocator peak (plain TF graph)."""
+    if result.get("xla_temp_mb") is not None:
+        return result["xla_temp_mb"]
+    return result.get("tf_allocator_peak_mb")
 
 
 def _row(result, mel_time, original_time):
@@ -437,12 +482,13 @@ def _row(result, mel_time, original_time):
     head = (f"| {result['backend']} | {name} | "
             f"{result.get('compile', '')} | {config} | ")
     if "error" in result:
-        return head + f"failed: {result['error']} | | | | | | |"
+        return head + f"failed: {result['error']} | | | | | | | |"
     time_s = result["time_s"]
     return head + (
         f"{time_s:.3f} | {result['audio_s_per_s']:.0f} | "
         f"{result['step_peak_mb']:.0f} | {result['process_peak_mb']:.0f} | "
         f"{_fmt(_step_buffers_mb(result), '.0f')} | "
+        f"{_fmt(result.get('tf_allocator_peak_mb'), '.0f')} | "
         f"{_fmt(mel_time and time_s / mel_time, '.1f')} | "
         f"{_fmt(original_time and original_time / time_s, '.1f')} |")
 
@@ -459,8 +505,9 @@ def print_table(results, markdown):
             original[key] = min(original.get(key, r["time_s"]), r["time_s"])
     header = ("| backend | frontend | compile | batch | s / batch (fwd+bwd) | "
               "audio s / s | step peak MB | process peak MB | "
-              "step buffers MB | × mel time | × original LEAF |")
-    lines = [header, "|" + "---|" * 11] if markdown else [header]
+              "step buffers MB | TF allocator peak MB | × mel time | "
+              "× original LEAF |")
+    lines = [header, "|" + "---|" * 12] if markdown else [header]
     for r in results:
         lines.append(_row(r, mel.get((r["backend"], r["batch"], r["seconds"])),
                           original.get((r["batch"], r["seconds"]))))
