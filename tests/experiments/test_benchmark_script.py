@@ -1,0 +1,69 @@
+"""benchmarks/benchmark_frontends.py: one real (tiny) run and its memory figures.
+
+The benchmark is run by hand for the README; this only checks that it still
+runs and that its "step buffers" figure is XLA's buffer assignment (parsed
+from the dump the worker asks for), never timings.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "benchmarks", "benchmark_frontends.py")
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("benchmark_frontends", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_temp_bytes_are_read_from_the_step_buffer_assignment(tmp_path):
+    benchmark = _load_script()
+    step = tmp_path / "module_0001.a_inference_step_12__XlaMustCompile.cpu_after_optimizations-buffer-assignment.txt"
+    step.write_text(
+        "BufferAssignment:\n"
+        "allocation 0: size 4000, parameter 0, shape |f32[1000]|:\n"
+        "allocation 7: size 139300348, preallocated-temp:\n"
+        " value: <1 fusion @0> (size=64,offset=0): f32[16]{0}\n")
+    other = tmp_path / "module_0002.a_inference_other_3__XlaMustCompile.cpu_after_optimizations-buffer-assignment.txt"
+    other.write_text("allocation 3: size 999999999, preallocated-temp:\n")
+    assert benchmark._xla_dump_temp_bytes(str(tmp_path)) == 139300348  # pylint: disable=protected-access
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert benchmark._xla_dump_temp_bytes(str(empty)) is None  # pylint: disable=protected-access
+
+
+def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
+         "mel", "leaf_band_limited", "--batch-configs", "2x0.5",
+         "--repeats", "1", "--warmup", "1", "--json", str(out),
+         "--markdown"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json  # pylint: disable=g-import-not-at-top
+    results = json.loads(out.read_text())
+    assert [r["frontend"] for r in results] == ["mel", "leaf_band_limited"]
+    for result in results:
+        assert "error" not in result, result
+        # XLA's temp buffers: positive, and within TF's allocator peak (which
+        # counts whole pool chunks).
+        assert 0 < result["xla_temp_mb"] <= result["tf_allocator_peak_mb"]
+    rows = [line for line in proc.stdout.splitlines()
+            if line.startswith("| tensorflow")]
+    assert len(rows) == 2
+    header = proc.stdout.splitlines()[0]
+    assert all(row.count("|") == header.count("|") for row in rows)
+    # The dump folders (TMPDIR of the run) are deleted.
+    assert not [name for name in os.listdir(tmp_path)
+                if name.startswith("xla_dump_")]
