@@ -51,6 +51,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from leaf_keras import pooling
+
 _SIGMA_LOWER = 4.0 * math.sqrt(2.0 * math.log(2.0)) / math.pi
 
 
@@ -576,7 +578,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         group_windows = ops.take(windows, indices, axis=0)   # (n, K)
         kernel = ops.matmul(group_windows, matrix)            # (n, Q)
         step = self.strides // decimation
-        pooled = self._strided_pooling(power, kernel, step, frames)
+        pooled = pooling.channels_major_block_pooling(power, kernel, step,
+                                                      frames)
 
         # Frames whose window crosses the signal edges (at most the first and
         # last two): their kernels leave out the taps on the zero padding,
@@ -603,30 +606,6 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             return edges
         return ops.concatenate(
             [edges[:, :, :2], pooled[:, :, 2:-2], edges[:, :, 2:]], axis=2)
-
-    @staticmethod
-    def _strided_pooling(power, kernel, step, frames):
-        """out[c, :, m] = sum_q kernel[c, q] * power[c, :, step * m + q].
-
-        The time axis is cut into stride-long chunks; each chunk is contracted
-        with every stride-long piece of the kernel (one matrix product
-        batched over channels, whose result is smaller than `power`), and the
-        frame sums are the shifted diagonals of that product. Neither pass
-        copies overlapping windows, and the gradient is two more products. (A
-        strided depthwise convolution would do, but XLA on CPU computes its
-        kernel gradient extremely slowly.)
-        """
-        count, taps = ops.shape(kernel)[0], ops.shape(kernel)[1]
-        chunks = -(-taps // step)
-        kernel = ops.pad(kernel, [[0, 0], [0, chunks * step - taps]])
-        kernel = ops.reshape(kernel, (count, chunks, step))
-        power = power[:, :, :(frames + chunks - 1) * step]
-        power = ops.reshape(power, (count, -1, frames + chunks - 1, step))
-        products = ops.einsum("cbfq,cjq->cbfj", power, kernel)
-        pooled = products[:, :, :frames, 0]
-        for j in range(1, chunks):
-            pooled = pooled + products[:, :, j:j + frames, j]
-        return pooled
 
     # --------------------------------------------------------------- shapes
     def compute_output_shape(self, input_shape):

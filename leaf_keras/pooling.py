@@ -109,6 +109,45 @@ def strided_depthwise_correlation(inputs, kernel, strides,
     return outputs
 
 
+def channels_major_block_pooling(inputs, kernel, strides, frames):
+    """`out[c, b, f] = sum_q kernel[c, q] * inputs[c, b, f * strides + q]`.
+
+    The time axis is cut into blocks of `strides` samples and each block is
+    multiplied by the m = ceil(taps / strides) slices of the (zero-extended)
+    kernel in one matmul batched over channels, `[batch * blocks, strides] x
+    [strides, m]`; frame f adds the products of blocks f .. f + m - 1 (the
+    shifted diagonals). The input is read once, without overlapping-window
+    copies, and the gradient is two more products. (A strided depthwise
+    convolution would do, but XLA on CPU computes its kernel gradient
+    extremely slowly.)
+
+    Args:
+        inputs: float tensor `[channels, batch, time]` (already padded), time
+            `>= (frames + m - 1) * strides`.
+        kernel: float tensor `[channels, taps]` with static shape.
+        strides: int, the hop between frames.
+        frames: number of output frames (int or scalar tensor).
+
+    Returns:
+        A tensor `[channels, batch, frames]`.
+    """
+    channels, taps = kernel.shape[0], kernel.shape[1]
+    blocks_per_frame = -(-taps // strides)
+    kernel = ops.pad(kernel, [[0, 0], [0, blocks_per_frame * strides - taps]])
+    # [channels, m * strides] -> [channels, strides, m].
+    kernel = ops.transpose(
+        ops.reshape(kernel, (channels, blocks_per_frame, strides)), (0, 2, 1))
+    batch = ops.shape(inputs)[1]
+    inputs = inputs[:, :, :(frames + blocks_per_frame - 1) * strides]
+    products = ops.matmul(ops.reshape(inputs, (channels, -1, strides)),
+                          kernel)
+    products = ops.reshape(products, (channels, batch, -1, blocks_per_frame))
+    outputs = products[:, :, :frames, 0]
+    for offset in range(1, blocks_per_frame):
+        outputs = outputs + products[:, :, offset:offset + frames, offset]
+    return outputs
+
+
 def output_length(length, kernel_size, strides, padding):
     """Number of frames of a pooling, `None` when the length is unknown."""
     if length is None:
@@ -246,42 +285,21 @@ class GaussianLowpass(_Pooling1D):
     def pool_padded_channels_major(self, padded, frames):
         """Pools already padded float32 `[channels, batch, time]` inputs.
 
-        Frame f is `sum_k w[k] padded[..., f * strides + k]`. The input is
-        cut into blocks of `strides` samples and each block is multiplied by
-        the m = ceil(K / strides) slices of the (zero-extended) window in
-        one batched matmul per channel, `[batch * blocks, strides] x
-        [strides, m]`; frame f adds the products of blocks f .. f + m - 1.
-        The input is read once, without shifted copies.
+        Frame f is `sum_k w[k] padded[..., f * strides + k]`, computed by
+        `channels_major_block_pooling` (block products, input read once).
 
         Args:
             padded: float32 tensor `[channels, batch, time]`, time a multiple
-                of `strides` and `>= (frames + m - 1) * strides` (see
-                `padded_layout`).
+                of `strides` and `>= (frames + m - 1) * strides`, m =
+                ceil(kernel_size / strides) (see `padded_layout`).
             frames: number of output frames (int or scalar tensor).
 
         Returns:
             A float32 tensor `[channels, batch, frames]`.
         """
-        strides = self.strides
-        blocks_per_frame = -(-self.kernel_size // strides)
-        kernel = ops.cast(self.lowpass_filters(), padded.dtype)
-        channels = kernel.shape[1]
-        kernel = ops.pad(kernel, [[0, blocks_per_frame * strides -
-                                   self.kernel_size], [0, 0]])
-        # [m * strides, channels] -> [channels, strides, m].
-        kernel = ops.transpose(
-            ops.reshape(kernel, (blocks_per_frame, strides, channels)),
-            (2, 1, 0))
-        batch = ops.shape(padded)[1]
-        products = ops.matmul(ops.reshape(padded, (channels, -1, strides)),
-                              kernel)
-        products = ops.reshape(products,
-                               (channels, batch, -1, blocks_per_frame))
-        outputs = None
-        for offset in range(blocks_per_frame):
-            term = products[:, :, offset:offset + frames, offset]
-            outputs = term if outputs is None else outputs + term
-        return outputs
+        kernel = ops.cast(ops.transpose(self.lowpass_filters()), padded.dtype)
+        return channels_major_block_pooling(padded, kernel, self.strides,
+                                            frames)
 
     def pool_channels_first(self, inputs, channels_major=False):
         """The same pooling of float32 `[batch, channels, time]` inputs.
