@@ -166,9 +166,9 @@ def gabor_lowpass_energies(waveforms, conv, pool, method="auto"):
     2 * n_filters]` intermediate of the layer-by-layer path:
     `convolution.correlation_energies` computes the squared moduli of the
     complex Gabor outputs directly in the pooling's padded block layout
-    `[n_filters, batch, time]` (one complex FFT correlation per filter: one
-    FFT of the whole clip for short inputs, overlap-save blocks of 4096
-    samples, whose FFTs stay in the CPU caches, for long ones), and the
+    `[n_filters, batch, time]` (one complex FFT correlation per filter, in
+    overlap-save blocks of 3200 samples whose FFTs stay in the L1 cache; one
+    FFT for clips that fit in a block), and the
     Gaussian pooling reads them once as block products
     (`GaussianLowpass.pool_padded_channels_major`). Only the small pooled
     result is transposed. The values are those of the three layers up to

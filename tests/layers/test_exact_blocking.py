@@ -2,10 +2,11 @@
 
 `convolution.complex_fft_correlation` and `frontend.gabor_lowpass_energies`
 compute the Gabor correlation either with one FFT of the whole clip or with
-overlap-save blocks of 4096 samples (long clips). Both are exact algorithms:
-on a long input (2 x ~1.1 s, five blocks) they must agree with each other and with a
-float64 scipy reference to float32 round-off, in value and in gradient, for
-lengths that fill the last block exactly and lengths that do not.
+overlap-save blocks of 3200 samples (clips longer than a block). Both are
+exact algorithms: on a long input (2 x ~0.9-1.1 s, five or more blocks)
+they must agree with each other and with a float64 scipy reference to
+float32 round-off, in value and in gradient, for lengths that fill the last
+block exactly and lengths that do not.
 """
 
 import keras
@@ -21,8 +22,8 @@ from leaf_keras import pooling
 
 KERNEL_SIZE = 401
 LEFT = (KERNEL_SIZE - 1) // 2
-# Default block hop of the plain correlation: 4096 - 401 + 1.
-CORRELATION_HOP = 3696
+# Default block hop of the plain correlation: 3200 - 401 + 1.
+CORRELATION_HOP = convolution._BLOCK_FFT_LENGTH - KERNEL_SIZE + 1  # pylint: disable=protected-access
 TOLERANCE = 1e-5
 
 
@@ -127,11 +128,14 @@ def _perturbed_leaf(time, seed):
     return leaf, conv, pool
 
 
-# Pooled energies use a hop of 3680 (a multiple of the 160-sample stride):
-# 18080 samples (113 frames) pool from exactly 5 blocks (the SAME padding
-# adds 2 stride blocks), 18003 do not (and are not a multiple of the stride
-# either).
-@pytest.mark.parametrize("time", [18080, 18003])
+# Pooled energies use the largest hop that is a multiple of the 160-sample
+# stride (2720 for blocks of 3200): 7 hops less the 2 stride blocks of SAME
+# padding (18720 samples, 117 frames) pool from exactly 7 blocks, 18003
+# samples do not (and are not a multiple of the stride either).
+POOLED_HOP = CORRELATION_HOP // 160 * 160
+
+
+@pytest.mark.parametrize("time", [7 * POOLED_HOP - 2 * 160, 18003])
 def test_leaf_energies_blocks_match_single_and_scipy(time):
     leaf, conv, pool = _perturbed_leaf(time, seed=time)
     rng = np.random.default_rng(time)
