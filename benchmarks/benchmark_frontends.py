@@ -29,7 +29,13 @@ is also printed for every TF row ("TF allocator peak").
 
 The original google-research/leaf-audio frontends (TensorFlow 2 + tf_keras)
 are measured the same way by `--frontends leaf_audio_leaf leaf_audio_mel
---leaf-audio-path DIR`, DIR being the folder that contains `leaf_audio/`.
+--leaf-audio-path DIR`, DIR being the folder that contains `leaf_audio/`
+(`--leaf-audio-compile graph xla eager`). The PyTorch LEAF port of the
+EfficientLEAF repository (CPJKU/EfficientLEAF: its exact `model.leaf.Leaf()`
+and its approximate `model.efficientleaf.EfficientLeaf(num_groups=8)`) is
+measured by `--frontends port_leaf port_efficientleaf_8g --port-path DIR`,
+DIR being the folder that contains `model/`, in PyTorch eager autograd
+whatever `--backends` says.
 
 Usage:
     python benchmarks/benchmark_frontends.py --backends tensorflow jax \
@@ -50,10 +56,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
 LEAF_AUDIO_FRONTENDS = ("leaf_audio_leaf", "leaf_audio_mel")
+PORT_FRONTENDS = ("port_leaf", "port_efficientleaf_8g")
 FRONTENDS = ("leaf", "leaf_band_limited", "mel", "mel_pcen", "tfbanks",
-             "sincnet", "sincnet_plus") + LEAF_AUDIO_FRONTENDS
+             "sincnet", "sincnet_plus") + LEAF_AUDIO_FRONTENDS + PORT_FRONTENDS
 DISPLAY_NAMES = {"leaf_audio_leaf": "leaf-audio LEAF (original)",
-                 "leaf_audio_mel": "leaf-audio mel (original)"}
+                 "leaf_audio_mel": "leaf-audio mel (original)",
+                 "port_leaf": "PyTorch LEAF port (EfficientLEAF repo)",
+                 "port_efficientleaf_8g": "EfficientLEAF 8 groups (approx.)"}
 
 
 def build_frontend(name):
@@ -112,6 +121,23 @@ def build_leaf_audio_frontend(name, leaf_audio_path):
     return model, stubbed
 
 
+def build_port_frontend(name, port_path):
+    """Builds the EfficientLEAF repository's PyTorch LEAF or EfficientLEAF.
+
+    `port_leaf` is its exact LEAF port (`model.leaf.Leaf()`: 401-tap conv1d,
+    Gaussian pooling conv1d, PCEN with a Python loop over frames);
+    `port_efficientleaf_8g` its approximate EfficientLEAF with 8 filter
+    groups (strided convolutions, log + temporal batch norm instead of PCEN),
+    the configuration our issue quotes.
+    """
+    sys.path.insert(0, os.path.abspath(port_path))
+    if name == "port_leaf":
+        from model import leaf  # pylint: disable=g-import-not-at-top
+        return leaf.Leaf()
+    from model import efficientleaf  # pylint: disable=g-import-not-at-top
+    return efficientleaf.EfficientLeaf(num_groups=8)
+
+
 def _proc_status_mb():
     """VmRSS and VmHWM of this process in MB, or None without /proc."""
     try:
@@ -164,7 +190,8 @@ def _make_tf_step(model, x, cotangent, tf_compile):
         sources = [inputs] if wrt_input else model.trainable_variables
         return loss, tape.gradient(loss, sources)
 
-    fn = tf.function(step, jit_compile=(tf_compile == "xla"))
+    fn = step if tf_compile == "eager" else tf.function(
+        step, jit_compile=(tf_compile == "xla"))
     dump_dir = os.environ.get(XLA_DUMP_ENV)
     temp_bytes = None
     if tf_compile == "xla" and dump_dir:
@@ -331,7 +358,7 @@ def run_worker(args):
                                   args.tf_compile)
     result = _measure(step, temp_bytes, args, backend)
     _print_result(args, backend, {
-        "tensorflow": f"tf.function({args.tf_compile})",
+        "tensorflow": _tf_compile_label(args.tf_compile),
         "jax": "jax.jit", "torch": "eager"}[backend], result)
 
 
@@ -352,8 +379,36 @@ def run_leaf_audio_worker(args):
     result["stubbed_modules"] = stubbed
     result["versions"] = {"tensorflow": tf.__version__,
                           "tf.keras": _package_version("tf_keras")}
-    _print_result(args, "tensorflow", f"tf.function({args.tf_compile})",
+    _print_result(args, "tensorflow", _tf_compile_label(args.tf_compile),
                   result)
+
+
+def run_port_worker(args):
+    """Measures the EfficientLEAF repo's PyTorch frontends (eager autograd)."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(_inputs(args.config, rng))
+    model = build_port_frontend(args.frontend, args.port_path)
+    with torch.no_grad():
+        out_shape = model(x[:1]).shape
+    cotangent = torch.as_tensor(rng.standard_normal(
+        (x.shape[0],) + tuple(out_shape[1:])).astype("float32"))
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        loss = torch.sum(model(x) * cotangent)
+        loss.backward()
+        return float(loss)
+
+    result = _measure(step, None, args, "torch")
+    result["versions"] = {"torch": torch.__version__,
+                          "torch_threads": torch.get_num_threads()}
+    _print_result(args, "torch", "eager", result)
+
+
+def _tf_compile_label(mode):
+    return "eager" if mode == "eager" else f"tf.function({mode})"
 
 
 def _package_version(name):
@@ -390,12 +445,34 @@ def _leaf_audio_skip_reason(args, backend):
     return None
 
 
+def _port_skip_reason(args):
+    if not args.port_path:
+        return ("pass --port-path DIR (a CPJKU/EfficientLEAF checkout, the "
+                "folder containing model/) to measure it")
+    if not os.path.isfile(os.path.join(args.port_path, "model", "leaf.py")):
+        return f"no model/leaf.py under {args.port_path!r}"
+    return None
+
+
 def _jobs(args):
     """(backend, config, frontend, tf_compile) for every subprocess to run."""
     skipped = set()
     for backend in args.backends:
         for config in args.batch_configs:
             for name in args.frontends:
+                if name in PORT_FRONTENDS:
+                    # PyTorch code: measured once per configuration.
+                    if backend != args.backends[0]:
+                        continue
+                    reason = _port_skip_reason(args)
+                    if reason:
+                        if name not in skipped:
+                            skipped.add(name)
+                            print(f"skipping {name}: {reason}",
+                                  file=sys.stderr, flush=True)
+                        continue
+                    yield "torch", config, name, "eager"
+                    continue
                 if name not in LEAF_AUDIO_FRONTENDS:
                     yield backend, config, name, args.tf_compile
                     continue
@@ -421,7 +498,9 @@ def run_all(args):
                    "--frontend", name, "--config",
                    f"{config[0]}x{config[1]:g}",
                    "--repeats", str(args.repeats), "--warmup",
-                   str(args.warmup), "--tf-compile", tf_compile]
+                   str(args.warmup)]
+        if name not in PORT_FRONTENDS:
+            command += ["--tf-compile", tf_compile]
         env = dict(os.environ, KERAS_BACKEND=backend,
                    TF_CPP_MIN_LOG_LEVEL="3")
         dump_dir = None
@@ -430,7 +509,9 @@ def run_all(args):
             env[XLA_DUMP_ENV] = dump_dir
             env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                 + f" --xla_dump_to={dump_dir}").strip()
-        if leaf_audio:
+        if name in PORT_FRONTENDS:
+            command += ["--port-path", os.path.abspath(args.port_path)]
+        elif leaf_audio:
             command += ["--leaf-audio-path",
                         os.path.abspath(args.leaf_audio_path)]
             # tf.keras must be Keras 2 (tf_keras) for the original code.
@@ -454,8 +535,8 @@ def run_all(args):
         if error:
             result = {"backend": backend, "frontend": name,
                       "batch": config[0], "seconds": config[1],
-                      "compile": f"tf.function({tf_compile})"
-                      if backend == "tensorflow" else "",
+                      "compile": _tf_compile_label(tf_compile)
+                      if backend == "tensorflow" else tf_compile,
                       "error": error[:200]}
         else:
             result = json.loads(lines[-1][len("RESULT "):])
@@ -497,7 +578,7 @@ def print_table(results, markdown):
     ok = [r for r in results if "error" not in r]
     mel = {(r["backend"], r["batch"], r["seconds"]): r["time_s"]
            for r in ok if r["frontend"] == "mel"}
-    # The original LEAF at its faster compile mode (graph or XLA), TF only.
+    # The original LEAF at its fastest compile mode (graph, XLA or eager).
     original = {}
     for r in ok:
         if r["frontend"] == "leaf_audio_leaf":
@@ -528,7 +609,8 @@ def main():
                         help="BATCHxSECONDS, e.g. 64x1 8x10")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--tf-compile", choices=["xla", "graph"], default="xla")
+    parser.add_argument("--tf-compile", choices=["xla", "graph", "eager"],
+                        default="xla")
     parser.add_argument("--leaf-audio-path",
                         help="folder containing the original leaf_audio/ "
                         "package (google-research/leaf-audio checkout); "
@@ -537,9 +619,15 @@ def main():
                         help="Python of a venv with tensorflow, tf_keras and "
                         "gin-config for the original (default: this one)")
     parser.add_argument("--leaf-audio-compile", nargs="+",
-                        choices=["xla", "graph"], default=["graph", "xla"],
-                        help="tf.function modes to time the original in; "
-                        "'× original LEAF' uses the faster")
+                        choices=["xla", "graph", "eager"],
+                        default=["graph", "xla"],
+                        help="modes to time the original in (tf.function "
+                        "with or without XLA, or eager); '× original LEAF' "
+                        "uses the fastest")
+    parser.add_argument("--port-path",
+                        help="folder containing model/ of a CPJKU/"
+                        "EfficientLEAF checkout (PyTorch); enables port_leaf "
+                        "and port_efficientleaf_8g")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--markdown", action="store_true",
                         help="print a README-ready markdown table")
@@ -552,6 +640,8 @@ def main():
     if args.worker:
         if args.frontend in LEAF_AUDIO_FRONTENDS:
             run_leaf_audio_worker(args)
+        elif args.frontend in PORT_FRONTENDS:
+            run_port_worker(args)
         else:
             run_worker(args)
         return

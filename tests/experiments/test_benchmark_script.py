@@ -67,3 +67,58 @@ def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
     # The dump folders (TMPDIR of the run) are deleted.
     assert not [name for name in os.listdir(tmp_path)
                 if name.startswith("xla_dump_")]
+
+
+_FAKE_PORT = '''
+import torch
+
+
+class Leaf(torch.nn.Module):
+    """Stands in for the EfficientLEAF repo's model.leaf.Leaf: one weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        frames = x.reshape(x.shape[0], -1, 160)
+        return self.scale * torch.mean(frames ** 2, dim=-1)[:, None]
+'''
+
+
+def test_the_pytorch_port_runs_from_its_checkout_in_eager_torch(tmp_path):
+    pytest.importorskip("torch")
+    checkout = tmp_path / "EfficientLEAF"
+    (checkout / "model").mkdir(parents=True)
+    (checkout / "model" / "__init__.py").write_text("")
+    (checkout / "model" / "leaf.py").write_text(_FAKE_PORT)
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--backends", "tensorflow", "jax",
+         "--frontends", "port_leaf", "--batch-configs", "2x0.5",
+         "--repeats", "1", "--warmup", "1", "--port-path", str(checkout),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json  # pylint: disable=g-import-not-at-top
+    results = json.loads(out.read_text())
+    # PyTorch code: one row per configuration, whatever --backends says.
+    assert len(results) == 1, results
+    (result,) = results
+    assert "error" not in result, result
+    assert (result["backend"], result["compile"]) == ("torch", "eager")
+    assert result["time_s"] > 0 and result["audio_s_per_s"] > 0
+
+
+def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(
+        tmp_path):
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
+         "port_leaf", "port_efficientleaf_8g", "--batch-configs", "2x0.5",
+         "--port-path", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"no model/leaf.py under {str(tmp_path)!r}" in proc.stderr
+    assert "| torch |" not in proc.stdout
