@@ -435,7 +435,7 @@ def _parse_config(text):
 
 def _leaf_audio_skip_reason(args, backend):
     if backend != "tensorflow":
-        return "the original leaf-audio runs on TensorFlow only"
+        return f"the original leaf-audio runs on TensorFlow only, not {backend}"
     if not args.leaf_audio_path:
         return ("pass --leaf-audio-path DIR (a google-research/leaf-audio "
                 "checkout, the folder containing leaf_audio/) to measure it")
@@ -460,31 +460,25 @@ def _jobs(args):
     for backend in args.backends:
         for config in args.batch_configs:
             for name in args.frontends:
-                if name in PORT_FRONTENDS:
-                    # PyTorch code: measured once per configuration.
-                    if backend != args.backends[0]:
-                        continue
-                    reason = _port_skip_reason(args)
-                    if reason:
-                        if name not in skipped:
-                            skipped.add(name)
-                            print(f"skipping {name}: {reason}",
-                                  file=sys.stderr, flush=True)
-                        continue
-                    yield "torch", config, name, "eager"
+                port = name in PORT_FRONTENDS
+                # PyTorch code: measured once per configuration.
+                if port and backend != args.backends[0]:
                     continue
-                if name not in LEAF_AUDIO_FRONTENDS:
-                    yield backend, config, name, args.tf_compile
-                    continue
-                reason = _leaf_audio_skip_reason(args, backend)
+                reason = (_port_skip_reason(args) if port else
+                          _leaf_audio_skip_reason(args, backend)
+                          if name in LEAF_AUDIO_FRONTENDS else None)
                 if reason:
-                    if (name, backend) not in skipped:
-                        skipped.add((name, backend))
-                        print(f"skipping {name} on {backend}: {reason}",
-                              file=sys.stderr, flush=True)
-                    continue
-                for mode in args.leaf_audio_compile:
-                    yield backend, config, name, mode
+                    if (name, reason) not in skipped:
+                        skipped.add((name, reason))
+                        print(f"skipping {name}: {reason}", file=sys.stderr,
+                              flush=True)
+                elif port:
+                    yield "torch", config, name, "eager"
+                elif name in LEAF_AUDIO_FRONTENDS:
+                    for mode in args.leaf_audio_compile:
+                        yield backend, config, name, mode
+                else:
+                    yield backend, config, name, args.tf_compile
 
 
 def run_all(args):
