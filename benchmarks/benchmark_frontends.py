@@ -29,6 +29,7 @@ is also printed for every TF row ("TF allocator peak").
 
 The original google-research/leaf-audio frontends (TensorFlow 2 + tf_keras)
 are measured the same way by `--frontends leaf_audio_leaf leaf_audio_mel
+leaf_audio_tfbanks leaf_audio_sincnet leaf_audio_sincnet_plus
 --leaf-audio-path DIR`, DIR being the folder that contains `leaf_audio/`
 (`--leaf-audio-compile graph xla eager`). The PyTorch LEAF port of the
 EfficientLEAF repository (CPJKU/EfficientLEAF: its exact `model.leaf.Leaf()`
@@ -55,12 +56,21 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
-LEAF_AUDIO_FRONTENDS = ("leaf_audio_leaf", "leaf_audio_mel")
+# The original's frontends, by benchmark name: leaf-audio's frontend.<class>.
+LEAF_AUDIO_CLASSES = {"leaf_audio_leaf": "Leaf",
+                      "leaf_audio_mel": "MelFilterbanks",
+                      "leaf_audio_tfbanks": "TimeDomainFilterbanks",
+                      "leaf_audio_sincnet": "SincNet",
+                      "leaf_audio_sincnet_plus": "SincNetPlus"}
+LEAF_AUDIO_FRONTENDS = tuple(LEAF_AUDIO_CLASSES)
 PORT_FRONTENDS = ("port_leaf", "port_efficientleaf_8g")
 FRONTENDS = ("leaf", "leaf_band_limited", "mel", "mel_pcen", "tfbanks",
              "sincnet", "sincnet_plus") + LEAF_AUDIO_FRONTENDS + PORT_FRONTENDS
 DISPLAY_NAMES = {"leaf_audio_leaf": "leaf-audio LEAF (original)",
                  "leaf_audio_mel": "leaf-audio mel (original)",
+                 "leaf_audio_tfbanks": "leaf-audio tfbanks (original)",
+                 "leaf_audio_sincnet": "leaf-audio sincnet (original)",
+                 "leaf_audio_sincnet_plus": "leaf-audio sincnet_plus (original)",
                  "port_leaf": "PyTorch LEAF port (EfficientLEAF repo)",
                  "port_efficientleaf_8g": "EfficientLEAF 8 groups (approx.)"}
 
@@ -86,8 +96,8 @@ def _stub_missing_leaf_audio_imports():
 
     leaf_audio imports tensorflow_addons (only for `mean_var_norm=True`) and
     lingvo (only for `spec_augment=True`) at module level; neither installs
-    on current TensorFlow. The default Leaf and MelFilterbanks use neither,
-    so an empty module is enough. A real installed module is always preferred.
+    on current TensorFlow. The default frontends use neither, so an empty
+    module is enough. A real installed module is always preferred.
     """
     import importlib.util  # pylint: disable=g-import-not-at-top
     import types  # pylint: disable=g-import-not-at-top
@@ -116,8 +126,7 @@ def build_leaf_audio_frontend(name, leaf_audio_path):
     sys.path.insert(0, os.path.abspath(leaf_audio_path))
     stubbed = _stub_missing_leaf_audio_imports()
     from leaf_audio import frontend  # pylint: disable=g-import-not-at-top
-    model = {"leaf_audio_leaf": frontend.Leaf,
-             "leaf_audio_mel": frontend.MelFilterbanks}[name]()
+    model = getattr(frontend, LEAF_AUDIO_CLASSES[name])()
     return model, stubbed
 
 
@@ -608,7 +617,7 @@ def main():
     parser.add_argument("--leaf-audio-path",
                         help="folder containing the original leaf_audio/ "
                         "package (google-research/leaf-audio checkout); "
-                        "enables leaf_audio_leaf and leaf_audio_mel")
+                        "enables the leaf_audio_* frontends")
     parser.add_argument("--leaf-audio-python",
                         help="Python of a venv with tensorflow, tf_keras and "
                         "gin-config for the original (default: this one)")

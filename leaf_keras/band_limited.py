@@ -364,12 +364,12 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=convolution.GaborConstraint(self.kernel_size),
-            trainable=self.learn_filters, dtype="float32")
+            trainable=self.learn_filters, dtype="float32", autocast=False)
         self.pooling_kernel = self.add_weight(
             name="kernel", shape=(1, 1, self.n_filters, 1),
             initializer=self.pooling_initializer,
             regularizer=self.pooling_regularizer,
-            trainable=self.learn_pooling, dtype="float32")
+            trainable=self.learn_pooling, dtype="float32", autocast=False)
         self.update_band_plan()
 
     def update_band_plan(self):

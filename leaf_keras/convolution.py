@@ -315,7 +315,6 @@ def _spectral_energies(x_real, x_imag, h_real, h_imag, mask):
     dropped outputs) and `Q = fft(conj(g))`: `dH_c = sum_r X_r conj(Q_cr)`
     and `dX_r = sum_c H_c Q_cr`.
     """
-    fft_length = ops.shape(x_real)[-1]
     hop = ops.shape(mask)[-1]
     xr, xi = x_real[None], x_imag[None]
     hr, hi = h_real[:, None], h_imag[:, None]
@@ -329,19 +328,67 @@ def _spectral_energies(x_real, x_imag, h_real, h_imag, mask):
         if upstream is None:
             (upstream,) = args
         weights = 2.0 * upstream * mask
-        pad = [[0, 0], [0, 0], [0, fft_length - hop]]
-        # u = fft(P) has cotangent g = 2 mask dE u; P gets conj(Q) with
-        # Q = fft(conj(g)) (the DFT matrix is symmetric).
-        q_real, q_imag = ops.fft((ops.pad(weights * z_real, pad),
-                                  ops.pad(-weights * z_imag, pad)))
-        grad_x_real = ops.sum(hr * q_real - hi * q_imag, axis=0)
-        grad_x_imag = ops.sum(hr * q_imag + hi * q_real, axis=0)
-        grad_h_real = ops.sum(xr * q_real + xi * q_imag, axis=1)
-        grad_h_imag = ops.sum(xi * q_real - xr * q_imag, axis=1)
-        return (grad_x_real, grad_x_imag, grad_h_real, grad_h_imag,
-                ops.zeros_like(mask))
+        # u has cotangent g = 2 mask dE u.
+        return _spectral_gradients(x_real, x_imag, h_real, h_imag,
+                                   weights * z_real, -weights * z_imag) + (
+                                       ops.zeros_like(mask),)
 
     return energies, grad
+
+
+def _spectral_gradients(x_real, x_imag, h_real, h_imag, conj_g_real,
+                        conj_g_imag):
+    """Gradients w.r.t. `(X, H)` of `u = fft(conj(X) H)[..., :hop]`.
+
+    Args:
+        x_real, x_imag: `[rows, N]` signal spectra `X`.
+        h_real, h_imag: `[channels, N]` filter spectra `H`.
+        conj_g_real, conj_g_imag: `[channels, rows, hop]`, the conjugate of
+            the cotangent `g` of `u`.
+
+    Returns:
+        `(dX_real, dX_imag, dH_real, dH_imag)`: with `Q = fft(conj(g))`
+        (zero-padded to N; the DFT matrix is symmetric, so the product
+        `conj(X) H` gets `conj(Q)`), `dH_c = sum_r X_r conj(Q_cr)` and `dX_r =
+        sum_c H_c Q_cr`.
+    """
+    fft_length = ops.shape(x_real)[-1]
+    hop = ops.shape(conj_g_real)[-1]
+    xr, xi = x_real[None], x_imag[None]
+    hr, hi = h_real[:, None], h_imag[:, None]
+    pad = [[0, 0], [0, 0], [0, fft_length - hop]]
+    q_real, q_imag = ops.fft((ops.pad(conj_g_real, pad),
+                              ops.pad(conj_g_imag, pad)))
+    return (ops.sum(hr * q_real - hi * q_imag, axis=0),
+            ops.sum(hr * q_imag + hi * q_real, axis=0),
+            ops.sum(xr * q_real + xi * q_imag, axis=1),
+            ops.sum(xi * q_real - xr * q_imag, axis=1))
+
+
+@ops.custom_gradient
+def _spectral_outputs(x_real, x_imag, h_real, h_imag, mask):
+    """`mask * conj(fft(conj(X_r) H_c))[:hop]` for all rows r, filters c.
+
+    The correlation outputs `z` themselves, stacked `[2, channels, rows,
+    hop]` (real part, imaginary part: one output keeps the custom gradient
+    portable across backends), with the arguments of `_spectral_energies`
+    and its written-out gradient: `z = conj(u)` with cotangent `(a, b)`
+    gives `u` the cotangent `g = mask (a - i b)`.
+    """
+    hop = ops.shape(mask)[-1]
+    xr, xi = x_real[None], x_imag[None]
+    hr, hi = h_real[:, None], h_imag[:, None]
+    u_real, u_imag = ops.fft((xr * hr + xi * hi, xr * hi - xi * hr))
+    outputs = ops.stack([u_real[..., :hop] * mask, -u_imag[..., :hop] * mask])
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        return _spectral_gradients(x_real, x_imag, h_real, h_imag,
+                                   upstream[0] * mask, upstream[1] * mask) + (
+                                       ops.zeros_like(mask),)
+
+    return outputs, grad
 
 
 def correlation_energies(inputs, filters_real, filters_imag, start, length,
@@ -375,8 +422,47 @@ def correlation_energies(inputs, filters_real, filters_imag, start, length,
     Returns:
         A float32 tensor `[channels, batch, L]`.
     """
+    spectra, mask, (channels, batch, length) = _padded_correlation_layout(
+        inputs, filters_real, filters_imag, start, length, hop_multiple,
+        fft_length, method, "correlation_energies")
+    energies = _spectral_energies(*spectra, mask)
+    return ops.reshape(energies, (channels, batch, length))
+
+
+def correlation_outputs(inputs, filters_real, filters_imag, start, length,
+                        hop_multiple=1, fft_length=None, method="auto"):
+    """`complex_fft_correlation` in a pooling's padded channels-major layout.
+
+    `(real, imag)[c, b, p] = z[b, c, start + p]` if `0 <= start + p <
+    time`, else 0, laid out and computed like `correlation_energies` (same
+    arguments), with a written-out gradient. Pairing two real filters as
+    `h_2k + i h_2k+1` gives their two real correlations as `real[k]` and
+    `imag[k]` from one complex FFT.
+
+    Returns:
+        A pair `(real, imag)` of float32 tensors `[channels, batch, L]`.
+    """
+    spectra, mask, (channels, batch, length) = _padded_correlation_layout(
+        inputs, filters_real, filters_imag, start, length, hop_multiple,
+        fft_length, method, "correlation_outputs")
+    outputs = _spectral_outputs(*spectra, mask)
+    return (ops.reshape(outputs[0], (channels, batch, length)),
+            ops.reshape(outputs[1], (channels, batch, length)))
+
+
+def _padded_correlation_layout(inputs, filters_real, filters_imag, start,
+                               length, hop_multiple, fft_length, method,
+                               name):
+    """Spectra and mask of `correlation_energies` / `correlation_outputs`.
+
+    Returns:
+        `((x_real, x_imag, h_real, h_imag), mask, (channels, batch, L))`:
+        the block spectra `[rows, N]`, the scaled conjugate-filter spectra
+        `[channels, N]`, the 0/1 mask `[rows, hop]` of outputs inside the
+        signal, and the sizes of the `[channels, batch, L]` result.
+    """
     inputs, filters_real, filters_imag, _ = _check_correlation_operands(
-        inputs, filters_real, filters_imag, "correlation_energies")
+        inputs, filters_real, filters_imag, name)
     kernel_size = filters_real.shape[1]
     left = _same_padding(kernel_size)[0]
     if isinstance(start, int) and start > 0:
@@ -397,9 +483,8 @@ def correlation_energies(inputs, filters_real, filters_imag, start, length,
     mask = ops.cast(ops.logical_and(positions >= 0, positions < time),
                     inputs.dtype)
     mask = ops.reshape(ops.tile(mask[None], (batch, 1, 1)), (-1, hop))
-    energies = _spectral_energies(x_real, x_imag, h_real, h_imag, mask)
-    channels = filters_real.shape[0]
-    return ops.reshape(energies, (channels, batch, num_blocks * hop))
+    return ((x_real, x_imag, h_real, h_imag), mask,
+            (filters_real.shape[0], batch, num_blocks * hop))
 
 
 def overlap_add_conv1d(inputs, filters, fft_length=4096):
@@ -540,6 +625,11 @@ class _ParametricConv1D(keras.layers.Layer):
         kwargs.pop("input_shape", None)  # accepted for original call sites
         # Filters are built and convolved in float32 even under a mixed
         # policy: Gabor/sinc filters and FFTs lose too much in half precision.
+        # (Their float32 weights are also created with autocast=False: Keras
+        # reads autocast weights in the compute dtype inside the autocast
+        # scope of an enclosing layer, e.g. a frontend, whatever this
+        # layer's `autocast`; a sinc cutoff rounded to bfloat16 moves by up
+        # to 0.4 %, which changes the filter outputs by ~8 %.)
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, trainable=trainable, **kwargs)
         if int(filters) < 2 or int(filters) % 2:
@@ -640,10 +730,11 @@ class GaborConv1D(_ParametricConv1D):
             name="kernel", shape=(self.filters // 2, 2),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer, constraint=self.constraint,
-            trainable=self.trainable, dtype="float32")
+            trainable=self.trainable, dtype="float32", autocast=False)
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.filters,),
-                                        initializer="zeros", dtype="float32")
+                                        initializer="zeros", dtype="float32",
+                                        autocast=False)
 
     def clipped_kernel(self):
         """The Gabor parameters as used: clipped, optionally sorted."""
@@ -750,10 +841,11 @@ class SincConv1D(_ParametricConv1D):
             name="kernel", shape=(self.filters // 2, 2),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32")
+            dtype="float32", autocast=False)
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.filters // 2,),
-                                        initializer="zeros", dtype="float32")
+                                        initializer="zeros", dtype="float32",
+                                        autocast=False)
 
     def band_edges(self):
         """(low, high) cutoffs in Hz after the abs/min/clip rules."""
@@ -831,14 +923,18 @@ class NormalizedConv1D(_ParametricConv1D):
             name="kernel", shape=(self.kernel_size, 1, self.filters),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer, constraint=self.constraint,
-            trainable=self.trainable, dtype="float32")
+            trainable=self.trainable, dtype="float32", autocast=False)
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.filters,),
-                                        initializer="zeros", dtype="float32")
+                                        initializer="zeros", dtype="float32",
+                                        autocast=False)
+
+    def filter_bank(self):
+        """The unit-norm kernel `(kernel_size, 1, filters)`."""
+        return self.constraint(ops.cast(self.kernel, "float32"))
 
     def call(self, inputs):
-        kernel = self.constraint(ops.cast(self.kernel, "float32"))
-        return self._convolve(inputs, kernel)
+        return self._convolve(inputs, self.filter_bank())
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],

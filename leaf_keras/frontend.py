@@ -159,40 +159,107 @@ class EnergyFloor(keras.layers.Layer):
         return config
 
 
-def gabor_lowpass_energies(waveforms, conv, pool, method="auto"):
-    """`pool(SquaredModulus()(conv(waveforms)))`, computed channels first.
+# The stages `fused_filterbank` computes as one channels-first pass. The
+# convolutions must be stride 1, SAME, without bias (see `_fusable_conv`);
+# activations are SquaredModulus or elementwise (applied to the
+# correlation outputs, before the pooling's padding).
+_FUSABLE_ACTIVATIONS = (keras.layers.LeakyReLU, keras.layers.ReLU)
+_FUSABLE_POOLINGS = (pooling.GaussianLowpass, pooling.LearnablePooling1D,
+                     pooling.ChannelWiseLearnablePooling1D,
+                     pooling.MaxPooling1D)
 
-    The exact LEAF filterbank, evaluated without the `[batch, time,
-    2 * n_filters]` intermediate of the layer-by-layer path:
-    `convolution.correlation_energies` computes the squared moduli of the
-    complex Gabor outputs directly in the pooling's padded block layout
-    `[n_filters, batch, time]` (one complex FFT correlation per filter, in
-    overlap-save blocks of 3200 samples whose FFTs stay in the L1 cache; one
-    FFT for clips that fit in a block), and the
-    Gaussian pooling reads them once as block products
-    (`GaussianLowpass.pool_padded_channels_major`). Only the small pooled
-    result is transposed. The values are those of the three layers up to
-    float32 round-off.
+
+def _fusable_conv(conv):
+    """Whether `fused_filterbank` can compute `conv` (an FFT correlation)."""
+    if type(conv) in (convolution.GaborConv1D, convolution.SincConv1D,  # pylint: disable=unidiomatic-typecheck
+                      convolution.NormalizedConv1D):
+        return conv.implementation == "fft" and not conv.use_bias
+    if type(conv) is keras.layers.Conv1D:  # pylint: disable=unidiomatic-typecheck
+        return (tuple(conv.strides) == (1,) and conv.padding == "same" and
+                tuple(conv.dilation_rate) == (1,) and conv.groups == 1 and
+                not conv.use_bias and conv.data_format == "channels_last" and
+                conv.activation is keras.activations.linear)
+    return False
+
+
+def _conv_channels(conv):
+    return conv.compute_output_shape((None, None, 1))[-1]
+
+
+def _filter_pairs(conv):
+    """`(even, odd)` real filters `[pairs, kernel_size]` of a fusable conv:
+    output channels 2k and 2k + 1, correlated at once as `even[k] + i
+    odd[k]` (a zero filter completes an odd count)."""
+    if isinstance(conv, convolution.GaborConv1D):
+        return conv.complex_filters()
+    if isinstance(conv, keras.layers.Conv1D):
+        bank = ops.cast(conv.kernel, "float32")
+    else:
+        bank = conv.filter_bank()
+    bank = ops.transpose(bank[:, 0, :])
+    if bank.shape[0] % 2:
+        bank = ops.pad(bank, [[0, 1], [0, 0]])
+    return bank[0::2], bank[1::2]
+
+
+def fused_filterbank(waveforms, conv, activation, pool, method="auto"):
+    """`pool(activation(conv(waveforms)))`, computed channels first.
+
+    The filterbank of LEAF and of the baselines, evaluated without the
+    `[batch, time, channels]` intermediates of the layer-by-layer path
+    (whose transposes cost more than the convolution itself). The filters
+    are correlated in pairs, `h_2k + i h_2k+1`, one complex FFT per pair
+    (`convolution.correlation_energies` for a SquaredModulus, whose complex
+    channels are exactly these pairs; `correlation_outputs` otherwise), in
+    overlap-save blocks of 3200 samples whose FFTs stay in the L1 cache (one
+    FFT for clips that fit in a block), directly in the pooling's padded
+    layout `[channels, batch, time]`, which the pooling reads once
+    (`pool_padded_channels_major`: block products or block maxima). Only
+    the small pooled result is transposed. The values are those of the
+    three layers up to float32 round-off.
 
     Args:
         waveforms: float tensor `[batch, time, 1]`.
-        conv: a built `GaborConv1D` (FFT implementation, no bias).
-        pool: a built `GaussianLowpass`.
+        conv: a built convolution for which `_fusable_conv` holds.
+        activation: a `SquaredModulus`, or a layer of
+            `_FUSABLE_ACTIVATIONS`.
+        pool: a built pooling of `_FUSABLE_POOLINGS`.
         method: "auto", "single" (one FFT per clip) or "blocks"
             (overlap-save), see `convolution.complex_fft_correlation`.
 
     Returns:
-        A tensor `[batch, frames, n_filters]` in the pooling's compute dtype.
+        A tensor `[batch, frames, channels]` in the pooling's compute dtype.
     """
     signal = ops.convert_to_tensor(waveforms)[:, :, 0]
     if keras.backend.standardize_dtype(signal.dtype) != "float32":
         signal = ops.cast(signal, "float32")
-    filters_real, filters_imag = conv.complex_filters()
-    frames, left, length = pool.padded_layout(ops.shape(signal)[1])
-    energies = convolution.correlation_energies(
-        signal, filters_real, filters_imag, start=-left, length=length,
-        hop_multiple=pool.strides, method=method)
-    pooled = pool.pool_padded_channels_major(energies, frames)
+    even, odd = _filter_pairs(conv)
+    time = ops.shape(signal)[1]
+    frames, left, length = pool.padded_layout(time)
+    # The correlation covers the whole signal (a VALID pooling may leave a
+    # tail unread).
+    length = (max(length, time + left) if isinstance(time, int) else
+              ops.maximum(length, time + left))
+    layout = dict(start=-left, length=length, hop_multiple=pool.strides,
+                  method=method)
+    if type(activation) is SquaredModulus:  # pylint: disable=unidiomatic-typecheck
+        padded = convolution.correlation_energies(signal, even, odd, **layout)
+    else:
+        real, imag = convolution.correlation_outputs(signal, even, odd,
+                                                     **layout)
+        # [pairs, 2, batch, L] -> [channels, batch, L]: 2k, 2k + 1, ...
+        padded = ops.reshape(ops.stack([real, imag], axis=1),
+                             (-1, ops.shape(real)[1], ops.shape(real)[2]))
+        # In float32 (`call` skips a mixed policy's cast to half precision,
+        # as the poolings compute in float32 anyway).
+        padded = activation.call(padded[:_conv_channels(conv)])
+    if pool.padding_value != 0.0 or type(activation) is not SquaredModulus:  # pylint: disable=unidiomatic-typecheck
+        # The pooling pads the activation's output: put its padding value
+        # outside the signal.
+        positions = ops.arange(ops.shape(padded)[2]) - left
+        inside = ops.logical_and(positions >= 0, positions < time)
+        padded = ops.where(inside, padded, pool.padding_value)
+    pooled = pool.pool_padded_channels_major(padded, frames)
     return ops.cast(ops.transpose(pooled, (1, 2, 0)), pool.compute_dtype)
 
 
@@ -486,11 +553,11 @@ class Leaf(keras.Sequential):
         if fused is None:
             return super().call(inputs, training=training, mask=mask,
                                 **kwargs)
-        # Same stages, but convolution, squared modulus and pooling run as
-        # one channels-first computation (see `gabor_lowpass_energies`).
+        # Same stages, but convolution, activation and pooling run as one
+        # channels-first computation (see `fused_filterbank`).
         first = self.layers.index(fused[0])
         outputs = self._apply_stages(self.layers[:first], inputs, training)
-        outputs = gabor_lowpass_energies(outputs, *fused)
+        outputs = fused_filterbank(outputs, *fused)
         return self._apply_stages(self.layers[first + 3:], outputs, training)
 
     @staticmethod
@@ -503,20 +570,22 @@ class Leaf(keras.Sequential):
         return outputs
 
     def _fusable_filterbank(self):
-        """`(conv, pooling)` if the stages are LEAF's exact Gabor FFT
-        convolution, squared modulus and Gaussian pooling, else None."""
+        """`(conv, activation, pooling)` if `fused_filterbank` can compute
+        these stages (see `_fusable_conv`), else None."""
         conv = self.complex_conv
-        if (type(conv) is not convolution.GaborConv1D or  # pylint: disable=unidiomatic-typecheck
-                conv.implementation != "fft" or conv.use_bias):
+        if conv is None or not _fusable_conv(conv):
             return None
         index = self.layers.index(conv)
         if index + 2 >= len(self.layers):
             return None
         activation, pool = self.layers[index + 1:index + 3]
-        if (type(activation) is not SquaredModulus or  # pylint: disable=unidiomatic-typecheck
-                type(pool) is not pooling.GaussianLowpass):  # pylint: disable=unidiomatic-typecheck
+        if type(pool) not in _FUSABLE_POOLINGS:  # pylint: disable=unidiomatic-typecheck
             return None
-        return conv, pool
+        if type(activation) is SquaredModulus:  # pylint: disable=unidiomatic-typecheck
+            fusable = _conv_channels(conv) % 2 == 0
+        else:
+            fusable = type(activation) in _FUSABLE_ACTIVATIONS  # pylint: disable=unidiomatic-typecheck
+        return (conv, activation, pool) if fusable else None
 
     def compute_output_shape(self, input_shape):
         check_waveforms(input_shape, None, self.window_size, self.name)

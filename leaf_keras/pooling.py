@@ -148,6 +148,39 @@ def channels_major_block_pooling(inputs, kernel, strides, frames):
     return outputs
 
 
+def channels_major_block_maximum(inputs, kernel_size, strides, frames):
+    """`out[c, b, f] = max_{q < kernel_size} inputs[c, b, f * strides + q]`.
+
+    The maximum counterpart of `channels_major_block_pooling`: the time axis
+    is cut into blocks of `strides` samples; frame f covers blocks f .. f +
+    m - 2 whole (m = ceil(kernel_size / strides)) and the first `kernel_size
+    - (m - 1) strides` samples of block f + m - 1, so it is the maximum of m
+    shifted slices of two block maxima, without overlapping-window copies.
+
+    Args:
+        inputs: float tensor `[channels, batch, time]` (already padded), time
+            `>= (frames + m - 1) * strides`.
+        kernel_size: window length.
+        strides: int, the hop between frames.
+        frames: number of output frames (int or scalar tensor).
+
+    Returns:
+        A tensor `[channels, batch, frames]`.
+    """
+    blocks_per_frame = -(-kernel_size // strides)
+    tail = kernel_size - (blocks_per_frame - 1) * strides
+    channels, batch = inputs.shape[0], ops.shape(inputs)[1]
+    blocks = ops.reshape(
+        inputs[:, :, :(frames + blocks_per_frame - 1) * strides],
+        (channels, batch, -1, strides))
+    whole = ops.max(blocks, axis=3)
+    heads = whole if tail == strides else ops.max(blocks[..., :tail], axis=3)
+    outputs = heads[:, :, blocks_per_frame - 1:blocks_per_frame - 1 + frames]
+    for offset in range(blocks_per_frame - 1):
+        outputs = ops.maximum(outputs, whole[:, :, offset:offset + frames])
+    return outputs
+
+
 def output_length(length, kernel_size, strides, padding):
     """Number of frames of a pooling, `None` when the length is unknown."""
     if length is None:
@@ -200,6 +233,79 @@ class _Pooling1D(keras.layers.Layer):
         return (input_shape[0],
                 output_length(input_shape[1], self.kernel_size, self.strides,
                               self.padding), input_shape[2])
+
+    # What SAME padding adds before pooling: zeros, or -inf for a maximum.
+    padding_value = 0.0
+
+    def pooling_filters(self, channels):
+        """Linear poolings: the filters `(kernel_size, channels)`."""
+        raise NotImplementedError(
+            f"{self.__class__.__name__} has no linear pooling filters.")
+
+    def padded_layout(self, time):
+        """`(frames, left, length)` of the pooling of `time` samples.
+
+        `frames` outputs, `left` zeros before the first sample (TF's SAME
+        rule, 0 for VALID) and `length`, a multiple of `strides`, the
+        padded input length that `pool_padded_channels_major` reads.
+        """
+        if self.padding == "same":
+            left, _ = same_padding(time, self.kernel_size, self.strides)
+            frames = (time + self.strides - 1) // self.strides
+        else:
+            left, frames = 0, (time - self.kernel_size) // self.strides + 1
+        blocks_per_frame = -(-self.kernel_size // self.strides)
+        return (frames, left,
+                (frames + blocks_per_frame - 1) * self.strides)
+
+    def pool_padded_channels_major(self, padded, frames):
+        """Pools already padded float32 `[channels, batch, time]` inputs.
+
+        Frame f is `sum_k w[k] padded[..., f * strides + k]` (`w` from
+        `pooling_filters`), computed by `channels_major_block_pooling`
+        (block products, input read once). `MaxPooling1D` takes the maximum
+        instead.
+
+        Args:
+            padded: float32 tensor `[channels, batch, time]`, time a multiple
+                of `strides` and `>= (frames + m - 1) * strides`, m =
+                ceil(kernel_size / strides) (see `padded_layout`).
+            frames: number of output frames (int or scalar tensor).
+
+        Returns:
+            A float32 tensor `[channels, batch, frames]`.
+        """
+        kernel = ops.transpose(self.pooling_filters(padded.shape[0]))
+        kernel = ops.cast(kernel, padded.dtype)
+        return channels_major_block_pooling(padded, kernel, self.strides,
+                                            frames)
+
+    def pool_channels_first(self, inputs, channels_major=False):
+        """The same pooling of float32 `[batch, channels, time]` inputs.
+
+        Args:
+            inputs: float32 tensor `[batch, channels, time]`, or `[channels,
+                batch, time]` with `channels_major=True`.
+            channels_major: whether the channel axis comes first.
+
+        Returns:
+            `[batch, channels, frames]` (`[channels, batch, frames]` with
+            `channels_major=True`), float32.
+        """
+        if not channels_major:
+            inputs = ops.transpose(inputs, (1, 0, 2))
+        time = ops.shape(inputs)[2]
+        frames, left, length = self.padded_layout(time)
+        # Pad or trim to `length` (VALID pooling ignores a tail).
+        right = length - time - left
+        right = (max(right, 0) if isinstance(right, int) else
+                 ops.maximum(right, 0))
+        padded = ops.pad(inputs, [[0, 0], [0, 0], [left, right]],
+                         constant_values=self.padding_value)
+        outputs = self.pool_padded_channels_major(padded[:, :, :length],
+                                                  frames)
+        return outputs if channels_major else ops.transpose(outputs,
+                                                            (1, 0, 2))
 
     def get_config(self):
         config = super().get_config()
@@ -254,7 +360,7 @@ class GaussianLowpass(_Pooling1D):
             name="kernel", shape=(1, 1, input_shape[2], 1),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32")
+            dtype="float32", autocast=False)
 
     def lowpass_filters(self):
         """Pooling filters `(kernel_size, channels)`."""
@@ -262,71 +368,13 @@ class GaussianLowpass(_Pooling1D):
             ops.cast(self.kernel, "float32"), self.kernel_size)
         return window[0, :, :, 0]
 
+    def pooling_filters(self, channels):
+        del channels  # One filter per channel, fixed by the weights.
+        return self.lowpass_filters()
+
     def call(self, inputs):
         kernel = ops.expand_dims(self.lowpass_filters(), -1)
         return self._depthwise(inputs, kernel, self.padding)
-
-    def padded_layout(self, time):
-        """`(frames, left, length)` of the pooling of `time` samples.
-
-        `frames` outputs, `left` zeros before the first sample (TF's SAME
-        rule, 0 for VALID) and `length`, a multiple of `strides`, the
-        padded input length that `pool_padded_channels_major` reads.
-        """
-        if self.padding == "same":
-            left, _ = same_padding(time, self.kernel_size, self.strides)
-            frames = (time + self.strides - 1) // self.strides
-        else:
-            left, frames = 0, (time - self.kernel_size) // self.strides + 1
-        blocks_per_frame = -(-self.kernel_size // self.strides)
-        return (frames, left,
-                (frames + blocks_per_frame - 1) * self.strides)
-
-    def pool_padded_channels_major(self, padded, frames):
-        """Pools already padded float32 `[channels, batch, time]` inputs.
-
-        Frame f is `sum_k w[k] padded[..., f * strides + k]`, computed by
-        `channels_major_block_pooling` (block products, input read once).
-
-        Args:
-            padded: float32 tensor `[channels, batch, time]`, time a multiple
-                of `strides` and `>= (frames + m - 1) * strides`, m =
-                ceil(kernel_size / strides) (see `padded_layout`).
-            frames: number of output frames (int or scalar tensor).
-
-        Returns:
-            A float32 tensor `[channels, batch, frames]`.
-        """
-        kernel = ops.cast(ops.transpose(self.lowpass_filters()), padded.dtype)
-        return channels_major_block_pooling(padded, kernel, self.strides,
-                                            frames)
-
-    def pool_channels_first(self, inputs, channels_major=False):
-        """The same pooling of float32 `[batch, channels, time]` inputs.
-
-        Args:
-            inputs: float32 tensor `[batch, channels, time]`, or `[channels,
-                batch, time]` with `channels_major=True`.
-            channels_major: whether the channel axis comes first.
-
-        Returns:
-            `[batch, channels, frames]` (`[channels, batch, frames]` with
-            `channels_major=True`), float32.
-        """
-        if not channels_major:
-            inputs = ops.transpose(inputs, (1, 0, 2))
-        time = ops.shape(inputs)[2]
-        frames, left, length = self.padded_layout(time)
-        # Pad or trim to `length` (VALID pooling ignores a tail).
-        right = length - time - left
-        right = (max(right, 0) if isinstance(right, int) else
-                 ops.maximum(right, 0))
-        padded = ops.pad(inputs, [[0, 0], [0, 0], [left, right]])
-        outputs = self.pool_padded_channels_major(padded[:, :, :length],
-                                                  frames)
-        return outputs if channels_major else ops.transpose(outputs,
-                                                            (1, 0, 2))
-
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
 class LearnablePooling1D(_Pooling1D):
@@ -369,14 +417,16 @@ class LearnablePooling1D(_Pooling1D):
             name="kernel", shape=(1, self.kernel_size, 1, 1),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32")
+            dtype="float32", autocast=False)
+
+    def pooling_filters(self, channels):
+        kernel = ops.reshape(ops.cast(self.kernel, "float32"),
+                             (self.kernel_size, 1))
+        return ops.broadcast_to(kernel, (self.kernel_size, channels))
 
     def call(self, inputs):
-        channels = inputs.shape[-1]
-        kernel = ops.reshape(ops.cast(self.kernel, "float32"),
-                             (self.kernel_size, 1, 1))
-        kernel = ops.broadcast_to(kernel, (self.kernel_size, channels, 1))
-        return self._depthwise(inputs, kernel, "valid")
+        kernel = self.pooling_filters(inputs.shape[-1])
+        return self._depthwise(inputs, ops.expand_dims(kernel, -1), "valid")
 
     def get_config(self):
         config = super().get_config()
@@ -414,7 +464,11 @@ class ChannelWiseLearnablePooling1D(_Pooling1D):
             name="kernel", shape=(self.kernel_size, 1, input_shape[2]),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32")
+            dtype="float32", autocast=False)
+
+    def pooling_filters(self, channels):
+        del channels  # One filter per channel, fixed by the weights.
+        return ops.cast(self.kernel[:, 0, :], "float32")
 
     def call(self, inputs):
         kernel = ops.transpose(ops.cast(self.kernel, "float32"), (0, 2, 1))
@@ -453,14 +507,23 @@ class MaxPooling1D(_Pooling1D):
                          kernel_initializer, kernel_regularizer, trainable,
                          name, **kwargs)
 
+    padding_value = float("-inf")
+
     def build(self, input_shape):
         _check_rank3(self, input_shape)
+
+    def pool_padded_channels_major(self, padded, frames):
+        """Max-pools already padded float32 `[channels, batch, time]` inputs
+        (padding -inf), `time >= (frames + m - 1) * strides` (see
+        `padded_layout`): `channels_major_block_maximum`."""
+        return channels_major_block_maximum(padded, self.kernel_size,
+                                            self.strides, frames)
 
     def call(self, inputs):
         inputs = self._float32(inputs)
         if self.padding == "same":
             inputs = pad_same(inputs, self.kernel_size, self.strides,
-                              constant_values=float("-inf"))
+                              constant_values=self.padding_value)
         outputs = ops.max_pool(inputs, pool_size=self.kernel_size,
                                strides=self.strides, padding="valid")
         return ops.cast(outputs, self.compute_dtype)

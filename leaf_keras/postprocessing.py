@@ -162,7 +162,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
             name="smooth",
             shape=(input_shape[-1],) if self.per_channel else (1,),
             initializer=keras.initializers.Constant(self.coeff_init),
-            trainable=self.learn_coeff, dtype="float32")
+            trainable=self.learn_coeff, dtype="float32", autocast=False)
 
     def call(self, inputs, initial_state=None):
         inputs = _float32(inputs)
@@ -265,7 +265,7 @@ class PCENLayer(keras.layers.Layer):
             return self.add_weight(
                 name=weight_name, shape=(channels,),
                 initializer=keras.initializers.Constant(value),
-                trainable=self.learn_params, dtype="float32")
+                trainable=self.learn_params, dtype="float32", autocast=False)
 
         self.alpha = constant_weight("alpha", self.alpha_init)
         self.delta = constant_weight("delta", self.delta_init)
@@ -381,11 +381,11 @@ class InstanceNormalization(keras.layers.Layer):
         channels = input_shape[-1]
         self.gamma = (self.add_weight(name="gamma", shape=(channels,),
                                       initializer=self.gamma_initializer,
-                                      dtype="float32")
+                                      dtype="float32", autocast=False)
                       if self.scale else None)
         self.beta = (self.add_weight(name="beta", shape=(channels,),
                                      initializer=self.beta_initializer,
-                                     dtype="float32")
+                                     dtype="float32", autocast=False)
                      if self.center else None)
 
     def call(self, inputs):

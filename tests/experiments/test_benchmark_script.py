@@ -111,6 +111,60 @@ def test_the_pytorch_port_runs_from_its_checkout_in_eager_torch(tmp_path):
     assert result["time_s"] > 0 and result["audio_s_per_s"] > 0
 
 
+_FAKE_LEAF_AUDIO = '''
+import tensorflow as tf
+
+
+class _Frontend(tf.Module):
+    """Stands in for an original frontend: one weight, 160-sample frames.
+
+    (A tf.Module: the worker runs the original with tf_keras, which the
+    test environment need not have.)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.scale = tf.Variable(1.0)
+
+    def __call__(self, x):
+        frames = tf.reshape(x, (tf.shape(x)[0], -1, 160))
+        return self.scale * tf.reduce_mean(frames ** 2, axis=-1)[:, :, None]
+
+
+# The class names of google-research/leaf-audio's leaf_audio/frontend.py.
+class Leaf(_Frontend): pass
+class MelFilterbanks(_Frontend): pass
+class TimeDomainFilterbanks(_Frontend): pass
+class SincNet(_Frontend): pass
+class SincNetPlus(_Frontend): pass
+'''
+
+
+def test_every_original_frontend_runs_from_its_checkout(tmp_path):
+    pytest.importorskip("tensorflow")
+    checkout = tmp_path / "leaf-audio"
+    (checkout / "leaf_audio").mkdir(parents=True)
+    (checkout / "leaf_audio" / "__init__.py").write_text("")
+    (checkout / "leaf_audio" / "frontend.py").write_text(_FAKE_LEAF_AUDIO)
+    benchmark = _load_script()
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
+         *benchmark.LEAF_AUDIO_FRONTENDS, "--batch-configs", "2x0.5",
+         "--repeats", "1", "--warmup", "1", "--leaf-audio-compile", "graph",
+         "--leaf-audio-path", str(checkout), "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json  # pylint: disable=g-import-not-at-top
+    results = json.loads(out.read_text())
+    assert [r["frontend"] for r in results] == list(
+        benchmark.LEAF_AUDIO_FRONTENDS)
+    for result in results:
+        assert "error" not in result, result
+        assert result["time_s"] > 0
+
+
 def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(
         tmp_path):
     proc = subprocess.run(

@@ -1,6 +1,6 @@
 """The exact LEAF filterbank by overlap-save blocks equals one full FFT.
 
-`convolution.complex_fft_correlation` and `frontend.gabor_lowpass_energies`
+`convolution.complex_fft_correlation` and `frontend.fused_filterbank`
 compute the Gabor correlation either with one FFT of the whole clip or with
 overlap-save blocks of 3200 samples (clips longer than a block). Both are
 exact algorithms: on a long input (2 x ~0.9-1.1 s, five or more blocks)
@@ -147,8 +147,9 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
     weights = [conv.kernel, pool.kernel, preemp.kernel]
     grads = {}
     for method in ("blocks", "single"):
-        energies = _np(frontend.gabor_lowpass_energies(x[:, :, None], conv,
-                                                       pool, method=method))
+        energies = _np(frontend.fused_filterbank(
+            x[:, :, None], conv, frontend.SquaredModulus(), pool,
+            method=method))
         assert energies.shape == expected.shape
         assert testing_utils.relative_error(energies, expected) < TOLERANCE
 
@@ -156,8 +157,9 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
             # Through the pre-emphasis, so that the input gradient of the
             # correlation is exercised as well.
             filtered = preemp(x[:, :, None])
-            return keras.ops.sum(frontend.gabor_lowpass_energies(
-                filtered, conv, pool, method=method) * cotangent)
+            return keras.ops.sum(frontend.fused_filterbank(
+                filtered, conv, frontend.SquaredModulus(), pool,
+                method=method) * cotangent)
 
         _, grads[method] = testing_utils.value_and_gradients(loss, weights)
 

@@ -51,43 +51,86 @@ def test_contract_attributes_and_shapes(name, waveforms):
     assert frontend.compute_output_shape((None, None)) == (None, None, 40)
 
 
-def test_leaf_fused_filterbank_equals_its_stages(waveforms):
-    """Leaf runs conv + squared modulus + pooling as one channels-first
+# Frontends whose convolution, activation and pooling run fused
+# (`frontend.fused_filterbank`), with the stages they fuse.
+FUSED = {
+    # Gabor FFT correlation, squared modulus, Gaussian pooling.
+    "leaf_preemp": lambda: leaf_keras.Leaf(preemp=True),
+    # Free Conv1D filters, squared modulus, shared VALID pooling.
+    "tfbanks": leaf_keras.TimeDomainFilterbanks,
+    # Sinc filters, LeakyReLU, max pooling (-inf padding).
+    "sincnet": leaf_keras.SincNet,
+    # An odd channel count: the last pair has a zero imaginary filter.
+    "sincnet_5_filters": lambda: leaf_keras.SincNet(n_filters=5),
+    # Sinc filters, LeakyReLU, Gaussian pooling.
+    "sincnet_plus": leaf_keras.SincNetPlus,
+    # Unit-norm free filters, ReLU, per-channel learnable pooling.
+    "normalized_relu_channelwise": lambda: leaf_keras.Leaf(
+        conv1d_cls=leaf_keras.NormalizedConv1D,
+        activation=keras.layers.ReLU(),
+        pooling_cls=leaf_keras.ChannelWiseLearnablePooling1D,
+        pooling_init=leaf_keras.LowpassInit(), compression_fn=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_fused_filterbank_equals_its_stages(name, waveforms):
+    """Convolution, activation and pooling run as one channels-first
     computation: it must equal applying the stages one by one, in value and
-    in gradient."""
+    in gradient, for every fusable combination of stages."""
     import testing_utils  # pylint: disable=g-import-not-at-top
-    leaf = leaf_keras.Leaf(preemp=True)
-    leaf.build(waveforms.shape)
-    # Move the Gabor and pooling parameters away from their initial values.
+    model = FUSED[name]()
+    model.build(waveforms.shape)
+    conv = model.complex_conv
+    index = model.layers.index(conv)
+    stages = tuple(model.layers[index:index + 3])
+    assert model._fusable_filterbank() == stages  # pylint: disable=protected-access
+    # Move the filter and pooling parameters away from their initial values.
     rng = np.random.default_rng(1)
-    conv, pool = leaf.complex_conv, leaf.pooling
-    conv.kernel.assign(conv.kernel.numpy() * rng.uniform(0.8, 1.2, (40, 2)))
-    pool.kernel.assign(rng.uniform(0.1, 0.6, (1, 1, 40, 1)))
-    assert leaf._fusable_filterbank() == (conv, pool)  # pylint: disable=protected-access
+    weights = [w for stage in (conv, stages[2]) for w in stage.trainable_weights]
+    for weight in weights:
+        value = _np(weight)
+        weight.assign(value * rng.uniform(0.8, 1.2, value.shape))
 
     def stage_by_stage():
         outputs = waveforms
-        for layer in leaf.layers:
+        for layer in model.layers:
             outputs = layer(outputs)
         return outputs
 
-    fused, staged = _np(leaf(waveforms)), _np(stage_by_stage())
-    np.testing.assert_allclose(fused, staged, rtol=1e-4, atol=1e-4)
+    fused, staged = _np(model(waveforms)), _np(stage_by_stage())
+    assert fused.shape == staged.shape
+    np.testing.assert_allclose(fused, staged, rtol=1e-4,
+                               atol=1e-4 * np.abs(staged).max())
     cotangent = keras.ops.convert_to_tensor(
         rng.standard_normal(fused.shape).astype(np.float32))
-    weights = [conv.kernel, pool.kernel]
+    weights = model.trainable_weights
     _, fused_grads = testing_utils.value_and_gradients(
-        lambda: keras.ops.sum(leaf(waveforms) * cotangent), weights)
+        lambda: keras.ops.sum(model(waveforms) * cotangent), weights)
     _, staged_grads = testing_utils.value_and_gradients(
         lambda: keras.ops.sum(stage_by_stage() * cotangent), weights)
-    for fused_grad, staged_grad in zip(fused_grads, staged_grads):
-        np.testing.assert_allclose(fused_grad, staged_grad, rtol=1e-4,
-                                   atol=1e-4 * np.abs(staged_grad).max())
-    # Other implementations keep the layer-by-layer path.
-    conv.implementation = "direct"
+    for weight, fused_grad, staged_grad in zip(weights, fused_grads,
+                                               staged_grads):
+        np.testing.assert_allclose(
+            fused_grad, staged_grad, rtol=1e-4,
+            atol=1e-4 * np.abs(staged_grad).max(), err_msg=weight.path)
+
+
+def test_other_implementations_keep_the_layer_by_layer_path(waveforms):
+    leaf = leaf_keras.Leaf()
+    leaf.build(waveforms.shape)
+    fused = _np(leaf(waveforms))
+    leaf.complex_conv.implementation = "direct"
     assert leaf._fusable_filterbank() is None  # pylint: disable=protected-access
-    np.testing.assert_allclose(_np(leaf(waveforms)), staged, rtol=1e-4,
+    np.testing.assert_allclose(_np(leaf(waveforms)), fused, rtol=1e-4,
                                atol=1e-4)
+    # A biased convolution, or an activation or pooling the fused path does
+    # not know, are not fused either.
+    for model in (leaf_keras.Leaf(activation=keras.layers.Activation("tanh")),
+                  leaf_keras.Leaf(pooling_cls=leaf_keras.pooling.MaxPooling1D,
+                                  activation=keras.layers.Softmax())):
+        model.build(waveforms.shape)
+        assert model._fusable_filterbank() is None  # pylint: disable=protected-access
 
 
 def test_leaf_gabor_helpers():
