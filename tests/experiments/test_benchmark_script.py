@@ -69,6 +69,15 @@ def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
                 if name.startswith("xla_dump_")]
 
 
+def _stand_in_checkout(checkout, module_path, source):
+    """A checkout folder holding one package module (`package/module.py`)."""
+    package = checkout / os.path.dirname(module_path)
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (checkout / module_path).write_text(source)
+    return checkout
+
+
 _FAKE_PORT = '''
 import torch
 
@@ -88,10 +97,8 @@ class Leaf(torch.nn.Module):
 
 def test_the_pytorch_port_runs_from_its_checkout_in_eager_torch(tmp_path):
     pytest.importorskip("torch")
-    checkout = tmp_path / "EfficientLEAF"
-    (checkout / "model").mkdir(parents=True)
-    (checkout / "model" / "__init__.py").write_text("")
-    (checkout / "model" / "leaf.py").write_text(_FAKE_PORT)
+    checkout = _stand_in_checkout(tmp_path / "EfficientLEAF", "model/leaf.py",
+                                  _FAKE_PORT)
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--backends", "tensorflow", "jax",
@@ -142,10 +149,8 @@ class SincNetPlus(_Frontend): pass
 
 def test_every_original_frontend_runs_from_its_checkout(tmp_path):
     pytest.importorskip("tensorflow")
-    checkout = tmp_path / "leaf-audio"
-    (checkout / "leaf_audio").mkdir(parents=True)
-    (checkout / "leaf_audio" / "__init__.py").write_text("")
-    (checkout / "leaf_audio" / "frontend.py").write_text(_FAKE_LEAF_AUDIO)
+    checkout = _stand_in_checkout(tmp_path / "leaf-audio",
+                                  "leaf_audio/frontend.py", _FAKE_LEAF_AUDIO)
     benchmark = _load_script()
     out = tmp_path / "results.json"
     proc = subprocess.run(
