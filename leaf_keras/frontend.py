@@ -161,8 +161,8 @@ class EnergyFloor(keras.layers.Layer):
 
 # The stages `fused_filterbank` computes as one channels-first pass. The
 # convolutions must be stride 1, SAME, without bias (see `_fusable_conv`);
-# activations are SquaredModulus or elementwise (applied to the
-# correlation outputs, before the pooling's padding).
+# activations are SquaredModulus or elementwise with act(0) = 0, so that the
+# correlations' zeros outside the signal are the pooling's zero padding.
 _FUSABLE_ACTIVATIONS = (keras.layers.LeakyReLU, keras.layers.ReLU)
 _FUSABLE_POOLINGS = (pooling.GaussianLowpass, pooling.LearnablePooling1D,
                      pooling.ChannelWiseLearnablePooling1D,
@@ -253,9 +253,8 @@ def fused_filterbank(waveforms, conv, activation, pool, method="auto"):
         # In float32 (`call` skips a mixed policy's cast to half precision,
         # as the poolings compute in float32 anyway).
         padded = activation.call(padded[:_conv_channels(conv)])
-    if pool.padding_value != 0.0 or type(activation) is not SquaredModulus:  # pylint: disable=unidiomatic-typecheck
-        # The pooling pads the activation's output: put its padding value
-        # outside the signal.
+    if pool.padding_value != 0.0:
+        # A max pooling pads with -inf instead.
         positions = ops.arange(ops.shape(padded)[2]) - left
         inside = ops.logical_and(positions >= 0, positions < time)
         padded = ops.where(inside, padded, pool.padding_value)
