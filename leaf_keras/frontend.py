@@ -248,8 +248,10 @@ def fused_filterbank(waveforms, conv, activation, pool, method="auto"):
         real, imag = convolution.correlation_outputs(signal, even, odd,
                                                      **layout)
         # [pairs, 2, batch, L] -> [channels, batch, L]: 2k, 2k + 1, ...
+        # (Static channel count: the batch and time axes may be unknown.)
         padded = ops.reshape(ops.stack([real, imag], axis=1),
-                             (-1, ops.shape(real)[1], ops.shape(real)[2]))
+                             (2 * real.shape[0], ops.shape(real)[1],
+                              ops.shape(real)[2]))
         # In float32 (`call` skips a mixed policy's cast to half precision,
         # as the poolings compute in float32 anyway).
         padded = activation.call(padded[:_conv_channels(conv)])

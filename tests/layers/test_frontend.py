@@ -116,6 +116,21 @@ def test_fused_filterbank_equals_its_stages(name, waveforms):
             atol=1e-4 * np.abs(staged_grad).max(), err_msg=weight.path)
 
 
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_fused_filterbank_traces_with_an_unknown_batch(name, waveforms):
+    """A graph traced with an unknown batch (as `model.fit` traces on
+    TensorFlow) keeps the static channel count the poolings reshape with."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only TensorFlow traces graphs with an unknown batch")
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    frontend = FUSED[name]()
+    expected = _np(frontend(waveforms))
+    traced = tf.function(frontend, input_signature=[
+        tf.TensorSpec((None, TIME), tf.float32)])
+    np.testing.assert_allclose(_np(traced(waveforms)), expected, rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_other_implementations_keep_the_layer_by_layer_path(waveforms):
     leaf = leaf_keras.Leaf()
     leaf.build(waveforms.shape)
