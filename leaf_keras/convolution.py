@@ -296,6 +296,15 @@ def complex_fft_correlation(inputs, filters_real, filters_imag,
     return to_output(z_real), to_output(-z_imag)
 
 
+def _spectral_product_fft(x_real, x_imag, h_real, h_imag):
+    """`u = fft(conj(X_r) H_c)` for all rows r and filters c, `[channels,
+    rows, N]` (real, imag); `conj(X) H = (xr hr + xi hi) + i (xr hi - xi
+    hr)`."""
+    xr, xi = x_real[None], x_imag[None]
+    hr, hi = h_real[:, None], h_imag[:, None]
+    return ops.fft((xr * hr + xi * hi, xr * hi - xi * hr))
+
+
 @ops.custom_gradient
 def _spectral_energies(x_real, x_imag, h_real, h_imag, mask):
     """`mask * |conj(fft(conj(X_r) H_c))[:hop]|^2` for all rows r, filters c.
@@ -316,11 +325,8 @@ def _spectral_energies(x_real, x_imag, h_real, h_imag, mask):
     and `dX_r = sum_c H_c Q_cr`.
     """
     hop = ops.shape(mask)[-1]
-    xr, xi = x_real[None], x_imag[None]
-    hr, hi = h_real[:, None], h_imag[:, None]
-    # conj(X) H = (xr hr + xi hi) + i (xr hi - xi hr); the sign of the
-    # imaginary part of z = conj(fft(...)) does not change |z|.
-    z_real, z_imag = ops.fft((xr * hr + xi * hi, xr * hi - xi * hr))
+    # The sign of the imaginary part of z = conj(u) does not change |z|.
+    z_real, z_imag = _spectral_product_fft(x_real, x_imag, h_real, h_imag)
     z_real, z_imag = z_real[..., :hop], z_imag[..., :hop]
     energies = (ops.square(z_real) + ops.square(z_imag)) * mask
 
@@ -376,9 +382,7 @@ def _spectral_outputs(x_real, x_imag, h_real, h_imag, mask):
     gives `u` the cotangent `g = mask (a - i b)`.
     """
     hop = ops.shape(mask)[-1]
-    xr, xi = x_real[None], x_imag[None]
-    hr, hi = h_real[:, None], h_imag[:, None]
-    u_real, u_imag = ops.fft((xr * hr + xi * hi, xr * hi - xi * hr))
+    u_real, u_imag = _spectral_product_fft(x_real, x_imag, h_real, h_imag)
     outputs = ops.stack([u_real[..., :hop] * mask, -u_imag[..., :hop] * mask])
 
     def grad(*args, upstream=None):

@@ -200,6 +200,9 @@ def _check_rank3(layer, input_shape):
 class _Pooling1D(keras.layers.Layer):
     """Constructor arguments shared with the original poolings."""
 
+    # What SAME padding adds before pooling: zeros, or -inf for a maximum.
+    padding_value = 0.0
+
     def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
                  kernel_initializer="glorot_uniform", kernel_regularizer=None,
                  trainable=False, name="learnable_pooling", **kwargs):
@@ -233,9 +236,6 @@ class _Pooling1D(keras.layers.Layer):
         return (input_shape[0],
                 output_length(input_shape[1], self.kernel_size, self.strides,
                               self.padding), input_shape[2])
-
-    # What SAME padding adds before pooling: zeros, or -inf for a maximum.
-    padding_value = 0.0
 
     def pooling_filters(self, channels):
         """Linear poolings: the filters `(kernel_size, channels)`."""
@@ -471,7 +471,7 @@ class ChannelWiseLearnablePooling1D(_Pooling1D):
         return ops.cast(self.kernel[:, 0, :], "float32")
 
     def call(self, inputs):
-        kernel = ops.transpose(ops.cast(self.kernel, "float32"), (0, 2, 1))
+        kernel = ops.expand_dims(self.pooling_filters(inputs.shape[-1]), -1)
         return self._depthwise(inputs, kernel, self.padding)
 
 
@@ -500,14 +500,14 @@ class MaxPooling1D(_Pooling1D):
         `(batch, frames, channels)`.
     """
 
+    padding_value = float("-inf")
+
     def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
                  kernel_initializer="glorot_uniform", kernel_regularizer=None,
                  trainable=False, name="frontend_max_pooling", **kwargs):
         super().__init__(kernel_size, strides, padding, use_bias,
                          kernel_initializer, kernel_regularizer, trainable,
                          name, **kwargs)
-
-    padding_value = float("-inf")
 
     def build(self, input_shape):
         _check_rank3(self, input_shape)
