@@ -170,6 +170,56 @@ def test_every_original_frontend_runs_from_its_checkout(tmp_path):
         assert result["time_s"] > 0
 
 
+_FAKE_EFFICIENTLEAF = '''
+import json
+import os
+
+import torch
+
+
+class EfficientLeaf(torch.nn.Module):
+    """Stands in for model.efficientleaf.EfficientLeaf; records its kwargs."""
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        with open(os.path.join(os.path.dirname(__file__), "kwargs.json"),
+                  "w") as f:
+            json.dump(kwargs, f)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        frames = x.reshape(x.shape[0], -1, 160)
+        return self.scale * torch.mean(frames ** 2, dim=-1)[:, None]
+'''
+
+
+def test_efficientleaf_runs_in_its_papers_final_configuration(tmp_path):
+    """8 groups, window factor 6, stride factor 16: the configuration of the
+    EfficientLEAF paper's final runs (its experiments.sh), not the class
+    defaults, whose stride-1 high groups are ~15x slower."""
+    pytest.importorskip("torch")
+    checkout = _stand_in_checkout(tmp_path / "EfficientLEAF",
+                                  "model/efficientleaf.py",
+                                  _FAKE_EFFICIENTLEAF)
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
+         "port_efficientleaf_8g", "--batch-configs", "2x0.5", "--repeats",
+         "1", "--warmup", "1", "--port-path", str(checkout), "--json",
+         str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json  # pylint: disable=g-import-not-at-top
+    paper = {"num_groups": 8, "conv_win_factor": 6, "stride_factor": 16}
+    received = json.loads((checkout / "model" / "kwargs.json").read_text())
+    assert received == paper
+    (result,) = json.loads(out.read_text())
+    assert "error" not in result, result
+    assert result["frontend_kwargs"] == paper
+    assert result["time_s"] > 0
+
+
 def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(
         tmp_path):
     proc = subprocess.run(
