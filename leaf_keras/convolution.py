@@ -649,6 +649,21 @@ class _ParametricConv1D(keras.layers.Layer):
             implementation, self.kernel_size, self.strides, self.padding)
         self._implementation_arg = implementation
 
+    def _build_weights(self, input_shape, kernel_shape, bias_size,
+                       constraint=None):
+        """Checks the single input channel; adds the float32 "kernel" (and
+        "bias" of `bias_size` values with `use_bias`)."""
+        _check_single_channel(self, input_shape)
+        self.kernel = self.add_weight(
+            name="kernel", shape=kernel_shape,
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=constraint,
+            trainable=self.trainable, dtype="float32", autocast=False)
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(bias_size,),
+                                        initializer="zeros", dtype="float32",
+                                        autocast=False)
+
     def _convolve(self, inputs, filters):
         inputs, dtype = _to_float32(ops.convert_to_tensor(inputs))
         outputs = _apply_conv(inputs, filters, self.strides, self.padding,
@@ -729,16 +744,8 @@ class GaborConv1D(_ParametricConv1D):
         self.constraint = GaborConstraint(self.kernel_size)
 
     def build(self, input_shape):
-        _check_single_channel(self, input_shape)
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.filters // 2, 2),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, constraint=self.constraint,
-            trainable=self.trainable, dtype="float32", autocast=False)
-        if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters,),
-                                        initializer="zeros", dtype="float32",
-                                        autocast=False)
+        self._build_weights(input_shape, (self.filters // 2, 2), self.filters,
+                            self.constraint)
 
     def clipped_kernel(self):
         """The Gabor parameters as used: clipped, optionally sorted."""
@@ -840,16 +847,8 @@ class SincConv1D(_ParametricConv1D):
                                     self.kernel_size).astype(np.float32)
 
     def build(self, input_shape):
-        _check_single_channel(self, input_shape)
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.filters // 2, 2),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32", autocast=False)
-        if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters // 2,),
-                                        initializer="zeros", dtype="float32",
-                                        autocast=False)
+        self._build_weights(input_shape, (self.filters // 2, 2),
+                            self.filters // 2)
 
     def band_edges(self):
         """(low, high) cutoffs in Hz after the abs/min/clip rules."""
@@ -922,16 +921,8 @@ class NormalizedConv1D(_ParametricConv1D):
         self.constraint = keras.constraints.UnitNorm(axis=0)
 
     def build(self, input_shape):
-        _check_single_channel(self, input_shape)
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, 1, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, constraint=self.constraint,
-            trainable=self.trainable, dtype="float32", autocast=False)
-        if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters,),
-                                        initializer="zeros", dtype="float32",
-                                        autocast=False)
+        self._build_weights(input_shape, (self.kernel_size, 1, self.filters),
+                            self.filters, self.constraint)
 
     def filter_bank(self):
         """The unit-norm kernel `(kernel_size, 1, filters)`."""

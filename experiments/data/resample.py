@@ -16,6 +16,19 @@ def lowpass_taps(factor: int, half_width: int = 10, kaiser_beta: float = 5.0) ->
     return (taps / taps.sum()).astype(np.float32)
 
 
+def integer_ratio(input_rate: int, output_rate: int) -> tuple:
+    """`(up, down)` factors from `input_rate` to `output_rate` (one of them 1).
+
+    Raises:
+        ValueError: if neither rate divides the other.
+    """
+    if output_rate % input_rate and input_rate % output_rate:
+        raise ValueError(
+            f"Cannot resample {input_rate} Hz to {output_rate} Hz: only integer ratios are "
+            "supported; convert the audio beforehand (e.g. with sox or ffmpeg).")
+    return max(output_rate // input_rate, 1), max(input_rate // output_rate, 1)
+
+
 def resample(samples: tf.Tensor, input_rate: int, output_rate: int) -> tf.Tensor:
     """Resamples a float waveform [time] when one rate is an integer multiple of the other.
 
@@ -32,14 +45,8 @@ def resample(samples: tf.Tensor, input_rate: int, output_rate: int) -> tf.Tensor
     """
     if input_rate == output_rate:
         return samples
-    if output_rate % input_rate and input_rate % output_rate:
-        raise ValueError(
-            f"Cannot resample {input_rate} Hz to {output_rate} Hz: only integer ratios are "
-            "supported; convert the audio beforehand (e.g. with sox or ffmpeg).")
-    up = max(output_rate // input_rate, 1)
-    down = max(input_rate // output_rate, 1)
-    factor = max(up, down)
-    taps = lowpass_taps(factor)
+    up, down = integer_ratio(input_rate, output_rate)
+    taps = lowpass_taps(max(up, down))
     num_samples = tf.shape(samples)[0]
     stuffed = tf.reshape(tf.stack([samples] + [tf.zeros_like(samples)] * (up - 1), axis=1), [-1])
     # Zero-stuffing divides the signal's level by `up`; the filter restores it.
@@ -55,12 +62,7 @@ def resample_numpy(samples: np.ndarray, input_rate: int, output_rate: int) -> np
     """numpy twin of `resample` for Python-side decoding (same filter, same lengths)."""
     if input_rate == output_rate:
         return samples
-    if output_rate % input_rate and input_rate % output_rate:
-        raise ValueError(
-            f"Cannot resample {input_rate} Hz to {output_rate} Hz: only integer ratios are "
-            "supported; convert the audio beforehand (e.g. with sox or ffmpeg).")
-    up = max(output_rate // input_rate, 1)
-    down = max(input_rate // output_rate, 1)
+    up, down = integer_ratio(input_rate, output_rate)
     taps = lowpass_taps(max(up, down)).astype(np.float64) * up
     stuffed = np.zeros(len(samples) * up)
     stuffed[::up] = samples

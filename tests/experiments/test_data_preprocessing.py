@@ -121,6 +121,8 @@ def test_resample_matches_scipy_resample_poly():
                                    atol=1e-6)
     with pytest.raises(ValueError, match="44100"):
         resample.resample(tf.constant(x, tf.float32), 44100, 16000)
+    with pytest.raises(ValueError, match="44100"):
+        resample.resample_numpy(x, 44100, 16000)
 
 
 def test_resample_keeps_a_sine():
