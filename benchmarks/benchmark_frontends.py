@@ -64,7 +64,10 @@ LEAF_AUDIO_CLASSES = {"leaf_audio_leaf": "Leaf",
                       "leaf_audio_sincnet": "SincNet",
                       "leaf_audio_sincnet_plus": "SincNetPlus"}
 LEAF_AUDIO_FRONTENDS = tuple(LEAF_AUDIO_CLASSES)
-PORT_FRONTENDS = ("port_leaf", "port_efficientleaf_8g")
+# The PyTorch frontends and the module of the checkout each one imports.
+PORT_MODULES = {"port_leaf": "model/leaf.py",
+                "port_efficientleaf_8g": "model/efficientleaf.py"}
+PORT_FRONTENDS = tuple(PORT_MODULES)
 # The EfficientLEAF configuration its authors settled on (their
 # experiments.sh, "eleaf8-wf6-sf16-tbn-a5perband-medfiltapp"): 8 filter
 # groups, convolution windows of 6 standard deviations, strides 16x the
@@ -465,10 +468,6 @@ def _leaf_audio_skip_reason(args, backend):
                                        "frontend.py")):
         return f"no leaf_audio/frontend.py under {args.leaf_audio_path!r}"
     return None
-
-
-PORT_MODULES = {"port_leaf": "model/leaf.py",
-                "port_efficientleaf_8g": "model/efficientleaf.py"}
 
 
 def _port_skip_reason(args, name):
