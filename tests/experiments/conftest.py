@@ -21,8 +21,11 @@ Fixtures (names are stable; other experiment tests may use them):
   stereo 32 kHz, resampled). See `AUDIOSET_LAYOUT`.
 * ``synthetic_commands_data_dir`` — a TFDS data_dir with "synthetic_commands/tiny"
   prepared (session scope): `load_task("synthetic_commands/tiny", data_dir=...)`.
+* ``load_benchmark(name)`` — fixture returning a function that imports
+  `benchmarks/<name>.py` (not a package) and returns the module.
 """
 
+import importlib.util
 import os
 import wave
 
@@ -46,6 +49,24 @@ AUDIOSET_LAYOUT = {
               "tr_corrupt": ["/m/a3"]},
     "eval": {"ev_E": ["/m/a3", "/m/a0"], "ev_F": ["/m/a1", "/m/zzz"]},
 }
+
+
+BENCHMARKS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "benchmarks")
+
+
+def _load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(BENCHMARKS_DIR, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    return _load_benchmark
 
 
 def _write_wav(path, samples, sample_rate=16000):

@@ -5,7 +5,6 @@ runs and that its "step buffers" figure is XLA's buffer assignment (parsed
 from the dump the worker asks for), never timings.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,15 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SCRIPT = os.path.join(ROOT, "benchmarks", "benchmark_frontends.py")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_frontends", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_temp_bytes_are_read_from_the_step_buffer_assignment(tmp_path):
-    benchmark = _load_script()
+def test_temp_bytes_are_read_from_the_step_buffer_assignment(
+        tmp_path, load_benchmark):
+    benchmark = load_benchmark("benchmark_frontends")
     step = tmp_path / "module_0001.a_inference_step_12__XlaMustCompile.cpu_after_optimizations-buffer-assignment.txt"
     step.write_text(
         "BufferAssignment:\n"
@@ -147,11 +140,12 @@ class SincNetPlus(_Frontend): pass
 '''
 
 
-def test_every_original_frontend_runs_from_its_checkout(tmp_path):
+def test_every_original_frontend_runs_from_its_checkout(tmp_path,
+                                                       load_benchmark):
     pytest.importorskip("tensorflow")
     checkout = _stand_in_checkout(tmp_path / "leaf-audio",
                                   "leaf_audio/frontend.py", _FAKE_LEAF_AUDIO)
-    benchmark = _load_script()
+    benchmark = load_benchmark("benchmark_frontends")
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",

@@ -5,7 +5,6 @@ The script is run by hand for the README; this checks that it still runs
 over the all-core time, and that bad sizes are refused. Never timings.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,15 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SCRIPT = os.path.join(ROOT, "benchmarks", "xla_fft_threading.py")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("xla_fft_threading", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_speed_ups_are_one_core_over_all_core_times(capsys):
-    script = _load_script()
+def test_speed_ups_are_one_core_over_all_core_times(capsys, load_benchmark):
+    script = load_benchmark("xla_fft_threading")
     results = {
         "all_cores": {"cores": 2, "times_s": {
             "fft of an input": 0.070, "fft after a fusion": 0.130,
@@ -46,7 +38,8 @@ def test_speed_ups_are_one_core_over_all_core_times(capsys):
     assert table[2] == "| fft of an input | 70.0 | 105.0 | 1.50x |"
 
 
-def test_a_tiny_run_times_every_case_on_all_cores_and_on_one(tmp_path):
+def test_a_tiny_run_times_every_case_on_all_cores_and_on_one(
+        tmp_path, load_benchmark):
     pytest.importorskip("tensorflow")
     out = tmp_path / "results.json"
     proc = subprocess.run(
@@ -59,7 +52,7 @@ def test_a_tiny_run_times_every_case_on_all_cores_and_on_one(tmp_path):
     assert results["all_cores"]["cores"] == len(os.sched_getaffinity(0))
     for key in ("all_cores", "one_core"):
         times = results[key]["times_s"]
-        assert set(times) == set(_load_script().CASES)
+        assert set(times) == set(load_benchmark("xla_fft_threading").CASES)
         assert all(value > 0 for value in times.values())
     assert "fft after a fusion" in proc.stdout
 
