@@ -2,39 +2,46 @@
 
 Port of google-research/leaf-audio (Zeghidour et al., "LEAF: A Learnable
 Frontend for Audio Classification", ICLR 2021) that runs on the TensorFlow,
-JAX and PyTorch backends.
+JAX and PyTorch backends. `docs/architecture.md` maps the paper's stages to
+the modules.
 """
 
-from leaf_keras import utils
-from leaf_keras import impulse_responses
-from leaf_keras import melfilters
-from leaf_keras import initializers
+from leaf_keras import band_limited
+from leaf_keras import band_plan
 from leaf_keras import convolution
+from leaf_keras import filterbank
+from leaf_keras import frontend
+from leaf_keras import impulse_responses
+from leaf_keras import initializers
+from leaf_keras import leaf_audio_weights
+from leaf_keras import mel_frontend
+from leaf_keras import melfilters
+from leaf_keras import models
+from leaf_keras import ops
 from leaf_keras import pooling
 from leaf_keras import postprocessing
-from leaf_keras import frontend
-from leaf_keras import leaf_audio_weights
-
+from leaf_keras import stages
+from leaf_keras import utils
+from leaf_keras import waveforms
+from leaf_keras.band_limited import BandLimitedGaborPooling
 from leaf_keras.convolution import (GaborConstraint, GaborConv1D,
-                                    NormalizedConv1D, SincConv1D, fft_conv1d,
-                                    overlap_add_conv1d)
-from leaf_keras.frontend import (Leaf, MelFilterbanks, MelPCEN, SincNet,
-                                 SincNetPlus, SquaredModulus,
-                                 TimeDomainFilterbanks)
-from leaf_keras.initializers import (GaborInit, LowpassInit, PreempInit,
-                                     SincInit)
+                                    NormalizedConv1D, SincConv1D)
+from leaf_keras.filterbank import Filterbank, FusedFilterbank
+from leaf_keras.frontend import Leaf, SincNet, SincNetPlus, TimeDomainFilterbanks
+from leaf_keras.initializers import GaborInit, LowpassInit, PreempInit, SincInit
 from leaf_keras.leaf_audio_weights import load_leaf_audio_weights
+from leaf_keras.mel_frontend import MelFilterbanks, MelPCEN
+from leaf_keras.models import (PANN, AudioClassifier, ConvBlock, ConvNet,
+                               EfficientNetB0Encoder, PANNConvBlock,
+                               PANNWavBlock, WaveGram)
+from leaf_keras.ops.fft_correlation import fft_conv1d, overlap_add_conv1d
 from leaf_keras.pooling import (ChannelWiseLearnablePooling1D,
                                 GaussianLowpass, LearnablePooling1D,
                                 MaxPooling1D)
 from leaf_keras.postprocessing import (ExponentialMovingAverage,
                                        InstanceNormalization, LogCompression,
                                        PCENLayer, SpecAugment)
-
-# Classifier backbones (models worker).
-from leaf_keras import models
-from leaf_keras.models import (PANN, AudioClassifier, ConvBlock, ConvNet,
-                               EfficientNetB0Encoder, PANNConvBlock,
-                               PANNWavBlock, WaveGram)
+from leaf_keras.stages import EnergyFloor, SquaredModulus
+from leaf_keras.waveforms import WaveformInput
 
 __version__ = "0.1.0"

@@ -36,7 +36,7 @@ within a few 1e-3 of the exact result instead of a different model):
    `D_k * sum_i w_k(D_k i) p_k(D_k i)` would not; the kernel is short so that
    the aliasing of `p_k` at transients stays local.
 
-The gradient of step 2 is written out (`_band_power`): it recomputes the DFT
+The gradient of step 2 is written out (`ops.band_power`): it recomputes the DFT
 instead of storing complex intermediates. The pooling runs filters major, as
 matrix products batched over filters.
 
@@ -45,161 +45,90 @@ later loaded, parameters), so tensor shapes do not change while the
 parameters learn. Filters with the same factor are processed together.
 """
 
+import dataclasses
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
-from leaf_keras import pooling
+from leaf_keras import band_plan
+from leaf_keras import convolution
+from leaf_keras import impulse_responses
+from leaf_keras import initializers
+from leaf_keras import waveforms
+from leaf_keras.ops import block_pooling
+from leaf_keras.ops import tie_gradients
 
-_SIGMA_LOWER = 4.0 * math.sqrt(2.0 * math.log(2.0)) / math.pi
-
-
-def _clip_gabor(kernel, kernel_size):
-    """Clips (mu, sigma) like `convolution.GaborConstraint` (works on numpy)."""
-    sigma_upper = kernel_size * math.sqrt(2.0 * math.log(2.0)) / math.pi
-    mu = np.clip(kernel[:, 0], 0.0, math.pi)
-    sigma = np.clip(kernel[:, 1], _SIGMA_LOWER, sigma_upper)
-    return mu, sigma
-
-
-def plan_decimations(gabor_kernel, kernel_size=401, strides=160,
-                     block_size=5120, band_stds=4.0, bandwidth_margin=1.1,
-                     max_decimation=80, leakage=2e-3):
-    """Chooses the decimation factor of each Gabor filter.
-
-    Filter k is computed at every `D_k`-th sample from the `block_size / D_k`
-    DFT bins around its center, i.e. from a band of width `2 pi / D_k`. That
-    band must hold the filter's frequency response: `pi / D_k >= h_k`, with
-    `h_k = band_stds / sigma_k` (times `bandwidth_margin`) the half width of
-    the Gaussian response. `|y_k|^2` is then aliased at rate `D_k`, but only by
-    the products of the response's tails (`exp(-(pi / D_k)^2 sigma_k^2)`,
-    below 1e-6 for `band_stds >= 4`), which the pooling's narrow low-pass
-    suppresses further, so no 2x oversampling is needed.
-
-    Args:
-        gabor_kernel: array `(n_filters, 2)` of (center frequency in radians
-            per sample, standard deviation in samples), unclipped.
-        kernel_size: Gabor filter length in samples.
-        strides: pooling stride; decimations divide it.
-        block_size: FFT block length; decimations divide it.
-        band_stds: half width of the kept band, in standard deviations of the
-            Gabor frequency response (`1 / sigma_k`).
-        bandwidth_margin: extra factor on the band width, so that filters may
-            become this much wider during training before accuracy degrades.
-        max_decimation: largest allowed decimation.
-        leakage: the kept band also holds every part of the truncated
-            filter's response above this fraction of its peak.
-
-    Returns:
-        numpy int array `(n_filters,)` of divisors of `strides`.
-    """
-    mu, sigma = _clip_gabor(np.asarray(gabor_kernel, np.float64), kernel_size)
-    # The truncated filter is never narrower than the main lobe of its
-    # kernel_size-sample support (matters for sigma ~ kernel_size / 3).
-    half_width = np.maximum(band_stds / sigma, 4.0 * math.pi / kernel_size)
-    half_width = half_width * bandwidth_margin
-    # Wide envelopes (sigma above ~kernel_size / 6) are cut off at the ends
-    # of the kernel, whose response then has sidelobes that decay only as
-    # 1 / frequency: a weak channel next to loud out-of-band sounds (the
-    # lowest filters on speech) picks up their energy through them, so the
-    # band must also hold the sidelobes above `leakage`, measured on the
-    # truncated filter with the envelope `bandwidth_margin` times wider.
-    leakage_widths = _sidelobe_half_widths(mu, sigma * bandwidth_margin,
-                                           kernel_size, block_size, leakage)
-    candidates = sorted((d for d in range(1, strides + 1)
-                         if strides % d == 0 and block_size % d == 0
-                         and d <= max_decimation), reverse=True)
-    decimations = []
-    for h, leak in zip(half_width, leakage_widths):
-        fitting = [d for d in candidates
-                   if math.pi / d >= h and block_size // d >= leak]
-        decimations.append(fitting[0] if fitting else 1)
-    return np.asarray(decimations, np.int64)
+# Planning lives in `band_plan`; its entry point is part of this module's API.
+plan_decimations = band_plan.plan_decimations
+from leaf_keras.ops.band_power import band_power
 
 
-def _sidelobe_half_widths(mu, sigma, kernel_size, block_size, leakage):
-    """Bins around each center needed to hold `|G| > leakage * max |G|`.
-
-    `G` is the length-`block_size` DFT of the truncated, `kernel_size`-tap
-    Gabor filter. Returns, per filter, the smallest even band length (in
-    bins) centered on the filter's center bin outside which the response
-    stays below `leakage` times its peak.
-    """
-    half = kernel_size // 2
-    t = np.arange(-half, half + 1)
-    envelope = np.exp(-t[None, :] ** 2 / (2.0 * sigma[:, None] ** 2))
-    response = np.abs(np.fft.fft(envelope, block_size, axis=1))
-    response /= response.max(axis=1, keepdims=True)
-    # Distance of every bin from the center (in bins, circular): the
-    # envelope's response is centered on bin 0; the band is centered on mu.
-    bins = np.arange(block_size)
-    distance = np.minimum(bins, block_size - bins)
-    lengths = []
-    for row in response:
-        above = distance[row > leakage]
-        lengths.append(2 * (int(above.max()) + 1) if above.size else 2)
-    del mu  # the response of a modulated envelope is the same, shifted
-    return np.asarray(lengths)
+def _check_positive_int(name, value, minimum=1):
+    if int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got "
+                         f"{value!r}.")
 
 
-def _interpolation_kernel(positions, taps):
-    """Gaussian-windowed sinc, support |positions| <= taps (in samples).
+def _check_arguments(n_filters, kernel_size, strides, sample_rate, band_stds,
+                     bandwidth_margin, interpolation_taps, max_decimation,
+                     leakage):
+    """Raises ValueError naming the first invalid constructor argument."""
+    for name, value in (("n_filters", n_filters), ("strides", strides),
+                        ("interpolation_taps", interpolation_taps),
+                        ("max_decimation", max_decimation)):
+        _check_positive_int(name, value)
+    _check_positive_int("kernel_size", kernel_size, minimum=3)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size!r}.")
+    if not sample_rate or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate!r}.")
+    if not band_stds > 0:
+        raise ValueError(f"band_stds must be positive, got {band_stds!r}.")
+    if not bandwidth_margin >= 1.0:
+        raise ValueError(f"bandwidth_margin must be >= 1, got "
+                         f"{bandwidth_margin!r}.")
+    if not 0.0 < leakage < 1.0:
+        raise ValueError(f"leakage must be in (0, 1), got {leakage!r}.")
 
-    The window is narrow (standard deviation taps / 3.5): `|y|^2` is aliased
-    at the decimated rate (see `plan_decimations`), most at transients, and a
-    short kernel keeps that error local. With the default 5 taps the pooled
-    energies are within ~1e-4 of the exact path (~1e-3 after PCEN), against
-    ~2e-3 for the same kernel with a wider window.
-    """
-    window = np.exp(-0.5 * (positions / (taps / 3.5)) ** 2)
-    return np.where(np.abs(positions) <= taps,
-                    np.sinc(positions) * window, 0.0)
+
+def _default_block_size(kernel_size, strides):
+    # `strides` times a power of two near 12 kernel sizes (5120 samples at
+    # stride 160): a 2^a 5^b FFT size whose wrap-around margin is ~10 % of
+    # the block.
+    return int(strides) * 2 ** max(
+        0, math.ceil(math.log2(12 * kernel_size / int(strides))))
 
 
-@ops.custom_gradient
-def _band_power(x_real, x_imag, g_real, g_imag):
-    """`|L * inverse DFT(x * g)|^2` over the last axis, with a lean gradient.
+def _periodic_spectrum(blocks, extra):
+    """Two-sided DFT of real blocks (bins 0 .. N - 1), continued by its
+    first `extra` bins so that every band, wrapped around, is one slice."""
+    block = blocks.shape[-1]
+    real, imag = ops.rfft(blocks)
+    mirror = slice(1, block // 2)
+    real = ops.concatenate([real, ops.flip(real[..., mirror], axis=-1)], -1)
+    imag = ops.concatenate([imag, -ops.flip(imag[..., mirror], axis=-1)], -1)
+    return (ops.concatenate([real, real[..., :extra]], axis=-1),
+            ops.concatenate([imag, imag[..., :extra]], axis=-1))
 
-    Args:
-        x_real, x_imag: band spectra of the signal blocks, `(n, rows, L)`
-            (filters major, the layout the pooling wants, so that no pass
-            transposes the large tensors).
-        g_real, g_imag: band spectra of the filters, `(n, L)`.
 
-    Returns:
-        `(n, rows, L)`: `L^2 |y|^2`, with `y` the length-L inverse DFT of the
-        product (the decimated filter outputs). The gradient recomputes the
-        DFT instead of keeping the complex intermediates alive between the
-        passes (less memory).
-    """
-    g_re, g_im = g_real[:, None, :], g_imag[:, None, :]
+def _circular_spectra(real, imag, block_size):
+    """DFT (length block_size) of centered filters `(n, K)`: tap t at index
+    t mod block_size."""
+    half = real.shape[1] // 2
+    zeros = ops.zeros((real.shape[0], block_size - real.shape[1]), real.dtype)
 
-    def conjugate_products(x_re, x_im):
-        # conj(x g): a forward DFT of the conjugate is L times the conjugate
-        # of the inverse DFT, the time samples in their natural order.
-        return (x_re * g_re - x_im * g_im, -x_re * g_im - x_im * g_re)
+    def place(part):
+        return ops.concatenate([part[:, half:], zeros, part[:, :half]], axis=1)
 
-    out_real, out_imag = ops.fft(conjugate_products(x_real, x_imag))
-    power = ops.square(out_real) + ops.square(out_imag)
+    return ops.fft((place(real), place(imag)))
 
-    def grad(*args, upstream=None):
-        if upstream is None:
-            (upstream,) = args
-        o_real, o_imag = ops.fft(conjugate_products(x_real, x_imag))
-        # out = F conj(y), d power / d out = 2 out, and the adjoint of the
-        # DFT F is F^H, so d y = conj(F^H (2 out dp)) = F(conj(2 out dp)).
-        d_real, d_imag = ops.fft((2.0 * o_real * upstream,
-                                  -2.0 * o_imag * upstream))
-        # The filter spectra are broadcast over rows: sum their gradient.
-        grad_g_real = ops.sum(d_real * x_real + d_imag * x_imag, axis=1)
-        grad_g_imag = ops.sum(d_imag * x_real - d_real * x_imag, axis=1)
-        grad_x_real = d_real * g_re + d_imag * g_im
-        grad_x_imag = d_imag * g_re - d_real * g_im
-        return grad_x_real, grad_x_imag, grad_g_real, grad_g_imag
 
-    return power, grad
+# Per call: the block spectra, the filters' band spectra, the pooling windows
+# and the framing of the output.
+_Inputs = dataclasses.make_dataclass(
+    "_Inputs", ["spec_real", "spec_imag", "filt_real", "filt_imag", "windows",
+                "center_bins", "frames", "pad_left", "time", "static_time"])
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -273,55 +202,29 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         >>> layer(np.zeros((2, 16000), "float32")).shape  # (2, 100, 40)
     """
 
+    engine = "band_limited"
+
     def __init__(self, n_filters=40, kernel_size=401, strides=160,
                  sample_rate=16000, kernel_initializer=None,
                  pooling_initializer=None, band_stds=4.0,
                  bandwidth_margin=1.1, interpolation_taps=5, block_size=None,
                  max_decimation=80, leakage=2e-3, decimations=None,
-                 learn_filters=True,
-                 learn_pooling=True, kernel_regularizer=None,
-                 pooling_regularizer=None, **kwargs):
+                 learn_filters=True, learn_pooling=True,
+                 kernel_regularizer=None, pooling_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if int(n_filters) != n_filters or n_filters < 1:
-            raise ValueError(f"n_filters must be a positive integer, got "
-                             f"{n_filters!r}.")
-        if (int(kernel_size) != kernel_size or kernel_size < 3
-                or kernel_size % 2 == 0):
-            raise ValueError("kernel_size must be an odd integer >= 3, got "
-                             f"{kernel_size!r}.")
-        if int(strides) != strides or strides < 1:
-            raise ValueError(f"strides must be a positive integer, got "
-                             f"{strides!r}.")
-        if not sample_rate or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got "
-                             f"{sample_rate!r}.")
-        if not band_stds > 0:
-            raise ValueError(f"band_stds must be positive, got {band_stds!r}.")
-        if not bandwidth_margin >= 1.0:
-            raise ValueError("bandwidth_margin must be >= 1, got "
-                             f"{bandwidth_margin!r}.")
-        if int(interpolation_taps) != interpolation_taps or (
-                interpolation_taps < 1):
-            raise ValueError("interpolation_taps must be a positive integer, "
-                             f"got {interpolation_taps!r}.")
+        _check_arguments(n_filters, kernel_size, strides, sample_rate,
+                         band_stds, bandwidth_margin, interpolation_taps,
+                         max_decimation, leakage)
         if block_size is None:
-            # 32 strides (5120 samples at stride 160): a 2^a 5^b FFT size
-            # whose wrap-around margin is ~10 % of the block.
-            block_size = int(strides) * 2 ** max(
-                0, math.ceil(math.log2(12 * kernel_size / int(strides))))
+            block_size = _default_block_size(kernel_size, strides)
         if (int(block_size) != block_size or block_size % int(strides)
                 or block_size < 4 * kernel_size):
             raise ValueError(
                 f"block_size must be a multiple of strides ({strides}) and "
                 f">= 4 * kernel_size ({4 * kernel_size}), got {block_size!r}.")
-        if not 0.0 < leakage < 1.0:
-            raise ValueError(f"leakage must be in (0, 1), got {leakage!r}.")
-        if int(max_decimation) != max_decimation or max_decimation < 1:
-            raise ValueError("max_decimation must be a positive integer, got "
-                             f"{max_decimation!r}.")
         self.n_filters = int(n_filters)
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
+        self.kernel_size = self.window_size = int(kernel_size)
+        self.strides = self.stride = int(strides)
         self.sample_rate = sample_rate
         self.band_stds = float(band_stds)
         self.bandwidth_margin = float(bandwidth_margin)
@@ -339,26 +242,19 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                     f"<= max_decimation ({self.max_decimation}) dividing "
                     f"strides ({self.strides}), got {decimations!r}.")
         self.decimations = decimations
-        if kernel_initializer is None:
-            from leaf_keras import initializers  # pylint: disable=g-import-not-at-top
-            kernel_initializer = initializers.GaborInit(
-                sample_rate=sample_rate, min_freq=60.0, max_freq=7800.0)
-        if pooling_initializer is None:
-            pooling_initializer = keras.initializers.Constant(0.4)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.pooling_initializer = keras.initializers.get(pooling_initializer)
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or initializers.GaborInit(
+                sample_rate=sample_rate, min_freq=60.0, max_freq=7800.0))
+        self.pooling_initializer = keras.initializers.get(
+            pooling_initializer or keras.initializers.Constant(0.4))
         self.learn_filters = bool(learn_filters)
         self.learn_pooling = bool(learn_pooling)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.pooling_regularizer = keras.regularizers.get(pooling_regularizer)
-        self._groups = None
-        self.window_size = self.kernel_size
-        self.stride = self.strides
+        self.plan = None
 
-    # ------------------------------------------------------------------ build
     def build(self, input_shape):
         self._check_input_shape(input_shape)
-        from leaf_keras import convolution  # pylint: disable=g-import-not-at-top
         self.gabor_kernel = self.add_weight(
             name="kernel", shape=(self.n_filters, 2),
             initializer=self.kernel_initializer,
@@ -378,36 +274,19 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         Changes tensor shapes (so compiled functions retrace); call it after
         assigning Gabor parameters that differ a lot from those at build time.
         """
-        if self.decimations is not None:
-            decimations = np.asarray(self.decimations)
-        else:
-            decimations = plan_decimations(
+        decimations = self.decimations
+        if decimations is None:
+            decimations = band_plan.plan_decimations(
                 ops.convert_to_numpy(self.gabor_kernel), self.kernel_size,
                 self.strides, self.block_size, self.band_stds,
                 self.bandwidth_margin, self.max_decimation, self.leakage)
-        # Block layout: the kept outputs of a block start at a multiple of
-        # every decimation (`step`) and are free of circular wrap-around; the
-        # grid starts `guard` samples before the first pooling window, room
-        # for the interpolation taps of the coarsest grid.
-        step = int(np.lcm.reduce(decimations))
-        half = self.kernel_size // 2
-        self._step = step
-        self._valid_start = -(-half // step) * step
-        self._hop = (self.block_size - self._valid_start - half) // step * step
-        self._guard = -(-self.interpolation_taps * int(decimations.max())
-                        // step) * step
-        groups = []
-        for d in sorted(set(decimations.tolist())):
-            groups.append((int(d), np.flatnonzero(decimations == d)))
-        order = np.concatenate([indices for _, indices in groups])
-        self._groups = groups
-        self._inverse_order = np.argsort(order).astype("int32")
-        self._planned_decimations = decimations
+        self.plan = band_plan.BandPlan.create(decimations, self.kernel_size,
+                                    self.block_size, self.interpolation_taps)
 
     @property
     def planned_decimations(self):
         """numpy array `(n_filters,)` of the decimation used for each filter."""
-        return None if self._groups is None else self._planned_decimations
+        return None if self.plan is None else self.plan.decimations
 
     def set_weights(self, weights):
         super().set_weights(weights)
@@ -418,196 +297,149 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.update_band_plan()
 
     def _check_input_shape(self, input_shape):
-        if len(input_shape) not in (2, 3) or (
-                len(input_shape) == 3 and input_shape[-1] != 1):
-            raise ValueError(
-                f"{self.__class__.__name__} expects waveforms (batch, time) "
-                f"or (batch, time, 1), got shape {tuple(input_shape)}.")
-        if input_shape[1] is not None and input_shape[1] < self.kernel_size:
-            raise ValueError(
-                f"{self.__class__.__name__} needs at least kernel_size="
-                f"{self.kernel_size} samples, got shape {tuple(input_shape)}.")
+        waveforms.check_waveforms(input_shape, None, self.kernel_size,
+                                  self.__class__.__name__)
 
-    # ------------------------------------------------------------ parameters
+    def clipped_kernel(self):
+        """The Gabor parameters as used, `(n_filters, 2)` (mu, sigma)."""
+        return self.gabor_kernel.constraint(
+            ops.cast(self.gabor_kernel, "float32"))
+
     def clipped_parameters(self):
         """Clipped (mu, sigma, pooling width) tensors, each `(n_filters,)`."""
-        kernel = self.gabor_kernel.constraint(
-            ops.cast(self.gabor_kernel, "float32"))
-        width = ops.clip(ops.reshape(ops.cast(self.pooling_kernel, "float32"),
-                                     (self.n_filters,)),
-                         2.0 / self.kernel_size, 0.5)
+        kernel = self.clipped_kernel()
+        width = tie_gradients.clip(
+            ops.reshape(ops.cast(self.pooling_kernel, "float32"),
+                        (self.n_filters,)), 2.0 / self.kernel_size, 0.5)
         return kernel[:, 0], kernel[:, 1], width
 
-    def _gabor_spectra(self, mu, sigma):
-        """DFT (length block_size) of the truncated filters, `(n, block)` x2."""
-        half = self.kernel_size // 2
-        t = ops.arange(-half, half + 1, dtype="float32")
-        envelope = ops.exp(-ops.square(t)[None, :]
-                           / (2.0 * ops.square(sigma)[:, None]))
-        envelope = envelope / (math.sqrt(2.0 * math.pi) * sigma[:, None])
-        phase = mu[:, None] * t[None, :]
-        real = envelope * ops.cos(phase)
-        imag = envelope * ops.sin(phase)
-        # Circular placement: tap t at index t mod block_size.
-        zeros = ops.zeros((self.n_filters, self.block_size - self.kernel_size),
-                          "float32")
-        real = ops.concatenate([real[:, half:], zeros, real[:, :half]], axis=1)
-        imag = ops.concatenate([imag[:, half:], zeros, imag[:, :half]], axis=1)
-        return ops.fft((real, imag))
-
-    def _pooling_windows(self, width):
-        """Gaussian pooling windows `(n_filters, kernel_size)`."""
-        n = ops.arange(self.kernel_size, dtype="float32")
-        center = 0.5 * (self.kernel_size - 1)
-        return ops.exp(-0.5 * ops.square(
-            (n[None, :] - center) / (width[:, None] * center)))
-
-    def _interpolation_matrix(self, decimation):
-        """Maps pooling windows to weights on the decimated grid.
-
-        Row j, column q: interpolation weight of grid sample q (at offset
-        `decimation * (q - taps)` from the window start) for window tap j.
-        """
-        taps = self.interpolation_taps
-        count = (self.kernel_size - 1 + 2 * taps * decimation) // decimation + 1
-        grid = decimation * (np.arange(count) - taps)
-        j = np.arange(self.kernel_size)
-        matrix = _interpolation_kernel((j[:, None] - grid[None, :]) / decimation,
-                                       taps)
-        return ops.convert_to_tensor(matrix.astype("float32")), count
-
-    # ------------------------------------------------------------------ call
     def call(self, inputs):
-        if self._groups is None:
+        if self.plan is None:
             self.update_band_plan()
         x = ops.cast(inputs, "float32")
         if len(x.shape) == 3:
             x = x[:, :, 0]
         time = ops.shape(x)[1]
         static_time = isinstance(time, int)
-        stride, size = self.strides, self.kernel_size
-        frames = (time + stride - 1) // stride
-        pad_total = (frames - 1) * stride + size - time
+        frames = (time + self.strides - 1) // self.strides
+        pad_total = (frames - 1) * self.strides + self.kernel_size - time
         pad_total = (max(pad_total, 0) if static_time
                      else ops.maximum(pad_total, 0))
         pad_left = pad_total // 2
-
-        # Overlap-save blocks. Grid positions are relative to the start of the
-        # first pooling window c_0 = -pad_left: position c_0 - guard + i.
-        block, hop, start = self.block_size, self._hop, self._valid_start
-        guard = self._guard
-        needed = stride * frames + size + 2 * guard + self._step
-        n_blocks = (needed + hop - 1) // hop
-        offset = start + guard + pad_left
-        right = (n_blocks + 1) * hop - offset - time
-        padded = ops.pad(x, [[0, 0], [offset, right]])
-        rows = ops.reshape(padded, (-1, n_blocks + 1, hop))
-        blocks = ops.concatenate([rows[:, :-1], rows[:, 1:, :block - hop]],
-                                 axis=-1)
-        spec_real, spec_imag = ops.rfft(blocks)
-        # Two-sided spectrum of the real blocks (bins 0 .. block - 1),
-        # continued periodically so that every band is one slice.
-        mirror = slice(1, block // 2)
-        extra = slice(0, block // int(self._planned_decimations.min()))
-        spec_real = ops.concatenate(
-            [spec_real, ops.flip(spec_real[..., mirror], axis=-1)], axis=-1)
-        spec_imag = ops.concatenate(
-            [spec_imag, -ops.flip(spec_imag[..., mirror], axis=-1)], axis=-1)
-        spec_real = ops.concatenate([spec_real, spec_real[..., extra]], axis=-1)
-        spec_imag = ops.concatenate([spec_imag, spec_imag[..., extra]], axis=-1)
-
-        mu, sigma, width = self.clipped_parameters()
-        filt_real, filt_imag = self._gabor_spectra(mu, sigma)
-        windows = self._pooling_windows(width)
-        center_bins = ops.cast(
-            ops.round(ops.stop_gradient(mu) * (block / (2.0 * math.pi))),
+        spec_real, spec_imag = self._block_spectra(x, frames, pad_left)
+        kernel = self.clipped_kernel()
+        filt_real, filt_imag = _circular_spectra(
+            *impulse_responses.gabor_filters(kernel, self.kernel_size),
+            self.block_size)
+        windows = impulse_responses.gaussian_lowpass(
+            ops.reshape(ops.cast(self.pooling_kernel, "float32"),
+                        (self.n_filters, 1)), self.kernel_size)
+        center_bins = ops.cast(ops.round(
+            ops.stop_gradient(kernel[:, 0]) * (self.block_size / (2 * math.pi))),
             "int32")
-
-        outputs = []
-        for decimation, indices in self._groups:
-            outputs.append(self._group_energies(
-                decimation, indices, spec_real, spec_imag, filt_real,
-                filt_imag, windows, center_bins, frames, pad_left, time,
-                static_time))
-        energies = ops.concatenate(outputs, axis=0)
-        energies = ops.take(energies, self._inverse_order, axis=0)
+        inputs = _Inputs(spec_real, spec_imag, filt_real, filt_imag, windows,
+                         center_bins, frames, pad_left, time, static_time)
+        energies = ops.concatenate(
+            [self._group_energies(decimation, indices, inputs)
+             for decimation, indices in self.plan.groups], axis=0)
+        energies = ops.take(energies, self.plan.inverse_order, axis=0)
         return ops.transpose(energies, (1, 2, 0))
 
-    def _group_energies(self, decimation, indices, spec_real, spec_imag,
-                        filt_real, filt_imag, windows, center_bins, frames,
-                        pad_left, time, static_time):
-        block, hop, start = self.block_size, self._hop, self._valid_start
+    def _block_spectra(self, x, frames, pad_left):
+        """Periodic spectra of the overlap-save blocks `[batch, blocks, N']`.
+
+        Grid positions are relative to the start of the first pooling window
+        `c_0 = -pad_left`: position `c_0 - guard + i`.
+        """
+        plan, block = self.plan, self.block_size
+        needed = (self.strides * frames + self.kernel_size + 2 * plan.guard
+                  + plan.step)
+        n_blocks = (needed + plan.hop - 1) // plan.hop
+        offset = plan.valid_start + plan.guard + pad_left
+        right = (n_blocks + 1) * plan.hop - offset - ops.shape(x)[1]
+        rows = ops.reshape(ops.pad(x, [[0, 0], [offset, right]]),
+                           (-1, n_blocks + 1, plan.hop))
+        blocks = ops.concatenate([rows[:, :-1], rows[:, 1:, :block - plan.hop]],
+                                 axis=-1)
+        return _periodic_spectrum(blocks,
+                                  block // int(plan.decimations.min()))
+
+    def _group_energies(self, decimation, indices, inputs):
+        """Pooled energies `[count, batch, frames]` of the filters `indices`,
+        all computed at every `decimation`-th sample."""
+        plan, block = self.plan, self.block_size
         length = block // decimation
-        indices_list = indices
+        count = len(indices)
         indices = ops.convert_to_tensor(indices.astype("int32"))
-        # Bins of the band around each (learned) center, wrapped around.
-        bins = (ops.take(center_bins, indices)[:, None] - length // 2
+        centers = ops.take(inputs.center_bins, indices)
+        # The band of each filter around its (learned) center: a contiguous
+        # slice of the periodic spectrum (cheaper than a gather, whose output
+        # layout makes XLA on CPU transpose every later pass).
+        starts = (centers - length // 2) % block
+        size = (ops.shape(inputs.spec_real)[0], ops.shape(inputs.spec_real)[1],
+                length)
+        x_real, x_imag = (
+            ops.stack([ops.slice(spec, (0, 0, starts[i]), size)
+                       for i in range(count)], axis=0)
+            for spec in (inputs.spec_real, inputs.spec_imag))
+        bins = (centers[:, None] - length // 2
                 + ops.arange(length, dtype="int32")[None, :]) % block
-        # The band of each filter, a contiguous slice of the (extended,
-        # periodic) spectrum: cheaper than a gather, whose output layout
-        # makes XLA on CPU transpose every later pass.
-        starts = (ops.take(center_bins, indices) - length // 2) % block
-        size = (ops.shape(spec_real)[0], ops.shape(spec_real)[1], length)
-        x_real = ops.stack([ops.slice(spec_real, (0, 0, starts[i]), size)
-                            for i in range(len(indices_list))], axis=0)
-        x_imag = ops.stack([ops.slice(spec_imag, (0, 0, starts[i]), size)
-                            for i in range(len(indices_list))], axis=0)
-        g_real = ops.take_along_axis(ops.take(filt_real, indices, axis=0),
-                                     bins, axis=1)
-        g_imag = ops.take_along_axis(ops.take(filt_imag, indices, axis=0),
-                                     bins, axis=1)
-        # |y|^2 at every decimation-th sample of the block, filters major,
-        # `(n, batch, blocks, L)`: pooling then runs along the contiguous
-        # time axis and its contractions are products batched over filters.
-        count = len(indices_list)
+        g_real, g_imag = (
+            ops.take_along_axis(ops.take(filt, indices, axis=0), bins, axis=1)
+            for filt in (inputs.filt_real, inputs.filt_imag))
+        # |y|^2 at every decimation-th sample of the block, filters major:
+        # pooling then runs along the contiguous time axis, as products
+        # batched over filters.
         batch, n_blocks = size[0], size[1]
-        power = _band_power(ops.reshape(x_real, (count, -1, length)),
-                            ops.reshape(x_imag, (count, -1, length)),
-                            g_real, g_imag)
+        power = band_power(ops.reshape(x_real, (count, -1, length)),
+                           ops.reshape(x_imag, (count, -1, length)),
+                           g_real, g_imag)
         power = ops.reshape(power, (count, batch, n_blocks, length))
         power = power / float(block) ** 2
-        power = power[..., start // decimation:(start + hop) // decimation]
+        power = power[..., plan.valid_start // decimation:
+                      (plan.valid_start + plan.hop) // decimation]
         power = ops.reshape(power, (count, batch,
-                                    n_blocks * (hop // decimation)))
-        # Grid of this group starts interpolation_taps samples before c_0.
+                                    n_blocks * (plan.hop // decimation)))
+        # This group's grid starts interpolation_taps samples before c_0.
         taps = self.interpolation_taps
-        first = (self._guard - taps * decimation) // decimation
-        power = power[:, :, first:]
-
-        matrix, kernel_len = self._interpolation_matrix(decimation)
-        group_windows = ops.take(windows, indices, axis=0)   # (n, K)
-        kernel = ops.matmul(group_windows, matrix)            # (n, Q)
+        power = power[:, :, (plan.guard - taps * decimation) // decimation:]
+        matrix, kernel_len = band_plan.interpolation_matrix(decimation,
+                                                   self.kernel_size, taps)
+        windows = ops.take(inputs.windows, indices, axis=0)   # (n, K)
         step = self.strides // decimation
-        pooled = pooling.channels_major_block_pooling(power, kernel, step,
-                                                      frames)
+        pooled = block_pooling.channels_major_block_pooling(
+            power, ops.matmul(windows, matrix), step, inputs.frames)
+        return self._with_edge_frames(pooled, power, windows, matrix,
+                                      kernel_len, step, inputs)
 
-        # Frames whose window crosses the signal edges (at most the first and
-        # last two): their kernels leave out the taps on the zero padding,
-        # which the band-limited power does not vanish on. All edge frames
-        # go through one batched contraction (one dot, not a reduction per
-        # frame, which XLA on CPU runs as a slow reduce-window).
-        if static_time and frames <= 4:
-            edge_frames = list(range(frames))
-        else:
-            edge_frames = [0, 1, frames - 2, frames - 1]
+    def _with_edge_frames(self, pooled, power, windows, matrix, kernel_len,
+                          step, inputs):
+        """`pooled` with the frames whose window crosses the signal edges
+        recomputed: their kernels leave out the taps on the zero padding,
+        which the band-limited power does not vanish on. All edge frames
+        go through one batched contraction (one dot, not a reduction per
+        frame, which XLA on CPU runs as a slow reduce-window)."""
+        frames = inputs.frames
+        short = inputs.static_time and frames <= 4
+        edge_frames = (list(range(frames)) if short
+                       else [0, 1, frames - 2, frames - 1])
         edge_kernels, edge_samples = [], []
         for frame in edge_frames:
-            position = frame * self.strides - pad_left + ops.arange(
+            position = frame * self.strides - inputs.pad_left + ops.arange(
                 self.kernel_size, dtype="int32")
-            inside = ops.cast(
-                ops.logical_and(position >= 0, position < time), "float32")
-            edge_kernels.append(ops.matmul(group_windows * inside[None, :],
-                                           matrix))
-            edge_samples.append(power[:, :, step * frame:step * frame
-                                      + kernel_len])
+            inside = ops.cast(ops.logical_and(position >= 0,
+                                              position < inputs.time),
+                              "float32")
+            edge_kernels.append(ops.matmul(windows * inside[None, :], matrix))
+            edge_samples.append(
+                power[:, :, step * frame:step * frame + kernel_len])
         edges = ops.einsum("cbmq,cmq->cbm", ops.stack(edge_samples, axis=2),
                            ops.stack(edge_kernels, axis=1))
-        if static_time and frames <= 4:
+        if short:
             return edges
         return ops.concatenate(
             [edges[:, :, :2], pooled[:, :, 2:-2], edges[:, :, 2:]], axis=2)
 
-    # --------------------------------------------------------------- shapes
     def compute_output_shape(self, input_shape):
         self._check_input_shape(input_shape)
         time = input_shape[1]
@@ -620,15 +452,14 @@ class BandLimitedGaborPooling(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
         config.update({
             "n_filters": self.n_filters,
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "sample_rate": self.sample_rate,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer),
-            "pooling_initializer": keras.initializers.serialize(
-                self.pooling_initializer),
+            "kernel_initializer": serialize(self.kernel_initializer),
+            "pooling_initializer": serialize(self.pooling_initializer),
             "band_stds": self.band_stds,
             "bandwidth_margin": self.bandwidth_margin,
             "interpolation_taps": self.interpolation_taps,
@@ -638,9 +469,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             "decimations": self.decimations,
             "learn_filters": self.learn_filters,
             "learn_pooling": self.learn_pooling,
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer),
-            "pooling_regularizer": keras.regularizers.serialize(
-                self.pooling_regularizer),
+            "kernel_regularizer": serialize(self.kernel_regularizer),
+            "pooling_regularizer": serialize(self.pooling_regularizer),
         })
         return config

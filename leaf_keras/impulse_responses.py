@@ -8,59 +8,33 @@ the Keras backends.
 
 import math
 
-import keras
 from keras import ops
 
-
-def clip(x, lower, upper):
-    """`clip` whose gradient is 1 on the closed interval, like tf.clip_by_value.
-
-    `keras.ops.clip` on JAX halves the gradient of a value sitting exactly on
-    a bound (e.g. the highest SincNet band ending exactly at Nyquist); the
-    original (TensorFlow) passes it through, so this port does too.
-    """
-    x = ops.convert_to_tensor(x)
-    lower = ops.cast(lower, x.dtype)
-    upper = ops.cast(upper, x.dtype)
-    return ops.where(x < lower, lower, ops.where(x > upper, upper, x))
+from leaf_keras.ops import tie_gradients
 
 
-def minimum(x, bound):
-    """`min(x, bound)` with the whole gradient on `x` at ties (like TF)."""
-    x = ops.convert_to_tensor(x)
-    bound = ops.cast(bound, x.dtype)
-    return ops.where(x <= bound, x, bound)
-
-
-def maximum(x, bound):
-    """`max(x, bound)` with the whole gradient on `x` at ties (like TF)."""
-    x = ops.convert_to_tensor(x)
-    bound = ops.cast(bound, x.dtype)
-    return ops.where(x >= bound, x, bound)
-
-
-def gabor_impulse_response(t, center, fwhm):
+def gabor_impulse_response(t, center, sigma):
     """Complex Gabor impulse responses sampled at times `t`.
 
     `h[k, n] = 1 / (sqrt(2 pi) sigma_k) * exp(-t_n^2 / (2 sigma_k^2))
-    * exp(i mu_k t_n)`, with `mu = center` (radians per sample) and
-    `sigma = fwhm` (the time-domain standard deviation, in samples; the
-    original code calls it "fwhm").
+    * exp(i mu_k t_n)`, with `mu = center` (radians per sample) and `sigma`
+    the time-domain standard deviation in samples (the original names this
+    argument "fwhm", though it is not a full width at half maximum).
 
     Args:
         t: float tensor `(size,)`, sample times.
         center: float tensor `(filters,)`, center frequencies in radians.
-        fwhm: float tensor `(filters,)`, Gaussian standard deviations.
+        sigma: float tensor `(filters,)`, Gaussian standard deviations.
 
     Returns:
         A pair `(real, imag)` of float tensors of shape `(filters, size)`.
     """
     t = ops.convert_to_tensor(t)
     center = ops.convert_to_tensor(center)
-    fwhm = ops.convert_to_tensor(fwhm)
-    denominator = 1.0 / (math.sqrt(2.0 * math.pi) * fwhm)
+    sigma = ops.convert_to_tensor(sigma)
+    denominator = 1.0 / (math.sqrt(2.0 * math.pi) * sigma)
     gaussian = ops.exp(
-        ops.expand_dims(1.0 / (2.0 * fwhm**2), 1) * ops.expand_dims(-t**2, 0))
+        ops.expand_dims(1.0 / (2.0 * sigma**2), 1) * ops.expand_dims(-t**2, 0))
     phase = ops.expand_dims(center, 1) * ops.expand_dims(t, 0)
     envelope = ops.expand_dims(denominator, 1) * gaussian
     return envelope * ops.cos(phase), envelope * ops.sin(phase)
@@ -84,7 +58,7 @@ def gabor_filters(kernel, size=401):
     """
     kernel = ops.convert_to_tensor(kernel)
     t = gabor_time_axis(int(size), dtype=kernel.dtype)
-    return gabor_impulse_response(t, center=kernel[:, 0], fwhm=kernel[:, 1])
+    return gabor_impulse_response(t, center=kernel[:, 0], sigma=kernel[:, 1])
 
 
 def sinc_impulse_response(t, frequency):
@@ -158,7 +132,7 @@ def gaussian_lowpass(sigma, filter_size):
         `(1, K, channels, 1)` for `sigma` of shape `(1, 1, channels, 1)`.
     """
     sigma = ops.convert_to_tensor(sigma)
-    sigma = clip(sigma, 2.0 / filter_size, 0.5)
+    sigma = tie_gradients.clip(sigma, 2.0 / filter_size, 0.5)
     shape = [1] * len(sigma.shape)
     shape[1] = filter_size
     t = ops.reshape(ops.arange(0, filter_size, dtype=sigma.dtype), shape)
@@ -167,23 +141,11 @@ def gaussian_lowpass(sigma, filter_size):
     return ops.exp(-0.5 * (numerator / denominator)**2)
 
 
-def amplitude(filters, index):
-    """Magnitude spectrum (fft-shifted) of column `index` of real filters.
-
-    Args:
-        filters: float tensor `(size, filters)`.
-        index: which filter.
-
-    Returns:
-        A float tensor `(size,)`, `|fftshift(fft(filters[:, index]))|`.
-    """
-    column = ops.convert_to_tensor(filters)[:, index]
-    real, imag = ops.fft((column, ops.zeros_like(column)))
-    magnitude = ops.sqrt(real**2 + imag**2)
-    return ops.roll(magnitude, shift=magnitude.shape[0] // 2, axis=0)
-
-
 __all__ = [
-    "amplitude", "clip", "maximum", "minimum", "gabor_filters", "gabor_impulse_response", "gabor_time_axis",
-    "gaussian_lowpass", "sinc_filters", "sinc_impulse_response",
+    "gabor_filters",
+    "gabor_impulse_response",
+    "gabor_time_axis",
+    "gaussian_lowpass",
+    "sinc_filters",
+    "sinc_impulse_response",
 ]

@@ -3,124 +3,19 @@
 `PCENLayer` is the per-channel energy normalization of Wang et al. (2017,
 https://arxiv.org/abs/1607.05666) as used by LEAF (Zeghidour et al., ICLR
 2021, Section 3.3); its smoother `ExponentialMovingAverage` is a linear
-recurrence, evaluated here with chunked decay-power matrix products instead
-of the original's sequential `tf.scan` (same values, exact gradients).
+recurrence, evaluated with chunked decay-power matrix products
+(`ops.linear_recurrence`) instead of the original's sequential `tf.scan`
+(same values, exact gradients).
 """
 
 import keras
 from keras import ops
 
-from leaf_keras import impulse_responses
-from leaf_keras.spec_augment import SpecAugment  # re-exported, see __all__
-
-_HALF_DTYPES = ("float16", "bfloat16")
-
-
-def _float32(inputs):
-    inputs = ops.convert_to_tensor(inputs)
-    if keras.backend.standardize_dtype(inputs.dtype) in _HALF_DTYPES:
-        inputs = ops.cast(inputs, "float32")
-    return inputs
-
-
-def _check_rank3(layer, input_shape):
-    if len(input_shape) != 3 or input_shape[-1] is None:
-        raise ValueError(
-            f"{layer.__class__.__name__} expects inputs [batch, time, "
-            f"channels] with a known channel count, got {tuple(input_shape)}.")
-
-
-def _decay_powers(decay, exponents):
-    """`decay ** exponents` for exponents >= 0, 0 where exponents < 0.
-
-    Exponents are whole numbers (as floats). The gradient stays finite for
-    `decay == 0`: the power is only taken with exponents >= 1.
-    """
-    positive = ops.power(decay, ops.maximum(exponents, 1.0))
-    powers = ops.where(exponents > 0, positive, ops.ones_like(positive))
-    return ops.where(exponents >= 0, powers, ops.zeros_like(powers))
-
-
-def _chunked_recurrence(decay, inputs, chunk_size):
-    """States of the recurrence over the last axis, channels first.
-
-    Args:
-        decay: `(channels,)`.
-        inputs: `[channels, rows, time]`.
-        chunk_size: frames per chunk.
-
-    Returns:
-        `[channels, rows, time]`.
-    """
-    channels = inputs.shape[0]
-    rows, time = ops.shape(inputs)[1], ops.shape(inputs)[2]
-    num_chunks = (time + chunk_size - 1) // chunk_size
-    padded = ops.pad(inputs,
-                     [[0, 0], [0, 0], [0, num_chunks * chunk_size - time]])
-    # Channels lead, so both products are plain batched matmuls over
-    # channels (no transposes of the data inside them).
-    chunks = ops.reshape(padded, (channels, rows * num_chunks, chunk_size))
-    steps = ops.arange(chunk_size, dtype=inputs.dtype)
-    lags = steps[None, :] - steps[:, None]  # [u, t]: t - u
-    within = _decay_powers(decay[:, None, None], lags[None])  # [C, u, t]
-    local = ops.reshape(ops.matmul(chunks, within),
-                        (channels, rows, num_chunks, chunk_size))
-    # State entering chunk j: sum over i < j of D^(j - 1 - i) * end_i, with
-    # D = decay^chunk_size and end_i the last local state of chunk i.
-    ends = local[:, :, :, -1]  # [C, rows, chunks]
-    chunk_index = ops.arange(num_chunks, dtype=inputs.dtype)
-    chunk_lags = chunk_index[None, :] - chunk_index[:, None] - 1.0  # [i, j]
-    across = _decay_powers(decay[:, None, None],
-                           chunk_size * chunk_lags[None])
-    across = ops.where(chunk_lags[None] >= 0, across, ops.zeros_like(across))
-    carried = ops.matmul(ends, across)  # [C, rows, chunks]
-    growth = _decay_powers(decay[:, None], steps[None, :] + 1.0)  # [C, t]
-    states = local + carried[..., None] * growth[:, None, None, :]
-    states = ops.reshape(states, (channels, rows, num_chunks * chunk_size))
-    return states[:, :, :time]
-
-
-def linear_recurrence(decay, inputs, chunk_size=64):
-    """All states of `s_t = decay * s_{t-1} + inputs_t`, `s_{-1} = 0`.
-
-    A time-invariant first-order recurrence (per channel) evaluated without
-    a sequential loop over time: inside chunks of `chunk_size` frames the
-    states are one matrix product with the decay powers `decay^(t - u)`,
-    and the states carried between chunks are a second such product over
-    chunks. Exact (no truncation), works with an unknown time length.
-
-    The gradient is written out rather than differentiated through the
-    decay-power matrices: the adjoint of a linear recurrence is the same
-    recurrence run backwards in time, `l_t = g_t + decay * l_{t+1}`, which
-    gives `d inputs_t = l_t` and `d decay = sum_t l_t s_{t-1}`.
-
-    Args:
-        decay: float tensor `(channels,)` or `(1,)`, values in [0, 1].
-        inputs: float tensor `[batch, time, channels]`.
-        chunk_size: frames per chunk.
-
-    Returns:
-        A tensor `[batch, time, channels]`.
-    """
-    channels = inputs.shape[-1]
-    decay = ops.broadcast_to(ops.cast(decay, inputs.dtype), (channels,))
-
-    @ops.custom_gradient
-    def recurrence(decay, inputs_channels_first):
-        states = _chunked_recurrence(decay, inputs_channels_first, chunk_size)
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            adjoint = ops.flip(_chunked_recurrence(
-                decay, ops.flip(upstream, axis=2), chunk_size), axis=2)
-            previous = ops.pad(states[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
-            return ops.sum(adjoint * previous, axis=(1, 2)), adjoint
-
-        return states, grad
-
-    states = recurrence(decay, ops.transpose(inputs, (2, 0, 1)))
-    return ops.transpose(states, (1, 2, 0))
+from leaf_keras import utils
+from leaf_keras.ops import precision
+from leaf_keras.ops import tie_gradients
+from leaf_keras.ops.linear_recurrence import linear_recurrence
+from leaf_keras.spec_augment import SpecAugment  # leaf-audio's module map
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -157,7 +52,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
         self.learn_coeff = bool(trainable)
 
     def build(self, input_shape):
-        _check_rank3(self, input_shape)
+        utils.check_frames_shape(self, input_shape)
         self.smooth = self.add_weight(
             name="smooth",
             shape=(input_shape[-1],) if self.per_channel else (1,),
@@ -165,8 +60,8 @@ class ExponentialMovingAverage(keras.layers.Layer):
             trainable=self.learn_coeff, dtype="float32", autocast=False)
 
     def call(self, inputs, initial_state=None):
-        inputs = _float32(inputs)
-        weight = impulse_responses.clip(ops.cast(self.smooth, inputs.dtype),
+        inputs = precision.upcast_half(inputs)
+        weight = tie_gradients.clip(ops.cast(self.smooth, inputs.dtype),
                                         0.0, 1.0)
         if initial_state is None:
             initial_state = inputs[:, 0, :]
@@ -258,7 +153,7 @@ class PCENLayer(keras.layers.Layer):
                 coeff_init=self.smooth_coef, per_channel=True, trainable=False)
 
     def build(self, input_shape):
-        _check_rank3(self, input_shape)
+        utils.check_frames_shape(self, input_shape)
         channels = input_shape[-1]
 
         def constant_weight(weight_name, value):
@@ -273,10 +168,10 @@ class PCENLayer(keras.layers.Layer):
         self.ema.build(input_shape)
 
     def call(self, inputs):
-        inputs = _float32(inputs)
-        alpha = impulse_responses.minimum(ops.cast(self.alpha, inputs.dtype),
+        inputs = precision.upcast_half(inputs)
+        alpha = tie_gradients.minimum(ops.cast(self.alpha, inputs.dtype),
                                          1.0)
-        root = impulse_responses.maximum(ops.cast(self.root, inputs.dtype),
+        root = tie_gradients.maximum(ops.cast(self.root, inputs.dtype),
                                         1.0)
         delta = ops.cast(self.delta, inputs.dtype)
         smoother = ops.cast(self.ema(inputs), inputs.dtype)
@@ -330,7 +225,7 @@ class LogCompression(keras.layers.Layer):
         self.log_offset = float(log_offset)
 
     def call(self, inputs):
-        inputs = _float32(inputs)
+        inputs = precision.upcast_half(inputs)
         return ops.cast(ops.log(inputs + self.log_offset), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -377,7 +272,7 @@ class InstanceNormalization(keras.layers.Layer):
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
 
     def build(self, input_shape):
-        _check_rank3(self, input_shape)
+        utils.check_frames_shape(self, input_shape)
         channels = input_shape[-1]
         self.gamma = (self.add_weight(name="gamma", shape=(channels,),
                                       initializer=self.gamma_initializer,
@@ -389,7 +284,7 @@ class InstanceNormalization(keras.layers.Layer):
                      if self.center else None)
 
     def call(self, inputs):
-        inputs = _float32(inputs)
+        inputs = precision.upcast_half(inputs)
         mean = ops.mean(inputs, axis=1, keepdims=True)
         variance = ops.mean(ops.square(inputs - mean), axis=1, keepdims=True)
         outputs = (inputs - mean) * ops.rsqrt(variance + self.epsilon)
@@ -416,7 +311,18 @@ class InstanceNormalization(keras.layers.Layer):
         return config
 
 
+def leaf_pcen():
+    """The PCEN of LEAF and mel-PCEN: learnable, per-channel smoothing.
+
+    alpha 0.96, smoothing 0.04 learned per channel, delta 2, root 2, floor
+    1e-12, alpha / delta / root trainable (the original's frontend default).
+    """
+    return PCENLayer(alpha=0.96, smooth_coef=0.04, delta=2.0, floor=1e-12,
+                     trainable=True, learn_smooth_coef=True,
+                     per_channel_smooth_coef=True)
+
+
 __all__ = [
     "ExponentialMovingAverage", "InstanceNormalization", "LogCompression",
-    "PCENLayer", "SpecAugment", "linear_recurrence",
+    "PCENLayer", "SpecAugment", "leaf_pcen",
 ]

@@ -156,3 +156,12 @@ def check_window_arguments(kernel_size, strides, padding):
     if padding not in ("same", "valid"):
         raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
     return int(kernel_size), int(strides), padding
+
+
+def check_frames_shape(layer, input_shape):
+    """Raises ValueError unless `input_shape` is `[batch, time, channels]`
+    with a known channel count (the input of poolings and compressions)."""
+    if len(input_shape) != 3 or input_shape[-1] is None:
+        raise ValueError(
+            f"{layer.__class__.__name__} expects inputs [batch, time, "
+            f"channels] with a known channel count, got {tuple(input_shape)}.")

@@ -1,0 +1,32 @@
+"""`clip`, `minimum` and `maximum` with TensorFlow's gradients at ties.
+
+The original computes these with `tf.clip_by_value`, `tf.minimum` and
+`tf.maximum`, which give the whole gradient to `x` when it sits exactly on a
+bound; `keras.ops` on JAX splits it (e.g. halves the gradient of the
+highest SincNet band ending exactly at Nyquist). These helpers reproduce
+TensorFlow's rule on every backend, so gradients match the original.
+"""
+
+from keras import ops
+
+
+def clip(x, lower, upper):
+    """`clip(x, lower, upper)`, gradient 1 on the closed interval."""
+    x = ops.convert_to_tensor(x)
+    lower = ops.cast(lower, x.dtype)
+    upper = ops.cast(upper, x.dtype)
+    return ops.where(x < lower, lower, ops.where(x > upper, upper, x))
+
+
+def minimum(x, bound):
+    """`min(x, bound)` with the whole gradient on `x` at ties."""
+    x = ops.convert_to_tensor(x)
+    bound = ops.cast(bound, x.dtype)
+    return ops.where(x <= bound, x, bound)
+
+
+def maximum(x, bound):
+    """`max(x, bound)` with the whole gradient on `x` at ties."""
+    x = ops.convert_to_tensor(x)
+    bound = ops.cast(bound, x.dtype)
+    return ops.where(x >= bound, x, bound)
