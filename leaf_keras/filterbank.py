@@ -83,11 +83,12 @@ class Filterbank(keras.layers.Layer):
         self.pooling = serialization.deserialize_layer(pooling)
 
     def build(self, input_shape):
-        conv_shape = (None, None) + tuple(input_shape[2:])
-        self.conv.build(conv_shape)
-        activation_shape = self.conv.compute_output_shape(conv_shape)
-        self.activation.build(activation_shape)
-        self.pooling.build(self.activation.compute_output_shape(activation_shape))
+        # Sub-layers may come built (shared with another engine's stage).
+        shape = (None, None) + tuple(input_shape[2:])
+        for layer in (self.conv, self.activation, self.pooling):
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
 
     def call(self, inputs):
         return self.pooling(self.activation(self.conv(inputs)))
@@ -132,6 +133,10 @@ class FusedFilterbank(Filterbank):
         conv: the convolution layer.
         activation: the activation layer.
         pooling: the pooling layer.
+        implementation: how the correlation is computed: "auto" (one FFT
+            for static lengths that fit in a 3200-sample block, overlap-save
+            blocks otherwise), "single" or "blocks" (see
+            `ops.fft_correlation.correlation_energies`).
         name: layer name.
 
     Input shape:
@@ -143,9 +148,14 @@ class FusedFilterbank(Filterbank):
 
     engine = "fused"
 
-    def __init__(self, conv, activation, pooling, name="filterbank", **kwargs):
+    def __init__(self, conv, activation, pooling, implementation="auto",
+                 name="filterbank", **kwargs):
         super().__init__(conv, activation, pooling, name=name, **kwargs)
         check_fusable(self.conv, self.activation, self.pooling)
+        if implementation not in ("auto", "single", "blocks"):
+            raise ValueError("implementation must be 'auto', 'single' or "
+                             f"'blocks', got {implementation!r}.")
+        self.implementation = implementation
 
     def call(self, inputs):
         signal = ops.cast(inputs[:, :, 0], "float32")
@@ -170,7 +180,8 @@ class FusedFilterbank(Filterbank):
         zero outside the signal, from sample `start` on."""
         even, odd = _filter_pairs(self.conv)
         layout = dict(start=start, length=length,
-                      hop_multiple=self.pooling.strides)
+                      hop_multiple=self.pooling.strides,
+                      implementation=self.implementation)
         if isinstance(self.activation, stages.SquaredModulus):
             return fft_correlation.correlation_energies(signal, even, odd,
                                                         **layout)
@@ -183,6 +194,11 @@ class FusedFilterbank(Filterbank):
                                ops.shape(real)[2]))
         channels = self.conv.compute_output_shape((None, None, 1))[-1]
         return _elementwise_activation(self.activation, outputs[:channels])
+
+    def get_config(self):
+        config = super().get_config()
+        config["implementation"] = self.implementation
+        return config
 
 
 def _filter_pairs(conv):

@@ -12,9 +12,11 @@ maps such a dictionary onto a `leaf_keras` frontend.
 
 import re
 
+import keras
 import numpy as np
 
-from leaf_keras import frontend as frontend_lib
+from leaf_keras import mel_frontend
+from leaf_keras import pooling
 from leaf_keras import postprocessing
 
 _FRONTEND_PREFIXES = ("leaf", "tfbanks", "sincnet", "sincnet_plus", "mel",
@@ -63,32 +65,31 @@ def leaf_audio_variable_map(frontend):
         "PCEN/simple_rnn" (the fixed smoother) to keras variables.
     """
     targets = {}
-    if isinstance(frontend, frontend_lib.MelFilterbanks):
+    if isinstance(frontend, mel_frontend.MelFilterbanks):
         compression = frontend.compression_fn
         if isinstance(compression, postprocessing.PCENLayer):
             targets.update(_pcen_targets(compression, "PCEN"))
         return targets
-    for layer in frontend.layers:
-        if layer.name == "tfbanks_complex_conv":
-            targets["tfbanks_complex_conv/kernel"] = layer.kernel
-        elif layer.name == "tfbanks_preemp":
-            targets["tfbanks_preemp/kernel"] = layer.kernel
-        elif layer is frontend.pooling:
-            key = ("learnable_pooling/conv2d/kernel"
-                   if layer.__class__.__name__ == "LearnablePooling1D" else
-                   "learnable_pooling/kernel")
-            if getattr(layer, "kernel", None) is not None:
-                targets[key] = layer.kernel
-        elif isinstance(layer, postprocessing.PCENLayer):
-            targets.update(_pcen_targets(layer, "PCEN"))
-        elif layer.__class__.__name__ == "LayerNormalization":
-            targets["layer_normalization/gamma"] = layer.gamma
-            targets["layer_normalization/beta"] = layer.beta
-        elif isinstance(layer, postprocessing.InstanceNormalization):
-            if layer.gamma is not None:
-                targets["tfbanks_instancenorm/gamma"] = layer.gamma
-            if layer.beta is not None:
-                targets["tfbanks_instancenorm/beta"] = layer.beta
+    if frontend.preemp_conv is not None:
+        targets["tfbanks_preemp/kernel"] = frontend.preemp_conv.kernel
+    if frontend.complex_conv is not None:
+        targets["tfbanks_complex_conv/kernel"] = frontend.complex_conv.kernel
+    pool = frontend.pooling
+    if isinstance(pool, pooling.LearnablePooling1D):
+        targets["learnable_pooling/conv2d/kernel"] = pool.kernel
+    elif getattr(pool, "kernel", None) is not None:
+        targets["learnable_pooling/kernel"] = pool.kernel
+    compression = frontend.compression_fn
+    if isinstance(compression, postprocessing.PCENLayer):
+        targets.update(_pcen_targets(compression, "PCEN"))
+    elif isinstance(compression, keras.layers.LayerNormalization):
+        targets["layer_normalization/gamma"] = compression.gamma
+        targets["layer_normalization/beta"] = compression.beta
+    norm = frontend.instance_norm
+    if norm is not None and norm.gamma is not None:
+        targets["tfbanks_instancenorm/gamma"] = norm.gamma
+    if norm is not None and norm.beta is not None:
+        targets["tfbanks_instancenorm/beta"] = norm.beta
     return targets
 
 

@@ -178,12 +178,12 @@ def overlap_add_conv1d(inputs, filters, fft_length=4096):
 # does not fit). 3200 = 2^7 5^2, and with a 401-tap kernel its hop, 2720, is a
 # multiple of the 160-sample pooling stride, so a 1 s clip is exactly 6 blocks.
 # benchmarks/benchmark_frontends.py measures the effect.
-_BLOCK_FFT_LENGTH = 3200
+BLOCK_FFT_LENGTH = 3200
 
 
 # Static lengths that fit in one block use one FFT (no overlap to waste);
 # longer ones use blocks, which beat one whole-clip FFT from 0.5 s on.
-_MAX_SINGLE_FFT_LENGTH = _BLOCK_FFT_LENGTH
+MAX_SINGLE_FFT_LENGTH = BLOCK_FFT_LENGTH
 
 
 def _conj_filter_spectra(filters_real, filters_imag, fft_length):
@@ -201,9 +201,9 @@ def _conj_filter_spectra(filters_real, filters_imag, fft_length):
 
 
 def _block_fft_length(kernel_size):
-    """Block FFT size: `_BLOCK_FFT_LENGTH`, or more for long kernels (the
+    """Block FFT size: `BLOCK_FFT_LENGTH`, or more for long kernels (the
     hop N - K + 1 must cover the K - 1 samples each block borrows)."""
-    return max(_BLOCK_FFT_LENGTH,
+    return max(BLOCK_FFT_LENGTH,
                _next_fast_length(4 * (kernel_size - 1), even=True))
 
 
@@ -221,7 +221,7 @@ def _correlation_plan(time, kernel_size, length, implementation, fft_length,
                          f"got {implementation!r}.")
     static = isinstance(length, int) and isinstance(time, int)
     if implementation == "auto":
-        single = static and length + kernel_size - 1 <= _MAX_SINGLE_FFT_LENGTH
+        single = static and length + kernel_size - 1 <= MAX_SINGLE_FFT_LENGTH
         implementation = "single" if single else "blocks"
     if implementation == "single":
         hop = (length + hop_multiple - 1) // hop_multiple * hop_multiple

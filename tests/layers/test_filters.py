@@ -100,8 +100,8 @@ def test_fft_convolutions_match_a_direct_same_correlation(kernel_size,
 
 
 @pytest.mark.parametrize("kernel_size", [1, 4, 31])
-def test_complex_fft_correlation_matches_numpy(kernel_size):
-    from leaf_keras import convolution  # pylint: disable=g-import-not-at-top
+def test_correlation_outputs_match_numpy(kernel_size):
+    from leaf_keras.ops import fft_correlation  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(kernel_size)
     x = rng.standard_normal((2, 300)).astype(np.float32)
     h = (rng.standard_normal((3, kernel_size)) +
@@ -112,11 +112,13 @@ def test_complex_fft_correlation_matches_numpy(kernel_size):
     expected = np.stack([np.stack([np.correlate(padded[b], np.conj(h[c]),
                                                 "valid") for c in range(3)])
                          for b in range(2)])
-    real, imag = convolution.complex_fft_correlation(
-        x, h.real.copy(), h.imag.copy())
-    assert _np(real).shape == (2, 3, 300)
-    np.testing.assert_allclose(_np(real), expected.real, atol=1e-4)
-    np.testing.assert_allclose(_np(imag), expected.imag, atol=1e-4)
+    real, imag = fft_correlation.correlation_outputs(
+        x, h.real.copy(), h.imag.copy(), start=0, length=300)
+    # [channels, batch, time] -> [batch, channels, time]
+    real, imag = (np.transpose(_np(part), (1, 0, 2)) for part in (real, imag))
+    assert real.shape == (2, 3, 300)
+    np.testing.assert_allclose(real, expected.real, atol=1e-4)
+    np.testing.assert_allclose(imag, expected.imag, atol=1e-4)
 
 
 @pytest.mark.parametrize("cls", ["GaborConv1D", "SincConv1D"])
@@ -183,12 +185,12 @@ def test_pooling_shapes_follow_tf_padding():
     (1000, 401, 160), (1361, 401, 160), (37, 5, 3), (50, 3, 4), (100, 40, 2)])
 def test_strided_depthwise_correlation_matches_numpy(time, kernel_size,
                                                      strides):
-    from leaf_keras import pooling  # pylint: disable=g-import-not-at-top
+    from leaf_keras.ops import block_pooling  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, time, 3)).astype(np.float32)
     kernel = rng.standard_normal((kernel_size, 3)).astype(np.float32)
     # (100, 40, 2): 20 blocks per frame, the depthwise_conv fallback.
-    actual = _np(pooling.strided_depthwise_correlation(x, kernel, strides))
+    actual = _np(block_pooling.strided_depthwise_correlation(x, kernel, strides))
     frames = (time - kernel_size) // strides + 1
     expected = np.stack([
         np.einsum("btc,tc->bc",
@@ -196,7 +198,7 @@ def test_strided_depthwise_correlation_matches_numpy(time, kernel_size,
         for f in range(frames)], axis=1)
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, atol=1e-4)
-    channels_first = _np(pooling.strided_depthwise_correlation(
+    channels_first = _np(block_pooling.strided_depthwise_correlation(
         np.transpose(x, (0, 2, 1)), kernel, strides,
         data_format="channels_first"))
     np.testing.assert_allclose(channels_first,
@@ -205,9 +207,9 @@ def test_strided_depthwise_correlation_matches_numpy(time, kernel_size,
 
 @pytest.mark.parametrize("decay", [0.0, 0.5, 1.0])
 def test_linear_recurrence_edge_decays(decay):
-    from leaf_keras import postprocessing  # pylint: disable=g-import-not-at-top
+    from leaf_keras.ops import linear_recurrence  # pylint: disable=g-import-not-at-top
     x = np.random.default_rng(1).random((1, 130, 2)).astype(np.float32)
-    actual = _np(postprocessing.linear_recurrence(
+    actual = _np(linear_recurrence.linear_recurrence(
         np.full((2,), decay, np.float32), x, chunk_size=16))
     state = np.zeros((1, 2))
     for t in range(130):
@@ -220,7 +222,7 @@ def test_linear_recurrence_gradient_matches_sequential_loop(time, chunk_size):
     # linear_recurrence has a written-out gradient (the adjoint recurrence
     # run backwards); it must equal autodiff of the plain sequential loop.
     import testing_utils  # pylint: disable=g-import-not-at-top
-    from leaf_keras import postprocessing  # pylint: disable=g-import-not-at-top
+    from leaf_keras.ops import linear_recurrence  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(7)
     decay = keras.Variable(rng.uniform(0.5, 0.99, 3).astype(np.float32))
     inputs = keras.Variable(rng.random((2, time, 3)).astype(np.float32))
@@ -228,7 +230,7 @@ def test_linear_recurrence_gradient_matches_sequential_loop(time, chunk_size):
         rng.standard_normal((2, time, 3)).astype(np.float32))
 
     def chunked():
-        return keras.ops.sum(cotangent * postprocessing.linear_recurrence(
+        return keras.ops.sum(cotangent * linear_recurrence.linear_recurrence(
             keras.ops.add(decay, 0.0), keras.ops.add(inputs, 0.0),
             chunk_size=chunk_size))
 

@@ -51,66 +51,61 @@ def test_contract_attributes_and_shapes(name, waveforms):
     assert frontend.compute_output_shape((None, None)) == (None, None, 40)
 
 
-# Frontends whose convolution, activation and pooling run fused
-# (`frontend.fused_filterbank`), with the stages they fuse.
+# Frontends whose filterbank the fused engine can compute, with the stages
+# it fuses. Each factory takes the Leaf arguments (e.g. filterbank=...).
 FUSED = {
     # Gabor FFT correlation, squared modulus, Gaussian pooling.
-    "leaf_preemp": lambda: leaf_keras.Leaf(preemp=True),
+    "leaf_preemp": lambda **kw: leaf_keras.Leaf(preemp=True, **kw),
     # Free Conv1D filters, squared modulus, shared VALID pooling.
     "tfbanks": leaf_keras.TimeDomainFilterbanks,
     # Sinc filters, LeakyReLU, max pooling (-inf padding).
     "sincnet": leaf_keras.SincNet,
     # An odd channel count: the last pair has a zero imaginary filter.
-    "sincnet_5_filters": lambda: leaf_keras.SincNet(n_filters=5),
+    "sincnet_5_filters": lambda **kw: leaf_keras.SincNet(n_filters=5, **kw),
     # Sinc filters, LeakyReLU, Gaussian pooling.
     "sincnet_plus": leaf_keras.SincNetPlus,
     # Unit-norm free filters, ReLU, per-channel learnable pooling.
-    "normalized_relu_channelwise": lambda: leaf_keras.Leaf(
+    "normalized_relu_channelwise": lambda **kw: leaf_keras.Leaf(
         conv1d_cls=leaf_keras.NormalizedConv1D,
         activation=keras.layers.ReLU(),
         pooling_cls=leaf_keras.ChannelWiseLearnablePooling1D,
-        pooling_init=leaf_keras.LowpassInit(), compression_fn=None),
+        pooling_init=leaf_keras.LowpassInit(), compression_fn=None, **kw),
 }
 
 
 @pytest.mark.parametrize("name", sorted(FUSED))
-def test_fused_filterbank_equals_its_stages(name, waveforms):
-    """Convolution, activation and pooling run as one channels-first
-    computation: it must equal applying the stages one by one, in value and
-    in gradient, for every fusable combination of stages."""
+def test_fused_engine_equals_layers_engine(name, waveforms):
+    """The fused engine computes convolution, activation and pooling as one
+    channels-first pass: it must equal the layers engine (the sub-layers one
+    after the other) with the same weights, in value and in gradient, for
+    every fusable combination of stages."""
     import testing_utils  # pylint: disable=g-import-not-at-top
-    model = FUSED[name]()
-    model.build(waveforms.shape)
-    conv = model.complex_conv
-    index = model.layers.index(conv)
-    stages = tuple(model.layers[index:index + 3])
-    assert model._fusable_filterbank() == stages  # pylint: disable=protected-access
+    fused_model = FUSED[name]()
+    layers_model = FUSED[name](filterbank="layers")
+    assert isinstance(fused_model.filterbank, leaf_keras.FusedFilterbank)
+    assert type(layers_model.filterbank) is leaf_keras.Filterbank
+    fused_model.build(waveforms.shape)
+    layers_model.build(waveforms.shape)
     # Move the filter and pooling parameters away from their initial values.
     rng = np.random.default_rng(1)
-    weights = [w for stage in (conv, stages[2]) for w in stage.trainable_weights]
-    for weight in weights:
-        value = _np(weight)
-        weight.assign(value * rng.uniform(0.8, 1.2, value.shape))
+    layers_model.set_weights([w * rng.uniform(0.8, 1.2, w.shape)
+                              for w in fused_model.get_weights()])
+    fused_model.set_weights(layers_model.get_weights())
 
-    def stage_by_stage():
-        outputs = waveforms
-        for layer in model.layers:
-            outputs = layer(outputs)
-        return outputs
-
-    fused, staged = _np(model(waveforms)), _np(stage_by_stage())
+    fused, staged = _np(fused_model(waveforms)), _np(layers_model(waveforms))
     assert fused.shape == staged.shape
     np.testing.assert_allclose(fused, staged, rtol=1e-4,
                                atol=1e-4 * np.abs(staged).max())
     cotangent = keras.ops.convert_to_tensor(
         rng.standard_normal(fused.shape).astype(np.float32))
-    weights = model.trainable_weights
     _, fused_grads = testing_utils.value_and_gradients(
-        lambda: keras.ops.sum(model(waveforms) * cotangent), weights)
+        lambda: keras.ops.sum(fused_model(waveforms) * cotangent),
+        fused_model.trainable_weights)
     _, staged_grads = testing_utils.value_and_gradients(
-        lambda: keras.ops.sum(stage_by_stage() * cotangent), weights)
-    for weight, fused_grad, staged_grad in zip(weights, fused_grads,
-                                               staged_grads):
+        lambda: keras.ops.sum(layers_model(waveforms) * cotangent),
+        layers_model.trainable_weights)
+    for weight, fused_grad, staged_grad in zip(
+            fused_model.trainable_weights, fused_grads, staged_grads):
         np.testing.assert_allclose(
             fused_grad, staged_grad, rtol=1e-4,
             atol=1e-4 * np.abs(staged_grad).max(), err_msg=weight.path)
@@ -131,21 +126,60 @@ def test_fused_filterbank_traces_with_an_unknown_batch(name, waveforms):
                                atol=1e-6)
 
 
-def test_other_implementations_keep_the_layer_by_layer_path(waveforms):
-    leaf = leaf_keras.Leaf()
-    leaf.build(waveforms.shape)
-    fused = _np(leaf(waveforms))
-    leaf.complex_conv.implementation = "direct"
-    assert leaf._fusable_filterbank() is None  # pylint: disable=protected-access
-    np.testing.assert_allclose(_np(leaf(waveforms)), fused, rtol=1e-4,
-                               atol=1e-4)
-    # A biased convolution, or an activation or pooling the fused path does
-    # not know, are not fused either.
-    for model in (leaf_keras.Leaf(activation=keras.layers.Activation("tanh")),
-                  leaf_keras.Leaf(pooling_cls=leaf_keras.pooling.MaxPooling1D,
-                                  activation=keras.layers.Softmax())):
-        model.build(waveforms.shape)
-        assert model._fusable_filterbank() is None  # pylint: disable=protected-access
+def test_auto_engine_falls_back_to_layers_for_stages_it_cannot_fuse():
+    # An activation with act(0) != 0, or one the fused engine does not
+    # know, runs layer by layer; asking for the fused engine names why not.
+    for kwargs in ({"activation": keras.layers.Activation("tanh")},
+                   {"pooling_cls": leaf_keras.pooling.MaxPooling1D,
+                    "activation": keras.layers.Softmax()},
+                   {"activation": keras.layers.ReLU(threshold=0.5)}):
+        model = leaf_keras.Leaf(**kwargs)
+        assert model.filterbank.engine == "layers"
+        with pytest.raises(ValueError, match="fused filterbank needs"):
+            leaf_keras.Leaf(filterbank="fused", **kwargs)
+    assert leaf_keras.Leaf().filterbank.engine == "fused"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"filterbank": "fast"}, "filterbank must be one of"),
+    ({"filterbank": "layers", "band_limited": True}, "contradicts"),
+    ({"filterbank": "band_limited",
+      "conv1d_cls": leaf_keras.SincConv1D}, "cannot replace"),
+])
+def test_bad_engine_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        leaf_keras.Leaf(**kwargs)
+
+
+ENGINES = {
+    **{f"leaf_{engine}": (lambda engine=engine: leaf_keras.Leaf(
+        preemp=True, mean_var_norm=True, spec_augment=True,
+        filterbank=engine)) for engine in ("fused", "layers", "band_limited")},
+    **{f"{name}_{engine}": (lambda name=name, engine=engine: FUSED[name](
+        filterbank=engine)) for name in ("tfbanks", "sincnet", "sincnet_plus")
+       for engine in ("fused", "layers")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_every_listed_stage_runs_its_call(name, waveforms):
+    """What `frontend.layers` lists is what runs: each listed layer's `call`
+    executes when the frontend runs (in training, so SpecAugment does too),
+    and for the layers engine so does each sub-layer of the filterbank."""
+    frontend = ENGINES[name]()
+    frontend.build(waveforms.shape)
+    watched = list(frontend.layers)
+    if frontend.filterbank.engine == "layers":
+        fb = frontend.filterbank
+        watched += [fb.conv, fb.activation, fb.pooling]
+    calls = []
+    for layer in watched:
+        def counted(*args, _call=layer.call, _layer=layer, **kwargs):
+            calls.append(_layer)
+            return _call(*args, **kwargs)
+        layer.call = counted
+    frontend(waveforms, training=True)
+    assert [layer for layer in watched if layer not in calls] == []
 
 
 def test_leaf_gabor_helpers():

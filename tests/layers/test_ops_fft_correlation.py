@@ -1,8 +1,9 @@
-"""The exact LEAF filterbank by overlap-save blocks equals one full FFT.
+"""`ops.fft_correlation`: overlap-save blocks equal one full FFT and scipy.
 
-`convolution.complex_fft_correlation` and `frontend.fused_filterbank`
-compute the Gabor correlation either with one FFT of the whole clip or with
-overlap-save blocks of 3200 samples (clips longer than a block). Both are
+`fft_correlation.correlation_outputs` / `correlation_energies` and the
+fused filterbank engine that calls them compute the Gabor correlation
+either with one FFT of the whole clip or with overlap-save blocks of 3200
+samples (clips longer than a block). Both are
 exact algorithms: on a long input (2 x ~0.9-1.1 s, five or more blocks)
 they must agree with each other and with a float64 scipy reference to
 float32 round-off, in value and in gradient, for lengths that fill the last
@@ -16,14 +17,15 @@ import scipy.signal
 
 import leaf_keras
 import testing_utils
-from leaf_keras import convolution
-from leaf_keras import frontend
+from leaf_keras import filterbank
 from leaf_keras import pooling
+from leaf_keras import stages
+from leaf_keras.ops import fft_correlation
 
 KERNEL_SIZE = 401
 LEFT = (KERNEL_SIZE - 1) // 2
 # Default block hop of the plain correlation: 3200 - 401 + 1.
-CORRELATION_HOP = convolution._BLOCK_FFT_LENGTH - KERNEL_SIZE + 1  # pylint: disable=protected-access
+CORRELATION_HOP = fft_correlation.BLOCK_FFT_LENGTH - KERNEL_SIZE + 1
 TOLERANCE = 1e-5
 
 
@@ -51,7 +53,7 @@ def _reference_correlation(x, filters):
 
 
 @pytest.mark.parametrize("time", [5 * CORRELATION_HOP, 18000])
-def test_complex_fft_correlation_blocks_match_single_and_scipy(time):
+def test_correlation_outputs_blocks_match_single_and_scipy(time):
     rng = np.random.default_rng(time)
     x = rng.standard_normal((2, time)).astype(np.float32)
     real, imag = _complex_filters(rng)
@@ -77,17 +79,22 @@ def test_complex_fft_correlation_blocks_match_single_and_scipy(time):
                  keras.Variable(imag)]
     cotangents = [keras.ops.convert_to_tensor(cotangent)
                   for cotangent in (cotangent_real, cotangent_imag)]
+    def correlation(x, real, imag, method):
+        # [channels, batch, L >= time] -> [batch, channels, time].
+        z_real, z_imag = fft_correlation.correlation_outputs(
+            x, real, imag, start=0, length=time, implementation=method)
+        return tuple(keras.ops.transpose(part[:, :, :time], (1, 0, 2))
+                     for part in (z_real, z_imag))
+
     for method in ("blocks", "single"):
-        z_real, z_imag = convolution.complex_fft_correlation(
-            x, real, imag, method=method)
+        z_real, z_imag = correlation(x, real, imag, method)
         assert tuple(z_real.shape) == (2, 3, time)
         assert testing_utils.relative_error(
             np.stack([_np(z_real), _np(z_imag)]),
             np.stack([expected.real, expected.imag])) < TOLERANCE, method
 
         def loss(method=method):
-            z_real, z_imag = convolution.complex_fft_correlation(
-                variables[0], variables[1], variables[2], method=method)
+            z_real, z_imag = correlation(*variables, method)
             return (keras.ops.sum(z_real * cotangents[0]) +
                     keras.ops.sum(z_imag * cotangents[1]))
 
@@ -147,19 +154,17 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
     weights = [conv.kernel, pool.kernel, preemp.kernel]
     grads = {}
     for method in ("blocks", "single"):
-        energies = _np(frontend.fused_filterbank(
-            x[:, :, None], conv, frontend.SquaredModulus(), pool,
-            method=method))
+        fused = filterbank.FusedFilterbank(conv, stages.SquaredModulus(), pool,
+                                           implementation=method)
+        energies = _np(fused(x[:, :, None]))
         assert energies.shape == expected.shape
         assert testing_utils.relative_error(energies, expected) < TOLERANCE
 
-        def loss(method=method):
+        def loss(fused=fused):
             # Through the pre-emphasis, so that the input gradient of the
             # correlation is exercised as well.
             filtered = preemp(x[:, :, None])
-            return keras.ops.sum(frontend.fused_filterbank(
-                filtered, conv, frontend.SquaredModulus(), pool,
-                method=method) * cotangent)
+            return keras.ops.sum(fused(filtered) * cotangent)
 
         _, grads[method] = testing_utils.value_and_gradients(loss, weights)
 
@@ -167,7 +172,7 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
         # The layer-by-layer path: a real FFT convolution with plain
         # autodiff, a second exact algorithm.
         outputs = preemp(x[:, :, None])
-        for layer in (conv, leaf.layers[leaf.layers.index(conv) + 1], pool):
+        for layer in (conv, leaf.filterbank.activation, pool):
             outputs = layer(outputs)
         return keras.ops.sum(outputs * cotangent)
 
@@ -180,7 +185,7 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("time", [401, 1000, 1761])
-def test_pool_channels_first_matches_layer(padding, time):
+def test_pool_padded_channels_major_matches_layer(padding, time):
     pool = pooling.GaussianLowpass(401, 160, padding=padding,
                                    kernel_initializer="ones")
     rng = np.random.default_rng(time)
@@ -188,12 +193,11 @@ def test_pool_channels_first_matches_layer(padding, time):
     pool.build(x.shape)
     pool.kernel.assign(rng.uniform(0.1, 0.6, (1, 1, 3, 1)))
     expected = _np(pool(x))
-    channels_first = _np(pool.pool_channels_first(
-        np.transpose(x, (0, 2, 1))))
-    channels_major = _np(pool.pool_channels_first(
-        np.transpose(x, (2, 0, 1)), channels_major=True))
-    np.testing.assert_allclose(np.transpose(channels_first, (0, 2, 1)),
-                               expected, rtol=1e-5, atol=1e-6)
+    frames, left, length = pool.padded_layout(time)
+    padded = np.pad(np.transpose(x, (2, 0, 1)),
+                    [[0, 0], [0, 0], [left, max(length - time - left, 0)]])
+    channels_major = _np(pool.pool_padded_channels_major(
+        padded[:, :, :length], frames))
     np.testing.assert_allclose(np.transpose(channels_major, (1, 2, 0)),
                                expected, rtol=1e-5, atol=1e-6)
 
@@ -213,11 +217,12 @@ def test_unknown_time_uses_blocks_under_tf_function():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"method": "fft"}, "method must be"),
-    ({"method": "blocks", "fft_length": 512}, "leaves a hop of"),
+    ({"implementation": "fft"}, "implementation must be"),
+    ({"implementation": "blocks", "fft_length": 512}, "leaves a hop of"),
 ])
 def test_bad_arguments_raise_value_error(kwargs, message):
     real, imag = _complex_filters(np.random.default_rng(0))
     x = np.zeros((1, 2000), np.float32)
     with pytest.raises(ValueError, match=message):
-        convolution.complex_fft_correlation(x, real, imag, **kwargs)
+        fft_correlation.correlation_outputs(x, real, imag, start=0,
+                                            length=2000, **kwargs)
