@@ -92,12 +92,33 @@ def _check_arguments(n_filters, kernel_size, strides, sample_rate, band_stds,
         raise ValueError(f"leakage must be in (0, 1), got {leakage!r}.")
 
 
-def _default_block_size(kernel_size, strides):
-    # `strides` times a power of two near 12 kernel sizes (5120 samples at
-    # stride 160): a 2^a 5^b FFT size whose wrap-around margin is ~10 % of
-    # the block.
-    return int(strides) * 2 ** max(
-        0, math.ceil(math.log2(12 * kernel_size / int(strides))))
+def _checked_block_size(block_size, kernel_size, strides):
+    """`block_size`, by default `strides` times a power of two near 12
+    kernel sizes (5120 samples at stride 160): a 2^a 5^b FFT size whose
+    wrap-around margin is ~10 % of the block."""
+    if block_size is None:
+        block_size = int(strides) * 2 ** max(
+            0, math.ceil(math.log2(12 * kernel_size / int(strides))))
+    if (int(block_size) != block_size or block_size % int(strides)
+            or block_size < 4 * kernel_size):
+        raise ValueError(
+            f"block_size must be a multiple of strides ({strides}) and "
+            f">= 4 * kernel_size ({4 * kernel_size}), got {block_size!r}.")
+    return int(block_size)
+
+
+def _checked_decimations(decimations, n_filters, strides, max_decimation):
+    """`decimations` as a list of ints (None: planned at build time)."""
+    if decimations is None:
+        return None
+    decimations = [int(d) for d in decimations]
+    if len(decimations) != n_filters or any(
+            d < 1 or strides % d or d > max_decimation for d in decimations):
+        raise ValueError(
+            f"decimations must list {n_filters} integers <= max_decimation "
+            f"({max_decimation}) dividing strides ({strides}), got "
+            f"{decimations!r}.")
+    return decimations
 
 
 def _periodic_spectrum(blocks, extra):
@@ -215,13 +236,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         _check_arguments(n_filters, kernel_size, strides, sample_rate,
                          band_stds, bandwidth_margin, interpolation_taps,
                          max_decimation, leakage)
-        if block_size is None:
-            block_size = _default_block_size(kernel_size, strides)
-        if (int(block_size) != block_size or block_size % int(strides)
-                or block_size < 4 * kernel_size):
-            raise ValueError(
-                f"block_size must be a multiple of strides ({strides}) and "
-                f">= 4 * kernel_size ({4 * kernel_size}), got {block_size!r}.")
+        block_size = _checked_block_size(block_size, kernel_size, strides)
         self.n_filters = int(n_filters)
         self.kernel_size = self.window_size = int(kernel_size)
         self.strides = self.stride = int(strides)
@@ -232,15 +247,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.block_size = int(block_size)
         self.max_decimation = int(max_decimation)
         self.leakage = float(leakage)
-        if decimations is not None:
-            decimations = [int(d) for d in decimations]
-            if len(decimations) != self.n_filters or any(
-                    d < 1 or self.strides % d
-                    or d > self.max_decimation for d in decimations):
-                raise ValueError(
-                    f"decimations must list {self.n_filters} integers "
-                    f"<= max_decimation ({self.max_decimation}) dividing "
-                    f"strides ({self.strides}), got {decimations!r}.")
+        decimations = _checked_decimations(decimations, self.n_filters,
+                                           self.strides, self.max_decimation)
         self.decimations = decimations
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or initializers.GaborInit(
@@ -452,24 +460,13 @@ class BandLimitedGaborPooling(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        serialize = keras.saving.serialize_keras_object
-        config.update({
-            "n_filters": self.n_filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "sample_rate": self.sample_rate,
-            "kernel_initializer": serialize(self.kernel_initializer),
-            "pooling_initializer": serialize(self.pooling_initializer),
-            "band_stds": self.band_stds,
-            "bandwidth_margin": self.bandwidth_margin,
-            "interpolation_taps": self.interpolation_taps,
-            "block_size": self.block_size,
-            "max_decimation": self.max_decimation,
-            "leakage": self.leakage,
-            "decimations": self.decimations,
-            "learn_filters": self.learn_filters,
-            "learn_pooling": self.learn_pooling,
-            "kernel_regularizer": serialize(self.kernel_regularizer),
-            "pooling_regularizer": serialize(self.pooling_regularizer),
-        })
+        config.update({name: getattr(self, name) for name in (
+            "n_filters", "kernel_size", "strides", "sample_rate", "band_stds",
+            "bandwidth_margin", "interpolation_taps", "block_size",
+            "max_decimation", "leakage", "decimations", "learn_filters",
+            "learn_pooling")})
+        config.update({name: keras.saving.serialize_keras_object(
+            getattr(self, name)) for name in (
+                "kernel_initializer", "pooling_initializer",
+                "kernel_regularizer", "pooling_regularizer")})
         return config

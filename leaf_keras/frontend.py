@@ -196,7 +196,7 @@ class Leaf(keras.Sequential):
         self.preemp = bool(preemp)
         self.mean_var_norm = bool(mean_var_norm)
         self.spec_augment = bool(spec_augment)
-        self._alias_legacy_weight_paths(paper_order)
+        _alias_legacy_weight_paths(self, paper_order)
 
     def _preemphasis(self):
         return keras.layers.Conv1D(
@@ -211,25 +211,7 @@ class Leaf(keras.Sequential):
     def _filterbank(self, engine, activation):
         """The filterbank stage computed by `engine`."""
         if engine == "band_limited":
-            if (self.conv1d_cls is not convolution.GaborConv1D
-                    or not isinstance(activation, stages.SquaredModulus)
-                    or self.pooling_cls is not pooling.GaussianLowpass):
-                raise ValueError(
-                    "filterbank='band_limited' computes LEAF's Gabor "
-                    "convolution, squared modulus and Gaussian pooling; it "
-                    f"cannot replace conv1d_cls={self.conv1d_cls.__name__}, "
-                    f"activation={activation!r}, "
-                    f"pooling_cls={self.pooling_cls.__name__}.")
-            return band_limited_lib.BandLimitedGaborPooling(
-                n_filters=self.n_filters, kernel_size=self.window_size,
-                strides=self.stride, sample_rate=self.sample_rate,
-                kernel_initializer=self.complex_conv_init,
-                pooling_initializer=self.pooling_init,
-                learn_filters=self.learn_filters,
-                learn_pooling=self.learn_pooling,
-                kernel_regularizer=self._regularizer(self.learn_filters),
-                pooling_regularizer=self._regularizer(self.learn_pooling),
-                name="tfbanks_band_limited")
+            return _band_limited_stage(self, activation)
         conv = self.conv1d_cls(
             filters=2 * self.n_filters, kernel_size=self.window_size,
             strides=1, padding="same", use_bias=False,
@@ -243,35 +225,6 @@ class Leaf(keras.Sequential):
             kernel_regularizer=self._regularizer(self.learn_pooling),
             trainable=self.learn_pooling)
         return filterbank_lib.make_filterbank(engine, conv, activation, pool)
-
-    def _alias_legacy_weight_paths(self, paper_order):
-        """Lets `.keras` files written before the filterbank stage load.
-
-        Those files kept the convolution, activation and pooling as stages
-        of the frontend itself, at `layers/<snake-case class name>` (the
-        path Keras's saver gives a listed layer). Keras's loader walks a
-        layer's `dir()` and retries a layer that it could not load at its
-        own path, so an instance attribute of that name, set here without
-        Keras's tracking, gives it the old path of the same layer. New files
-        store the layers under `layers/filterbank/...` and never use it.
-        """
-        if self.band_limited:
-            return  # BandLimitedGaborPooling was already a listed stage.
-        fb = self.filterbank
-        old_order = []
-        for stage in paper_order:
-            old_order.extend([fb.conv, fb.activation, fb.pooling]
-                             if stage is fb else [stage])
-        used = {}
-        for stage in old_order:
-            if stage is None:
-                continue
-            name = _snake_case(stage.__class__.__name__)
-            used[name] = used.get(name, -1) + 1
-            if used[name]:
-                name = f"{name}_{used[name]}"
-            if stage in (fb.conv, fb.activation, fb.pooling):
-                object.__setattr__(self, f"layers/{name}", stage)
 
     @classmethod
     def _reject_fixed(cls, kwargs):
@@ -383,6 +336,61 @@ class Leaf(keras.Sequential):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+def _band_limited_stage(frontend, activation):
+    """The `BandLimitedGaborPooling` stage of a LEAF `frontend`."""
+    if (frontend.conv1d_cls is not convolution.GaborConv1D
+            or not isinstance(activation, stages.SquaredModulus)
+            or frontend.pooling_cls is not pooling.GaussianLowpass):
+        raise ValueError(
+            "filterbank='band_limited' computes LEAF's Gabor "
+            "convolution, squared modulus and Gaussian pooling; it "
+            f"cannot replace conv1d_cls={frontend.conv1d_cls.__name__}, "
+            f"activation={activation!r}, "
+            f"pooling_cls={frontend.pooling_cls.__name__}.")
+    return band_limited_lib.BandLimitedGaborPooling(
+        n_filters=frontend.n_filters, kernel_size=frontend.window_size,
+        strides=frontend.stride, sample_rate=frontend.sample_rate,
+        kernel_initializer=frontend.complex_conv_init,
+        pooling_initializer=frontend.pooling_init,
+        learn_filters=frontend.learn_filters,
+        learn_pooling=frontend.learn_pooling,
+        kernel_regularizer=(frontend.regularizer_fn
+                            if frontend.learn_filters else None),
+        pooling_regularizer=(frontend.regularizer_fn
+                             if frontend.learn_pooling else None),
+        name="tfbanks_band_limited")
+
+
+def _alias_legacy_weight_paths(frontend, paper_order):
+    """Lets `.keras` files written before the filterbank stage load.
+
+    Those files kept the convolution, activation and pooling as stages
+    of the frontend itself, at `layers/<snake-case class name>` (the
+    path Keras's saver gives a listed layer). Keras's loader walks a
+    layer's `dir()` and retries a layer that it could not load at its
+    own path, so an instance attribute of that name, set here without
+    Keras's tracking, gives it the old path of the same layer. New files
+    store the layers under `layers/filterbank/...` and never use it.
+    """
+    if frontend.band_limited:
+        return  # BandLimitedGaborPooling was already a listed stage.
+    fb = frontend.filterbank
+    old_order = []
+    for stage in paper_order:
+        old_order.extend([fb.conv, fb.activation, fb.pooling]
+                         if stage is fb else [stage])
+    used = {}
+    for stage in old_order:
+        if stage is None:
+            continue
+        name = _snake_case(stage.__class__.__name__)
+        used[name] = used.get(name, -1) + 1
+        if used[name]:
+            name = f"{name}_{used[name]}"
+        if stage in (fb.conv, fb.activation, fb.pooling):
+            object.__setattr__(frontend, f"layers/{name}", stage)
 
 
 def _engine_argument(filterbank, band_limited):

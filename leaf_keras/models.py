@@ -9,76 +9,19 @@ Recognition", 2020, https://arxiv.org/abs/1912.10211). Everything uses ``keras.o
 and is serializable with ``model.save("model.keras")`` / ``keras.saving.load_model``.
 
 Encoders take time-frequency inputs of shape ``(batch, frames, bins, channels)`` (the
-frontend output with a trailing channel axis) and keep a ``None`` frame axis.
+frontend output with a trailing channel axis) and keep a ``None`` frame axis. The PANN
+encoders live in ``pann`` and are importable from here.
 """
 
 import keras
 from keras import ops
 
-_PACKAGE = "leaf_keras"
+from leaf_keras import layer_stack
+from leaf_keras.pann import PANN, PANNConvBlock, PANNWavBlock, WaveGram  # noqa: F401
 
 
-def _check_positive_int(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
-
-
-def _check_rate(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: `{name}` must be a float in [0, 1), got {value!r}.")
-
-
-def _check_pair(owner, name, value):
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
-    ):
-        raise ValueError(f"{owner}: `{name}` must be two positive integers, got {value!r}.")
-    return tuple(value)
-
-
-def _check_rank(owner, input_shape, ranks, expected):
-    if len(input_shape) not in ranks:
-        raise ValueError(f"{owner} expects inputs of shape {expected}, got shape {tuple(input_shape)}.")
-
-
-class _LayerStack(keras.layers.Layer):
-    """Base of the blocks below: a fixed list of layers applied in order.
-
-    Subclasses fill ``self.stack`` in ``__init__``; building, calling (with the
-    ``training`` flag forwarded to every layer) and shape inference are chained here.
-    """
-
-    expected_ranks = (4,)
-    expected_shape = "(batch, frames, bins, channels)"
-
-    def _check_input_shape(self, input_shape):
-        _check_rank(type(self).__name__, input_shape, self.expected_ranks, self.expected_shape)
-
-    def build(self, input_shape):
-        self._check_input_shape(input_shape)
-        shape = tuple(input_shape)
-        for layer in self.stack:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-        self.built = True
-
-    def call(self, inputs, training=None):
-        outputs = inputs
-        for layer in self.stack:
-            outputs = layer(outputs, training=training)
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.stack:
-            shape = layer.compute_output_shape(shape)
-        return shape
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class ConvBlock(_LayerStack):
+@keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
+class ConvBlock(layer_stack.LayerStack):
     """A separable convolutional block: a 3x1 (time) then a 1x3 (frequency) convolution.
 
     Each convolution ("same" padding) is followed by the activation, optional batch
@@ -111,8 +54,8 @@ class ConvBlock(_LayerStack):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("ConvBlock", "filters", filters)
-        _check_rate("ConvBlock", "dropout", dropout)
+        layer_stack.check_positive_int("ConvBlock", "filters", filters)
+        layer_stack.check_rate("ConvBlock", "dropout", dropout)
         self.filters = filters
         self.activation = keras.activations.get(activation)
         self.use_batch_norm = bool(use_batch_norm)
@@ -143,8 +86,8 @@ class ConvBlock(_LayerStack):
         return config
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class ConvNet(_LayerStack):
+@keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
+class ConvNet(layer_stack.LayerStack):
     """The convolutional encoder of the LEAF example configs: a stack of `ConvBlock`s.
 
     Block ``i`` max-pools when ``i == 0`` or ``i`` is odd, as in the original (so the
@@ -178,8 +121,8 @@ class ConvNet(_LayerStack):
         if not isinstance(filters, (list, tuple)) or not filters:
             raise ValueError(f"ConvNet: `filters` must be a non-empty list of integers, got {filters!r}.")
         for value in filters:
-            _check_positive_int("ConvNet", "filters", value)
-        _check_rate("ConvNet", "dropout", dropout)
+            layer_stack.check_positive_int("ConvNet", "filters", value)
+        layer_stack.check_rate("ConvNet", "dropout", dropout)
         self.filters = [int(value) for value in filters]
         self.activation = keras.activations.get(activation)
         self.use_batch_norm = bool(use_batch_norm)
@@ -208,245 +151,7 @@ class ConvNet(_LayerStack):
         return config
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class PANNConvBlock(_LayerStack):
-    """The CNN14 block of PANNs: two 3x3 conv/batch-norm/ReLU units and average pooling.
-
-    Args:
-        filters: Number of output channels.
-        pool_size: Size and stride of the 2D average pooling ("same" padding, so inputs
-            smaller than the pool never vanish).
-        **kwargs: Standard `keras.layers.Layer` arguments.
-
-    Input shape:
-        ``(batch, frames, bins, channels)``.
-
-    Output shape:
-        ``(batch, ceil(frames / pool_size[0]), ceil(bins / pool_size[1]), filters)``.
-
-    Example:
-
-    >>> PANNConvBlock(8, (2, 2))(keras.ops.ones((2, 9, 6, 1))).shape
-    (2, 5, 3, 8)
-    """
-
-    def __init__(self, filters, pool_size=(2, 2), **kwargs):
-        super().__init__(**kwargs)
-        _check_positive_int("PANNConvBlock", "filters", filters)
-        self.filters = filters
-        self.pool_size = _check_pair("PANNConvBlock", "pool_size", pool_size)
-        self.stack = []
-        for _ in range(2):
-            self.stack.append(keras.layers.Conv2D(filters, (3, 3), padding="same", use_bias=False))
-            self.stack.append(keras.layers.BatchNormalization())
-            self.stack.append(keras.layers.ReLU())
-        self.stack.append(
-            keras.layers.AveragePooling2D(self.pool_size, strides=self.pool_size, padding="same")
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"filters": self.filters, "pool_size": list(self.pool_size)})
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class PANNWavBlock(_LayerStack):
-    """The 1D block of PANNs' WaveGram: two conv/batch-norm/ReLU units and max pooling.
-
-    The convolutions have kernel size 3 and dilation rates 1 then 2 ("same" padding, no
-    bias); the max pooling has size and stride ``pool_size`` ("valid" padding).
-
-    Args:
-        filters: Number of output channels.
-        pool_size: Size and stride of the 1D max pooling.
-        **kwargs: Standard `keras.layers.Layer` arguments.
-
-    Input shape:
-        ``(batch, samples, channels)``.
-
-    Output shape:
-        ``(batch, floor(samples / pool_size), filters)``.
-
-    Example:
-
-    >>> PANNWavBlock(8, 4)(keras.ops.ones((2, 40, 1))).shape
-    (2, 10, 8)
-    """
-
-    expected_ranks = (3,)
-    expected_shape = "(batch, samples, channels)"
-
-    def __init__(self, filters, pool_size, **kwargs):
-        super().__init__(**kwargs)
-        _check_positive_int("PANNWavBlock", "filters", filters)
-        _check_positive_int("PANNWavBlock", "pool_size", pool_size)
-        self.filters = filters
-        self.pool_size = pool_size
-        self.stack = []
-        for dilation_rate in (1, 2):
-            self.stack.append(
-                keras.layers.Conv1D(
-                    filters, 3, dilation_rate=dilation_rate, padding="same", use_bias=False
-                )
-            )
-            self.stack.append(keras.layers.BatchNormalization())
-            self.stack.append(keras.layers.ReLU())
-        self.stack.append(keras.layers.MaxPooling1D(pool_size, strides=pool_size))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"filters": self.filters, "pool_size": self.pool_size})
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class PANN(_LayerStack):
-    """CNN-x encoder from PANNs; the default depth 6 is CNN14 (without its dense layers).
-
-    Batch normalization over the frequency bins (like PANNs' ``bn0``), then ``depth``
-    `PANNConvBlock`s, each followed by dropout. Block ``i`` has
-    ``min(64 * 2 ** i, 2048)`` filters and pools 2x2 for the first five blocks, 1x1
-    after (average pooling with "same" padding, so small inputs work).
-
-    Args:
-        depth: Number of convolutional blocks.
-        dropout_rate: Dropout rate after every block.
-        **kwargs: Standard `keras.layers.Layer` arguments.
-
-    Input shape:
-        ``(batch, frames, bins, channels)`` with a known ``bins``.
-
-    Output shape:
-        ``(batch, ceil(frames / 2 ** p), ceil(bins / 2 ** p), min(64 * 2 ** (depth - 1), 2048))``
-        with ``p = min(depth, 5)``.
-
-    Example:
-
-    >>> PANN(depth=2)(keras.ops.ones((2, 8, 8, 1))).shape
-    (2, 2, 2, 128)
-    """
-
-    def __init__(self, depth=6, dropout_rate=0.2, **kwargs):
-        super().__init__(**kwargs)
-        _check_positive_int("PANN", "depth", depth)
-        _check_rate("PANN", "dropout_rate", dropout_rate)
-        self.depth = depth
-        self.dropout_rate = float(dropout_rate)
-        self.stack = [keras.layers.BatchNormalization(axis=2)]
-        for index in range(depth):
-            pool_size = (2, 2) if index < 5 else (1, 1)
-            self.stack.append(PANNConvBlock(min(64 * 2**index, 2048), pool_size))
-            self.stack.append(keras.layers.Dropout(self.dropout_rate))
-
-    def _check_input_shape(self, input_shape):
-        super()._check_input_shape(input_shape)
-        if input_shape[2] is None:
-            raise ValueError(
-                "PANN normalizes each frequency bin: the bins axis must be known, got "
-                f"shape {tuple(input_shape)}."
-            )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"depth": self.depth, "dropout_rate": self.dropout_rate})
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class WaveGram(_LayerStack):
-    """The WaveGram learnable frontend of PANNs, as simplified in leaf-audio.
-
-    A strided 1D convolution (64 filters, kernel 11, stride 5) with batch normalization
-    and ReLU, three `PANNWavBlock`s (64, 128, 128 filters, pooling by 4), then a
-    `PANNConvBlock` (64 filters) that pools time by 2. Overall one frame every 640
-    samples (40 ms at 16 kHz) with 64 features, returned as ``(batch, frames, 64)`` so it
-    is a drop-in frontend for `AudioClassifier` (the original returned the same values
-    with a trailing channel axis).
-
-    Args:
-        sample_rate: Sample rate of the input waveforms, in Hz (kept as metadata).
-        **kwargs: Standard `keras.layers.Layer` arguments.
-
-    Input shape:
-        ``(batch, samples)`` or ``(batch, samples, 1)``.
-
-    Output shape:
-        ``(batch, frames, 64)`` with
-        ``frames = ceil(floor(floor(floor(ceil(samples / 5) / 4) / 4) / 4) / 2)``,
-        i.e. ``samples / 640`` for multiples of 640.
-
-    Example:
-
-    >>> WaveGram()(keras.ops.ones((2, 16000))).shape
-    (2, 25, 64)
-    """
-
-    expected_ranks = (2, 3)
-    expected_shape = "(batch, samples) or (batch, samples, 1)"
-    n_filters = 64
-    stride = 640
-    _wav_block_filters = (64, 128, 128)
-
-    def __init__(self, sample_rate=16000, **kwargs):
-        super().__init__(**kwargs)
-        _check_positive_int("WaveGram", "sample_rate", sample_rate)
-        self.sample_rate = sample_rate
-        # The 1D part (strided convolution and wave blocks) is the stack; the final 2D
-        # block runs on it with a singleton bins axis.
-        self.stack = [
-            keras.layers.Conv1D(64, 11, strides=5, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-        ] + [PANNWavBlock(filters, 4) for filters in self._wav_block_filters]
-        self.last_block = PANNConvBlock(self.n_filters, (2, 1))
-
-    @property
-    def window_size(self):
-        """Receptive field of one output frame, in samples (2556)."""
-        field, jump = 11, 5
-        for _ in self._wav_block_filters:
-            field += (2 + 4 + 3) * jump  # convolutions with dilation 1 and 2, pooling 4
-            jump *= 4
-        return field + (2 + 2 + 1) * jump  # two 3x3 convolutions, pooling 2
-
-    def _check_input_shape(self, input_shape):
-        super()._check_input_shape(input_shape)
-        if len(input_shape) == 3 and input_shape[-1] not in (1, None):
-            raise ValueError(
-                f"WaveGram expects mono waveforms (batch, samples[, 1]), got shape {tuple(input_shape)}."
-            )
-
-    def build(self, input_shape):
-        self._check_input_shape(input_shape)
-        shape = tuple(input_shape)
-        if len(shape) == 2:
-            shape = shape + (1,)
-        super().build(shape)
-        shape = super().compute_output_shape(shape)
-        self.last_block.build((shape[0], shape[1], 1, shape[2]))
-
-    def call(self, inputs, training=None):
-        waveforms = inputs[:, :, None] if len(inputs.shape) == 2 else inputs
-        outputs = super().call(waveforms, training=training)
-        outputs = self.last_block(outputs[:, :, None, :], training=training)
-        return ops.squeeze(outputs, axis=2)
-
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        if len(shape) == 2:
-            shape = shape + (1,)
-        shape = super().compute_output_shape(shape)
-        shape = self.last_block.compute_output_shape((shape[0], shape[1], 1, shape[2]))
-        return (shape[0], shape[1], shape[3])
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"sample_rate": self.sample_rate})
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
 class EfficientNetB0Encoder(keras.layers.Layer):
     """EfficientNet-B0 (without its classification top) as a spectrogram encoder.
 
@@ -492,7 +197,7 @@ class EfficientNetB0Encoder(keras.layers.Layer):
         self.backbone = None
 
     def build(self, input_shape):
-        _check_rank("EfficientNetB0Encoder", input_shape, (4,), "(batch, frames, bins, channels)")
+        layer_stack.check_rank("EfficientNetB0Encoder", input_shape, (4,), "(batch, frames, bins, channels)")
         channels = input_shape[-1]
         if channels is None:
             raise ValueError(
@@ -538,7 +243,7 @@ class EfficientNetB0Encoder(keras.layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
 class AudioClassifier(keras.Model):
     """Waveform classifier: frontend, (batch norm), encoder, global pooling, dense head.
 
@@ -582,7 +287,7 @@ class AudioClassifier(keras.Model):
         head_activation=None, **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("AudioClassifier", "num_outputs", num_outputs)
+        layer_stack.check_positive_int("AudioClassifier", "num_outputs", num_outputs)
         for name, value in (("frontend", frontend), ("encoder", encoder)):
             if value is not None and not isinstance(value, keras.layers.Layer):
                 raise ValueError(

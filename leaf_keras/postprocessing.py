@@ -49,7 +49,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
             raise ValueError(f"coeff_init must be in [0, 1], got {coeff_init}.")
         self.coeff_init = coeff_init
         self.per_channel = bool(per_channel)
-        self.learn_coeff = bool(trainable)
+        self.learn_smooth_coef = bool(trainable)
 
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
@@ -57,7 +57,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
             name="smooth",
             shape=(input_shape[-1],) if self.per_channel else (1,),
             initializer=keras.initializers.Constant(self.coeff_init),
-            trainable=self.learn_coeff, dtype="float32", autocast=False)
+            trainable=self.learn_smooth_coef, dtype="float32", autocast=False)
 
     def call(self, inputs, initial_state=None):
         inputs = precision.upcast_half(inputs)
@@ -81,7 +81,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
         config = super().get_config()
         config.update({"coeff_init": self.coeff_init,
                        "per_channel": self.per_channel,
-                       "trainable": self.learn_coeff})
+                       "trainable": self.learn_smooth_coef})
         return config
 
 
@@ -141,7 +141,7 @@ class PCENLayer(keras.layers.Layer):
         self.delta_init = float(delta)
         self.root_init = float(root)
         self.floor = float(floor)
-        self.learn_params = bool(trainable)
+        self.learn_alpha_delta_root = bool(trainable)
         self.learn_smooth_coef = bool(learn_smooth_coef)
         self.per_channel_smooth_coef = bool(per_channel_smooth_coef)
         if self.learn_smooth_coef:
@@ -160,7 +160,7 @@ class PCENLayer(keras.layers.Layer):
             return self.add_weight(
                 name=weight_name, shape=(channels,),
                 initializer=keras.initializers.Constant(value),
-                trainable=self.learn_params, dtype="float32", autocast=False)
+                trainable=self.learn_alpha_delta_root, dtype="float32", autocast=False)
 
         self.alpha = constant_weight("alpha", self.alpha_init)
         self.delta = constant_weight("delta", self.delta_init)
@@ -195,7 +195,7 @@ class PCENLayer(keras.layers.Layer):
             "delta": self.delta_init,
             "root": self.root_init,
             "floor": self.floor,
-            "trainable": self.learn_params,
+            "trainable": self.learn_alpha_delta_root,
             "learn_smooth_coef": self.learn_smooth_coef,
             "per_channel_smooth_coef": self.per_channel_smooth_coef,
         })
