@@ -56,6 +56,10 @@ def read_frontend_weights(path):
                       if own is not None else [])
             if name.startswith("band_limited_gabor_pooling"):
                 weights["gabor"], weights["pooling"] = values
+            elif name == "filterbank":
+                # The filterbank stage holds the convolution and pooling.
+                weights["gabor"] = group["conv"]["vars"]["0"][()]
+                weights["pooling"] = group["pooling"]["vars"]["0"][()]
             elif name.startswith("gabor_conv1d"):
                 weights["gabor"] = values[0]
             elif name.startswith("gaussian_lowpass"):
@@ -79,11 +83,10 @@ def build_pair(weights):
     for frontend in (exact, fast):
         frontend.build((None, 16000))
         frontend.compression_fn.ema.set_weights(weights["ema"])
-        for variable, value in zip(
-                frontend.compression_fn._trainable_variables  # pylint: disable=protected-access
-                + frontend.compression_fn._non_trainable_variables,  # pylint: disable=protected-access
-                weights["pcen"]):
-            variable.assign(value)
+        # The PCEN layer's own variables, in the order a checkpoint stores
+        # them (its smoother's are set above).
+        frontend.compression_fn.load_own_variables(
+            {str(i): value for i, value in enumerate(weights["pcen"])})
     exact.complex_conv.set_weights([weights["gabor"]])
     exact.pooling.set_weights([weights["pooling"]])
     # set_weights re-plans the decimations for the trained parameters.

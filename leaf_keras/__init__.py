@@ -26,7 +26,7 @@ from leaf_keras import waveforms
 from leaf_keras.band_limited import BandLimitedGaborPooling
 from leaf_keras.convolution import (GaborConstraint, GaborConv1D,
                                     NormalizedConv1D, SincConv1D)
-from leaf_keras.filterbank import Filterbank, FusedFilterbank
+from leaf_keras.filterbank import Filterbank
 from leaf_keras.frontend import Leaf, SincNet, SincNetPlus, TimeDomainFilterbanks
 from leaf_keras.initializers import GaborInit, LowpassInit, PreempInit, SincInit
 from leaf_keras.leaf_audio_weights import load_leaf_audio_weights

@@ -6,10 +6,10 @@ Audio Classification", ICLR 2021, Sections 3.1-3.2). Three engines compute
 it; a frontend chooses one when it is constructed (`Leaf(filterbank=...)`)
 and lists it in `frontend.layers`:
 
-- `"layers"` (`Filterbank`): the three layers one after the other, in the
-  `[batch, time, channels]` layout. The reference: every sub-layer's `call`
-  runs.
-- `"fused"` (`FusedFilterbank`): the same values from the same weights,
+- `"layers"` (`Filterbank(engine="layers")`): the three layers one after
+  the other, in the `[batch, time, channels]` layout. The reference: every
+  sub-layer's `call` runs.
+- `"fused"` (`Filterbank(engine="fused")`): the same values from the same weights,
   computed channels first: the filters are correlated in pairs, one complex
   FFT per pair (`ops.fft_correlation`), directly in the padded layout the
   pooling reads (`pooling.pool_padded_channels_major`). It avoids the
@@ -20,7 +20,8 @@ and lists it in `frontend.layers`:
   exact engines (Gabor convolution, squared modulus and Gaussian pooling
   only).
 
-`make_filterbank` builds the stage for an engine name.
+`make_filterbank` builds the stage for an engine name. The two exact
+engines are one class, so their weights are saved at the same paths.
 """
 
 import keras
@@ -43,11 +44,33 @@ _FUSABLE_POOLINGS = (pooling.GaussianLowpass, pooling.LearnablePooling1D,
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
 class Filterbank(keras.layers.Layer):
-    """Convolution, activation and pooling, applied layer by layer.
+    """Convolution, activation and pooling: the filterbank stage of a frontend.
 
-    The `"layers"` engine of a frontend's filterbank: `pooling(activation(
-    conv(waveforms)))`, each sub-layer called in turn. `FusedFilterbank`
-    computes the same values faster.
+    Computes `pooling(activation(conv(waveforms)))` with one of two exact
+    engines, fixed at construction:
+
+    - `engine="layers"`: the three sub-layers called one after the other,
+      in the `[batch, time, channels]` layout.
+    - `engine="fused"`: the same values (up to float32 round-off) from the
+      same weights, computed channels first without the `[batch, time,
+      channels]` intermediates, whose transposes cost more than the
+      convolution itself. The filters are correlated in pairs, `h_2k + i
+      h_2k+1`, one complex FFT per pair, in overlap-save blocks of 3200
+      samples whose FFTs stay in the L1 cache
+      (`ops.fft_correlation.correlation_energies` for a `SquaredModulus`,
+      whose complex channels are exactly these pairs, and
+      `correlation_outputs` otherwise), directly in the pooling's padded
+      layout `[channels, batch, time]`, which the pooling reads once
+      (`pool_padded_channels_major`). Only the small pooled result is
+      transposed. It needs (`check_fusable` says why others cannot) a
+      stride-1 SAME convolution without bias (`GaborConv1D`, `SincConv1D`,
+      `NormalizedConv1D`, or a plain linear `keras.layers.Conv1D`); a
+      `SquaredModulus` or an activation with act(0) = 0 (`ReLU` without
+      threshold, `LeakyReLU`), so that the correlations' zeros outside the
+      signal are the pooling's zero padding; a pooling of `pooling`.
+
+    Both engines hold the same sub-layers, so weights (and checkpoints) move
+    between them unchanged.
 
     Args:
         conv: the convolution layer, waveforms `[batch, time, 1]` to
@@ -55,85 +78,8 @@ class Filterbank(keras.layers.Layer):
         activation: the layer applied to the convolution's outputs (e.g.
             `SquaredModulus`).
         pooling: the pooling layer (downsampling in time).
-        name: layer name.
-
-    Input shape:
-        `(batch, time, 1)`.
-
-    Output shape:
-        `(batch, frames, channels)`, frames as the pooling gives them.
-
-    Example:
-        >>> from leaf_keras import convolution, pooling, stages
-        >>> bank = Filterbank(convolution.GaborConv1D(80, 401),
-        ...                   stages.SquaredModulus(),
-        ...                   pooling.GaussianLowpass(401, 160))
-        >>> bank(np.zeros((2, 16000, 1), "float32")).shape  # (2, 100, 40)
-    """
-
-    engine = "layers"
-
-    def __init__(self, conv, activation, pooling, name="filterbank", **kwargs):
-        # The sub-layers choose their own precision (float32 filters and
-        # poolings under a mixed policy).
-        kwargs.setdefault("autocast", False)
-        super().__init__(name=name, **kwargs)
-        self.conv = serialization.deserialize_layer(conv)
-        self.activation = serialization.deserialize_layer(activation)
-        self.pooling = serialization.deserialize_layer(pooling)
-
-    def build(self, input_shape):
-        # Sub-layers may come built (shared with another engine's stage).
-        shape = (None, None) + tuple(input_shape[2:])
-        for layer in (self.conv, self.activation, self.pooling):
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-
-    def call(self, inputs):
-        return self.pooling(self.activation(self.conv(inputs)))
-
-    def compute_output_shape(self, input_shape):
-        shape = self.conv.compute_output_shape(input_shape)
-        shape = self.activation.compute_output_shape(shape)
-        return self.pooling.compute_output_shape(shape)
-
-    def get_config(self):
-        config = super().get_config()
-        serialize = keras.saving.serialize_keras_object
-        config.update({"conv": serialize(self.conv),
-                       "activation": serialize(self.activation),
-                       "pooling": serialize(self.pooling)})
-        return config
-
-
-@keras.saving.register_keras_serializable(package="leaf_keras")
-class FusedFilterbank(Filterbank):
-    """The filterbank of `Filterbank`, computed channels first.
-
-    The `"fused"` engine: the same weights and values (up to float32
-    round-off) as `pooling(activation(conv(waveforms)))`, without the
-    `[batch, time, channels]` intermediates. The filters are correlated in
-    pairs, `h_2k + i h_2k+1`, one complex FFT per pair, in overlap-save
-    blocks of 3200 samples whose FFTs stay in the L1 cache
-    (`ops.fft_correlation.correlation_energies` for a `SquaredModulus`,
-    whose complex channels are exactly these pairs, and
-    `correlation_outputs` otherwise), directly in the pooling's padded
-    layout `[channels, batch, time]`, which the pooling reads once. Only the
-    small pooled result is transposed.
-
-    Which stages can be fused (`check_fusable` says why others cannot):
-    a stride-1 SAME convolution without bias (`GaborConv1D`, `SincConv1D`,
-    `NormalizedConv1D`, or a plain linear `keras.layers.Conv1D`); a
-    `SquaredModulus` or an activation with act(0) = 0 (`ReLU` without
-    threshold, `LeakyReLU`), so that the correlations' zeros outside the
-    signal are the pooling's zero padding; a pooling of `pooling`.
-
-    Args:
-        conv: the convolution layer.
-        activation: the activation layer.
-        pooling: the pooling layer.
-        implementation: how the correlation is computed: "auto" (one FFT
+        engine: "fused" or "layers" (see above).
+        implementation: how the fused engine correlates: "auto" (one FFT
             for static lengths that fit in a 3200-sample block, overlap-save
             blocks otherwise), "single" or "blocks" (see
             `ops.fft_correlation.correlation_energies`).
@@ -143,21 +89,48 @@ class FusedFilterbank(Filterbank):
         `(batch, time, 1)`.
 
     Output shape:
-        `(batch, frames, channels)`, in the pooling's compute dtype.
+        `(batch, frames, channels)`, frames as the pooling gives them, in the
+        pooling's compute dtype.
+
+    Example:
+        >>> from leaf_keras import convolution, pooling, stages
+        >>> bank = Filterbank(convolution.GaborConv1D(80, 401),
+        ...                   stages.SquaredModulus(),
+        ...                   pooling.GaussianLowpass(401, 160))
+        >>> bank(np.zeros((2, 16000, 1), "float32")).shape  # (2, 100, 40)
     """
 
-    engine = "fused"
-
-    def __init__(self, conv, activation, pooling, implementation="auto",
-                 name="filterbank", **kwargs):
-        super().__init__(conv, activation, pooling, name=name, **kwargs)
-        check_fusable(self.conv, self.activation, self.pooling)
+    def __init__(self, conv, activation, pooling, engine="fused",
+                 implementation="auto", name="filterbank", **kwargs):
+        # The sub-layers choose their own precision (float32 filters and
+        # poolings under a mixed policy).
+        kwargs.setdefault("autocast", False)
+        super().__init__(name=name, **kwargs)
+        self.conv = serialization.deserialize_layer(conv)
+        self.activation = serialization.deserialize_layer(activation)
+        self.pooling = serialization.deserialize_layer(pooling)
+        if engine not in ("fused", "layers"):
+            raise ValueError("Filterbank computes the 'fused' and 'layers' "
+                             f"engines, got engine={engine!r}.")
+        if engine == "fused":
+            check_fusable(self.conv, self.activation, self.pooling)
         if implementation not in ("auto", "single", "blocks"):
             raise ValueError("implementation must be 'auto', 'single' or "
                              f"'blocks', got {implementation!r}.")
+        self.engine = engine
         self.implementation = implementation
 
+    def build(self, input_shape):
+        # Sub-layers may come built (shared with another stage).
+        shape = (None, None) + tuple(input_shape[2:])
+        for layer in (self.conv, self.activation, self.pooling):
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
     def call(self, inputs):
+        if self.engine == "layers":
+            return self.pooling(self.activation(self.conv(inputs)))
         signal = ops.cast(inputs[:, :, 0], "float32")
         time = ops.shape(signal)[1]
         frames, left, length = self.pooling.padded_layout(time)
@@ -195,9 +168,19 @@ class FusedFilterbank(Filterbank):
         channels = self.conv.compute_output_shape((None, None, 1))[-1]
         return _elementwise_activation(self.activation, outputs[:channels])
 
+    def compute_output_shape(self, input_shape):
+        shape = self.conv.compute_output_shape(input_shape)
+        shape = self.activation.compute_output_shape(shape)
+        return self.pooling.compute_output_shape(shape)
+
     def get_config(self):
         config = super().get_config()
-        config["implementation"] = self.implementation
+        serialize = keras.saving.serialize_keras_object
+        config.update({"conv": serialize(self.conv),
+                       "activation": serialize(self.activation),
+                       "pooling": serialize(self.pooling),
+                       "engine": self.engine,
+                       "implementation": self.implementation})
         return config
 
 
@@ -219,7 +202,7 @@ def _elementwise_activation(activation, inputs):
 
 
 def check_fusable(conv, activation, pool):
-    """Raises ValueError naming the stage `FusedFilterbank` cannot compute."""
+    """Raises ValueError naming the stage the fused engine cannot compute."""
     if isinstance(conv, convolution.ParametricConv1D):
         conv_ok = (conv.strides == 1 and conv.padding == "same"
                    and not conv.use_bias)
@@ -256,7 +239,7 @@ def check_fusable(conv, activation, pool):
 
 
 def is_fusable(conv, activation, pool):
-    """Whether `FusedFilterbank` can compute these stages."""
+    """Whether the fused engine can compute these stages."""
     try:
         check_fusable(conv, activation, pool)
     except ValueError:
@@ -275,10 +258,6 @@ def resolve_engine(engine, conv, activation, pool):
 
 
 def make_filterbank(engine, conv, activation, pool):
-    """The `Filterbank` (engine "layers") or `FusedFilterbank` ("fused")."""
-    engine = resolve_engine(engine, conv, activation, pool)
-    engines = {"layers": Filterbank, "fused": FusedFilterbank}
-    if engine not in engines:
-        raise ValueError(f"make_filterbank builds the 'layers' and 'fused' "
-                         f"engines, got {engine!r}.")
-    return engines[engine](conv, activation, pool)
+    """The `Filterbank` of engine `engine` ("auto", "fused" or "layers")."""
+    return Filterbank(conv, activation, pool,
+                      engine=resolve_engine(engine, conv, activation, pool))
