@@ -26,7 +26,7 @@ within a few 1e-3 of the exact result instead of a different model):
 3. `D_k`, a divisor of the stride, is the largest whose band `2 pi / D_k`
    holds the filter's response: `band_stds` standard deviations of its
    Gaussian on each side, and every truncation sidelobe above `leakage`
-   (`plan_decimations`). `p_k = |y_k|^2` is then aliased at rate `D_k`, but
+   (`band_plan.plan_decimations`). `p_k = |y_k|^2` is then aliased at rate `D_k`, but
    only by products of the response's tails.
 4. The Gaussian pooling `sum_j w_k[j] p_k[c + j]` is evaluated as
    `sum_i a_k[i] p_k[D_k i]`, where `a_k` is the pooling window projected on
@@ -58,9 +58,6 @@ from leaf_keras import initializers
 from leaf_keras import waveforms
 from leaf_keras.ops import block_pooling
 from leaf_keras.ops import tie_gradients
-
-# Planning lives in `band_plan`; its entry point is part of this module's API.
-plan_decimations = band_plan.plan_decimations
 from leaf_keras.ops.band_power import band_power
 
 
