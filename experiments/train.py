@@ -15,14 +15,15 @@ Files written to the workdir:
 import dataclasses
 import os
 
-from absl import logging
 import gin
 import keras
 import numpy as np
 
-from experiments import callbacks as callbacks_lib
+from experiments import checkpointing
 from experiments import configurables
 from experiments import distribution as distribution_lib
+from experiments import nan_guard as nan_guard_lib
+from experiments import summaries
 
 
 class TrainingDivergedError(RuntimeError):
@@ -64,13 +65,12 @@ def loss_and_metrics(multi_label):
     return loss, ["sparse_categorical_accuracy"], "val_sparse_categorical_accuracy"
 
 
-def build_model(num_outputs, sample_rate, example_seconds=1.0):
+def build_model(num_outputs, sample_rate):
     """Builds the gin-configured AudioClassifier and creates its weights.
 
     Args:
         num_outputs: number of classes.
         sample_rate: the task's sample rate; must match the frontend's.
-        example_seconds: length of the dummy waveform used to build the weights.
 
     Returns:
         The built model.
@@ -85,8 +85,9 @@ def build_model(num_outputs, sample_rate, example_seconds=1.0):
         raise ValueError(f"The frontend expects {frontend_rate} Hz audio but the dataset is "
                          f"{sample_rate} Hz; set e.g. Leaf.sample_rate = {sample_rate} (and "
                          "the initializers' sample_rate) in the gin config.")
-    # BackupAndRestore needs built weights before fit() to restore into them.
-    model(np.zeros((1, int(sample_rate * example_seconds)), np.float32), training=False)
+    # BackupAndRestore needs built weights before fit() to restore into them; a one-second
+    # dummy clip builds them.
+    model(np.zeros((1, int(sample_rate)), np.float32), training=False)
     return model
 
 
@@ -117,7 +118,7 @@ def train(task,
         learning_rate: Adam's learning rate.
         strategy: distribution strategy name, see `experiments.distribution`.
         seed: seeds Python, NumPy and the backend (weights init, dropout, SpecAugment).
-        extra_callbacks: more Keras callbacks (e.g. the test-only `CrashAfterBatches`).
+        extra_callbacks: more Keras callbacks, run after the built-in ones.
         backup_save_freq: `BackupAndRestore` frequency: "epoch" or a number of batches.
         tensorboard_histogram_freq: if > 0, also run `keras.callbacks.TensorBoard` with
             weight histograms every N epochs (needs the ``tensorboard`` package).
@@ -144,10 +145,10 @@ def train(task,
     # Non-chief workers of a multi-worker job write next to, not into, the chief's files.
     outdir = workdir if distribution.is_chief else os.path.join(workdir, "non_chief_tmp")
     checkpoint_dir = os.path.join(outdir, "checkpoints")
-    nan_guard = callbacks_lib.NaNGuard()
-    checkpointer = callbacks_lib.EpochCheckpoint(checkpoint_dir, monitor=monitor, mode="max",
+    nan_guard = nan_guard_lib.NaNGuard()
+    checkpointer = checkpointing.EpochCheckpoint(checkpoint_dir, monitor=monitor, mode="max",
                                                  nan_guard=nan_guard)
-    backup = callbacks_lib.SafeBackupAndRestore(os.path.join(outdir, "backup"),
+    backup = checkpointing.SafeBackupAndRestore(os.path.join(outdir, "backup"),
                                                 nan_guard=nan_guard,
                                                 save_freq=backup_save_freq,
                                                 double_checkpoint=True)
@@ -158,13 +159,13 @@ def train(task,
         checkpointer,
         keras.callbacks.CSVLogger(os.path.join(outdir, "training_log.csv"), append=True),
     ]
-    callbacks.append(callbacks_lib.EpochTensorBoard(tensorboard_dir))
+    callbacks.append(summaries.EpochTensorBoard(tensorboard_dir))
     if tensorboard_histogram_freq:
         # Keras's callback needs the `tensorboard` package (not a dependency).
         callbacks.append(keras.callbacks.TensorBoard(
             os.path.join(tensorboard_dir, "keras"), histogram_freq=tensorboard_histogram_freq))
     if log_gabor_filters:
-        callbacks.append(callbacks_lib.GaborTensorBoard(tensorboard_dir))
+        callbacks.append(summaries.GaborTensorBoard(tensorboard_dir))
     callbacks.extend(extra_callbacks)
 
     train_data = task.train.repeat() if steps_per_epoch else task.train

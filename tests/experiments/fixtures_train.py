@@ -6,7 +6,8 @@ with a tiny encoder, so one training run takes seconds.
 
 - ``tiny_bindings(data_dir)``: gin bindings that make any frontend config tiny.
 - ``run_main(args, ...)``: runs ``python -m experiments.main`` in a fresh process (the
-  README's command line), returns the CompletedProcess.
+  README's command line), returns the CompletedProcess; with ``fault_injection=True``
+  the same main with the callbacks of `fault_injection` available to gin.
 - ``run_in_process(configs, bindings, workdir)``: parse_gin + run_experiment in this
   process (gin config cleared before), returns the metrics dict.
 """
@@ -17,7 +18,9 @@ import sys
 
 import gin
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(TESTS_DIR))
+FAULT_INJECTION_MAIN = os.path.join(TESTS_DIR, "main_with_fault_injection.py")
 
 FRONTEND_CONFIGS = ("leaf", "leaf_custom", "mel", "mel_pcen", "sincnet", "sincnet_plus",
                     "tfbanks")
@@ -48,18 +51,25 @@ def subprocess_env(**extra):
     return env
 
 
-def run_main(args, timeout=300, **env):
-    """Runs ``python -m experiments.main *args`` from the repository root."""
-    return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=REPO_ROOT,
+def _run_python(arguments, timeout, env):
+    return subprocess.run([sys.executable, *arguments], cwd=REPO_ROOT,
                           env=subprocess_env(**env), capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def run_main(args, timeout=300, fault_injection=False, **env):
+    """Runs ``python -m experiments.main *args`` from the repository root.
+
+    With ``fault_injection=True`` it runs `main_with_fault_injection.py` instead, so the
+    gin bindings may use ``@CrashAfterBatches()`` and ``@InjectNaNAfterBatches()``.
+    """
+    program = [FAULT_INJECTION_MAIN] if fault_injection else ["-m", "experiments.main"]
+    return _run_python(program + list(args), timeout, env)
 
 
 def run_script(code, timeout=300, **env):
     """Runs a Python snippet in a fresh process from the repository root."""
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
-                          env=subprocess_env(**env), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return _run_python(["-c", code], timeout, env)
 
 
 def gin_args(configs, bindings):

@@ -39,7 +39,7 @@ def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
     # like a pre-empted job (os._exit, no cleanup).
     crashing = fixtures_train.run_main(args + [
         "--gin_bindings=train.extra_callbacks = [@CrashAfterBatches()]",
-        "--gin_bindings=CrashAfterBatches.num_batches = 3"])
+        "--gin_bindings=CrashAfterBatches.num_batches = 3"], fault_injection=True)
     assert crashing.returncode == 17, fixtures_train.describe(crashing)
     assert _epochs_logged(workdir) == [0]
     with open(workdir / "backup" / "training_metadata.json") as f:
@@ -66,7 +66,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic_commands_data_d
             # After the first batch of epoch 2 every weight becomes NaN, so the loss of
             # its second batch is NaN (after that batch's update, as in real divergence).
             "train.extra_callbacks = [@InjectNaNAfterBatches()]",
-            "InjectNaNAfterBatches.num_batches = 3"]))
+            "InjectNaNAfterBatches.num_batches = 3"]), fault_injection=True)
     assert process.returncode != 0
     assert "NaN or infinite at epoch 2, batch 2" in process.stderr, fixtures_train.describe(
         process)
