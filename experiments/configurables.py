@@ -127,7 +127,7 @@ def configurable(selector):
 
     Raises:
         ValueError: if nothing is registered under that name (e.g. the module that
-            defines it does not exist yet).
+            defines it could not be imported).
     """
     register_all()
     configurable_ = gin.config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
@@ -206,11 +206,6 @@ def validate_bindings():
                     f"Unknown gin parameter {where}.{parameter}: "
                     f"{configurable_.name} has no parameter named {parameter!r}. "
                     f"Valid parameters: {', '.join(sorted(declared))}.")
-
-
-def current_gin_config():
-    """The operative gin config (every parameter value actually used), as a string."""
-    return gin.operative_config_str()
 
 
 register_all()

@@ -8,7 +8,7 @@ from absl import logging
 import gin
 import numpy as np
 
-from experiments import callbacks as callbacks_lib
+from experiments import checkpointing
 from experiments import metrics as metrics_lib
 
 METRICS_FILE = "metrics.json"
@@ -79,7 +79,7 @@ def evaluate(model, task, workdir, checkpoint_dir=None, checkpoint="best", split
     checkpoint_dir = checkpoint_dir or os.path.join(workdir, "checkpoints")
     checkpoint_path = None
     if checkpoint is not None:
-        names = {"best": callbacks_lib.BEST_CHECKPOINT, "last": callbacks_lib.LAST_CHECKPOINT}
+        names = {"best": checkpointing.BEST_CHECKPOINT, "last": checkpointing.LAST_CHECKPOINT}
         if checkpoint not in names:
             raise ValueError(f"checkpoint must be 'best', 'last' or None, got {checkpoint!r}.")
         checkpoint_path = os.path.join(checkpoint_dir, names[checkpoint])
@@ -98,7 +98,7 @@ def evaluate(model, task, workdir, checkpoint_dir=None, checkpoint="best", split
         "multi_label": bool(task.multi_label),
     }
     results.update(compute_metrics(labels, logits, task.multi_label))
-    best_info = os.path.join(checkpoint_dir, callbacks_lib.BEST_INFO)
+    best_info = os.path.join(checkpoint_dir, checkpointing.BEST_INFO)
     if checkpoint == "best" and os.path.exists(best_info):
         with open(best_info) as f:
             results["checkpoint_info"] = json.load(f)
@@ -107,9 +107,7 @@ def evaluate(model, task, workdir, checkpoint_dir=None, checkpoint="best", split
     results = _jsonable(results)
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, METRICS_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
+    checkpointing.write_json_atomically(results, path)
     summary = {key: results[key] for key in ("accuracy", "mAP", "AUC", "d_prime")
                if key in results}
     logging.info("%s metrics (%d examples): %s -> %s", split, results["num_examples"],

@@ -18,28 +18,29 @@ import wave
 import numpy as np
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The frontends' default sample rate.
+SAMPLE_RATE = 16000
 DEFAULT_AUDIO = os.path.join(_ROOT, "images", "speech_sample.wav")
 DEFAULT_OUTPUT = os.path.join(_ROOT, "images", "frontends.png")
 
 
-def read_wav(path, expected_sample_rate=16000):
+def read_wav(path):
     """Reads a mono 16-bit PCM WAV file as float32 samples in [-1, 1).
 
     Args:
         path: path of the WAV file.
-        expected_sample_rate: the sample rate the frontends are built for.
 
     Returns:
         A float32 numpy array of shape (samples,).
 
     Raises:
-        ValueError: if the file is not mono 16-bit PCM at `expected_sample_rate`.
+        ValueError: if the file is not mono 16-bit PCM at `SAMPLE_RATE`.
     """
     with wave.open(path, "rb") as wav:
         channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
-        if channels != 1 or width != 2 or rate != expected_sample_rate:
+        if channels != 1 or width != 2 or rate != SAMPLE_RATE:
             raise ValueError(
-                f"{path}: expected mono 16-bit PCM at {expected_sample_rate} Hz, got "
+                f"{path}: expected mono 16-bit PCM at {SAMPLE_RATE} Hz, got "
                 f"{channels} channel(s), {8 * width}-bit samples at {rate} Hz."
             )
         pcm = wav.readframes(wav.getnframes())
@@ -73,7 +74,7 @@ def frontend_outputs(waveform):
     ]
 
 
-def plot(waveform, outputs, output_path, sample_rate=16000):
+def plot(waveform, outputs, output_path):
     """Draws the waveform and every representation, one row each, and saves a PNG."""
     import matplotlib
 
@@ -83,8 +84,8 @@ def plot(waveform, outputs, output_path, sample_rate=16000):
     figure, axes = plt.subplots(
         len(outputs) + 1, 1, figsize=(8, 2.0 * (len(outputs) + 1)), constrained_layout=True
     )
-    duration = len(waveform) / sample_rate
-    axes[0].plot(np.arange(len(waveform)) / sample_rate, waveform, linewidth=0.5, color="k")
+    duration = len(waveform) / SAMPLE_RATE
+    axes[0].plot(np.arange(len(waveform)) / SAMPLE_RATE, waveform, linewidth=0.5, color="k")
     axes[0].set_xlim(0.0, duration)
     axes[0].set_title("Waveform")
     axes[0].set_ylabel("amplitude")

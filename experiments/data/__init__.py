@@ -16,16 +16,18 @@ Task names (`dataset` argument of `load_task`):
   ``"librispeech_speakers"``, or ``"tfds:<name>"`` for any TFDS dataset with
   `audio` and ClassLabel `label` features and train/validation/test splits.
 
+`LOADERS` maps every name to its loader; all loaders return an `AudioTask`.
+
 Preprocessing (see `preprocessing`): int PCM / 32768, random crop/pad to
 `clip_seconds` and loudness normalization for training; whole clips, padded to at
 least `clip_seconds`, batched by equal length, for validation and test.
 """
 
 import dataclasses
+import inspect
 
 import gin
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 # Importing `audioset` and `synthetic_commands` registers their TFDS builders.
 from experiments.data import audioset
@@ -35,7 +37,6 @@ from experiments.data import synthetic_commands
 from experiments.data import tfds_tasks
 
 SAMPLE_RATE = 16000
-FOLDER_TASK_KWARGS = ("task", "test_dir", "verify")
 
 
 @dataclasses.dataclass
@@ -66,6 +67,37 @@ class AudioTask:
     stats: dict
 
 
+@dataclasses.dataclass(frozen=True)
+class Pipelines:
+    """How `load_task` batches every task's splits (its arguments, validated)."""
+    batch_size: int
+    eval_batch_size: int
+    clip_length: int
+    loudness_normalization: bool
+    shuffle_buffer: int
+    seed: int
+
+    def task(self, name, splits, class_names, multi_label=False, stats=None) -> AudioTask:
+        """The AudioTask of unbatched {"train", "validation", "test"} datasets."""
+        def evaluation(dataset):
+            return preprocessing.make_eval_pipeline(dataset, self.eval_batch_size,
+                                                    self.clip_length, self.loudness_normalization)
+
+        return AudioTask(
+            name=name,
+            train=preprocessing.make_train_pipeline(
+                splits["train"], self.batch_size, self.clip_length, self.loudness_normalization,
+                self.shuffle_buffer, self.seed),
+            validation=evaluation(splits["validation"]),
+            test=evaluation(splits["test"]),
+            num_classes=len(class_names),
+            multi_label=multi_label,
+            sample_rate=SAMPLE_RATE,
+            class_names=tuple(class_names),
+            stats=stats or {},
+        )
+
+
 def _validate(dataset, batch_size, eval_batch_size, clip_seconds, shuffle_buffer):
     if not isinstance(dataset, str) or not dataset:
         raise ValueError(f"dataset must be a non-empty task name, got {dataset!r}.")
@@ -79,6 +111,26 @@ def _validate(dataset, batch_size, eval_batch_size, clip_seconds, shuffle_buffer
         raise ValueError(f"shuffle_buffer must be >= 0, got {shuffle_buffer!r}.")
 
 
+# Loaders: `loader(dataset, data_dir, pipelines, **options) -> AudioTask`. Their
+# keyword-only parameters are the options `load_task` accepts for their task names.
+
+
+def _load_synthetic_commands(dataset, data_dir, pipelines):
+    # A TFDS task whose builder generates the data: no download options.
+    splits, class_names = tfds_tasks.load_splits(tfds_tasks.TfdsTaskSpec(dataset), data_dir,
+                                                 SAMPLE_RATE)
+    return pipelines.task(dataset, splits, class_names)
+
+
+def _load_speech_commands_folder(dataset, data_dir, pipelines, *, task="12_class",
+                                 test_dir=None, verify=True):
+    if data_dir is None:
+        raise ValueError("speech_commands_folder needs data_dir = the extracted folder.")
+    splits, class_names, stats = speech_commands_folder.build_splits(
+        data_dir, task=task, test_dir=test_dir, verify=verify)
+    return pipelines.task(dataset, splits, class_names, stats=stats)
+
+
 def _multi_hot(num_classes):
     def convert(example):
         labels = tf.one_hot(example["labels"], num_classes, dtype=tf.float32)
@@ -87,38 +139,52 @@ def _multi_hot(num_classes):
     return convert
 
 
-def _load_audioset(config_name, data_dir, manual_dir):
-    builder = tfds.builder(f"audioset/{config_name}", data_dir=data_dir)
-    config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-    builder.download_and_prepare(download_config=config)
+def _load_audioset(dataset, data_dir, pipelines, *, manual_dir=None):
+    config_name = "balanced" if dataset == "audioset" else dataset.split("/")[1]
+    builder = tfds_tasks.prepare(f"audioset/{config_name}", data_dir, manual_dir)
     class_names = tuple(builder.info.metadata["class_names"])
     stats = dict(builder.info.metadata.get("stats", {}))
-    convert = _multi_hot(len(class_names))
-    train = builder.as_dataset(split="train", shuffle_files=True,
-                               read_config=tfds.ReadConfig(shuffle_seed=0))
-    evaluation = builder.as_dataset(split="eval", shuffle_files=False)
-    splits = {"train": train.map(convert, num_parallel_calls=tf.data.AUTOTUNE),
-              "validation": evaluation.map(convert, num_parallel_calls=tf.data.AUTOTUNE)}
+    # AudioSet has no separate test split: validation and test are both "eval".
+    splits = tfds_tasks.read_splits(builder, {"train": "train", "validation": "eval"},
+                                    _multi_hot(len(class_names)))
     splits["test"] = splits["validation"]
-    return splits, class_names, stats
+    return pipelines.task(dataset, splits, class_names, multi_label=True, stats=stats)
 
 
-def _load_synthetic(name, data_dir):
-    builder = tfds.builder(name, data_dir=data_dir)
-    builder.download_and_prepare()
-    class_names = tuple(builder.info.features["label"].names)
+def _load_tfds(dataset, data_dir, pipelines, *, manual_dir=None, download=True):
+    splits, class_names = tfds_tasks.load_splits(
+        tfds_tasks.resolve_spec(dataset), data_dir, SAMPLE_RATE, manual_dir=manual_dir,
+        download=download)
+    return pipelines.task(dataset, splits, class_names)
 
-    def convert(example):
-        return (preprocessing.to_float_waveform(example["audio"]),
-                tf.cast(example["label"], tf.int32))
 
-    splits = {}
-    for split in ("train", "validation", "test"):
-        read_config = tfds.ReadConfig(shuffle_seed=0) if split == "train" else None
-        ds = builder.as_dataset(split=split, shuffle_files=(split == "train"),
-                                read_config=read_config)
-        splits[split] = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
-    return splits, class_names
+# The key of every "tfds:<name>" task.
+GENERIC_TFDS = tfds_tasks.GENERIC_PREFIX + "<name>"
+
+LOADERS = {
+    "synthetic_commands": _load_synthetic_commands,
+    "synthetic_commands/default": _load_synthetic_commands,
+    "synthetic_commands/tiny": _load_synthetic_commands,
+    "speech_commands_folder": _load_speech_commands_folder,
+    "audioset": _load_audioset,
+    "audioset/balanced": _load_audioset,
+    "audioset/full": _load_audioset,
+    **{name: _load_tfds for name in tfds_tasks.TFDS_TASKS},
+    GENERIC_TFDS: _load_tfds,
+}
+
+
+def _loader(dataset):
+    """The registered loader of a task name, or ValueError listing the names."""
+    key = GENERIC_TFDS if dataset.startswith(tfds_tasks.GENERIC_PREFIX) else dataset
+    if key not in LOADERS:
+        raise ValueError(f"Unknown dataset {dataset!r}; registered: {', '.join(LOADERS)}.")
+    return LOADERS[key]
+
+
+def _options(loader):
+    return tuple(name for name, parameter in inspect.signature(loader).parameters.items()
+                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
 @gin.configurable
@@ -129,7 +195,7 @@ def load_task(dataset: str = "synthetic_commands", data_dir: str | None = None,
     """Loads a classification task as batched tf.data pipelines.
 
     Args:
-        dataset: task name (see the module docstring).
+        dataset: task name (see the module docstring and `LOADERS`).
         data_dir: TFDS data directory, or the dataset folder for
             "speech_commands_folder". None = TFDS default (~/tensorflow_datasets).
         batch_size: training batch size.
@@ -153,63 +219,21 @@ def load_task(dataset: str = "synthetic_commands", data_dir: str | None = None,
         DataNotFoundError (a FileNotFoundError and ValueError): missing folder/file.
     """
     _validate(dataset, batch_size, eval_batch_size, clip_seconds, shuffle_buffer)
-    clip_length = int(round(clip_seconds * SAMPLE_RATE))
-    stats = {}
-    multi_label = False
-
     # Options bound to None (e.g. a shared gin file's `load_task.manual_dir = None`)
     # count as unset.
-    kwargs = {key: value for key, value in kwargs.items() if value is not None}
-
-    def reject_unknown(allowed):
-        unknown = sorted(set(kwargs) - set(allowed))
-        if unknown:
-            raise ValueError(f"load_task({dataset!r}) got unknown options {unknown}; "
-                             f"allowed: {sorted(allowed)}.")
-
-    if dataset == "speech_commands_folder":
-        reject_unknown(FOLDER_TASK_KWARGS)
-        if data_dir is None:
-            raise ValueError("speech_commands_folder needs data_dir = the extracted folder.")
-        splits, class_names, stats = speech_commands_folder.build_splits(data_dir, **kwargs)
-    elif dataset in ("audioset", "audioset/balanced", "audioset/full"):
-        reject_unknown(("manual_dir",))
-        config_name = "balanced" if dataset == "audioset" else dataset.split("/")[1]
-        splits, class_names, stats = _load_audioset(config_name, data_dir,
-                                                    kwargs.get("manual_dir"))
-        multi_label = True
-    elif dataset in ("synthetic_commands", "synthetic_commands/default",
-                     "synthetic_commands/tiny"):
-        reject_unknown(())
-        splits, class_names = _load_synthetic(dataset, data_dir)
-    else:
-        spec = tfds_tasks.resolve_spec(dataset)
-        if spec is None:
-            raise ValueError(
-                f"Unknown dataset {dataset!r}; expected synthetic_commands, "
-                f"speech_commands_folder, audioset, one of {sorted(tfds_tasks.TFDS_TASKS)} "
-                "or 'tfds:<name>'.")
-        reject_unknown(("manual_dir", "download"))
-        splits, class_names = tfds_tasks.load_splits(
-            spec, data_dir, SAMPLE_RATE, manual_dir=kwargs.get("manual_dir"),
-            download=kwargs.get("download", True))
-
-    return AudioTask(
-        name=dataset,
-        train=preprocessing.make_train_pipeline(
-            splits["train"], batch_size, clip_length, loudness_normalization,
-            shuffle_buffer, seed),
-        validation=preprocessing.make_eval_pipeline(
-            splits["validation"], eval_batch_size, clip_length, loudness_normalization),
-        test=preprocessing.make_eval_pipeline(
-            splits["test"], eval_batch_size, clip_length, loudness_normalization),
-        num_classes=len(class_names),
-        multi_label=multi_label,
-        sample_rate=SAMPLE_RATE,
-        class_names=tuple(class_names),
-        stats=stats,
-    )
+    options = {key: value for key, value in kwargs.items() if value is not None}
+    loader = _loader(dataset)
+    allowed = _options(loader)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"load_task({dataset!r}) got unknown options {unknown}; "
+                         f"allowed: {sorted(allowed)}.")
+    pipelines = Pipelines(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                          clip_length=int(round(clip_seconds * SAMPLE_RATE)),
+                          loudness_normalization=loudness_normalization,
+                          shuffle_buffer=shuffle_buffer, seed=seed)
+    return loader(dataset, data_dir, pipelines, **options)
 
 
-__all__ = ["AudioTask", "load_task", "audioset", "preprocessing", "speech_commands_folder",
-           "synthetic_commands", "tfds_tasks"]
+__all__ = ["AudioTask", "LOADERS", "load_task", "audioset", "preprocessing",
+           "speech_commands_folder", "synthetic_commands", "tfds_tasks"]

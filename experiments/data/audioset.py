@@ -27,12 +27,12 @@ import dataclasses
 import os
 
 from absl import logging
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from experiments.data import audio_io
 from experiments.data import resample as resample_lib
+from experiments.data import tfds_tasks
 
 SAMPLE_RATE = 16000
 CLASS_LABELS_CSV = "class_labels_indices.csv"
@@ -89,7 +89,7 @@ class AudioSetConfig(tfds.core.BuilderConfig):
     train_csvs: tuple = ("balanced_train_segments.csv",)
 
 
-class AudioSet(tfds.core.GeneratorBasedBuilder):
+class AudioSet(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
     """AudioSet multi-label sound event classification from a local copy."""
 
     name = "audioset"
@@ -102,12 +102,6 @@ class AudioSet(tfds.core.GeneratorBasedBuilder):
                        train_csvs=("balanced_train_segments.csv",
                                    "unbalanced_train_segments.csv")),
     ]
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        # Avoids TFDS's lookup, which imports the uninstalled `importlib_resources`.
-        return epath.Path(__file__)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(

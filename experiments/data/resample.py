@@ -3,16 +3,19 @@
 import numpy as np
 import tensorflow as tf
 
+# scipy.signal.resample_poly's default filter: half length 10 * factor, Kaiser beta 5.
+_HALF_WIDTH = 10
+_KAISER_BETA = 5.0
 
-def lowpass_taps(factor: int, half_width: int = 10, kaiser_beta: float = 5.0) -> np.ndarray:
+
+def lowpass_taps(factor: int) -> np.ndarray:
     """Kaiser-windowed sinc low-pass for resampling by `factor` (cutoff = Nyquist / factor).
 
-    The same design as scipy.signal.resample_poly's default filter (half length
-    10 * factor, Kaiser beta 5), with unit DC gain.
+    The same design as scipy.signal.resample_poly's default filter, with unit DC gain.
     """
-    half = half_width * factor
+    half = _HALF_WIDTH * factor
     t = np.arange(-half, half + 1, dtype=np.float64)
-    taps = np.sinc(t / factor) * np.kaiser(2 * half + 1, kaiser_beta)
+    taps = np.sinc(t / factor) * np.kaiser(2 * half + 1, _KAISER_BETA)
     return (taps / taps.sum()).astype(np.float32)
 
 

@@ -59,9 +59,9 @@ def _list_wavs(folder: str) -> list:
     return sorted(name for name in os.listdir(folder) if name.lower().endswith(".wav"))
 
 
-def silence_piece_starts(num_samples: int, piece: int = SAMPLE_RATE) -> list:
+def silence_piece_starts(num_samples: int) -> list:
     """Starts of the 1 s silence pieces TFDS cuts from a background-noise file."""
-    return list(range(0, num_samples - piece, piece // 2))
+    return list(range(0, num_samples - SAMPLE_RATE, SAMPLE_RATE // 2))
 
 
 class _SplitBuilder:
@@ -87,11 +87,15 @@ class _SplitBuilder:
             return None
         if not self.verify:
             return -1
+        return self._num_frames(path, "")
+
+    def _num_frames(self, path: str, what: str):
+        """The WAV file's number of frames, or None (counted and logged) if undecodable."""
         try:
             num_frames, _ = audio_io.inspect_wav(path, SAMPLE_RATE)
         except audio_io.UndecodableAudioError as error:
             self._count("skipped_undecodable")
-            logging.warning("Speech Commands %s: skipped %s", self.split, error)
+            logging.warning("Speech Commands %s: skipped %s%s", self.split, what, error)
             return None
         return num_frames
 
@@ -103,11 +107,8 @@ class _SplitBuilder:
     def add_silence_pieces(self, path: str, label: int):
         if not os.path.isfile(path):
             return
-        try:
-            num_frames, _ = audio_io.inspect_wav(path, SAMPLE_RATE)
-        except audio_io.UndecodableAudioError as error:
-            self._count("skipped_undecodable")
-            logging.warning("Speech Commands %s: skipped background noise %s", self.split, error)
+        num_frames = self._num_frames(path, "background noise ")
+        if num_frames is None:
             return
         for start in silence_piece_starts(num_frames):
             self._append(path, start, SAMPLE_RATE, label)
@@ -140,7 +141,7 @@ def _decode_row(path, start, length, label):
 
 
 def build_splits(root: str, task: str = "12_class", test_dir: str | None = None,
-                 verify: bool = True, stats: dict | None = None):
+                 verify: bool = True):
     """Lists the examples of each split of a local Speech Commands folder.
 
     Args:
@@ -149,7 +150,6 @@ def build_splits(root: str, task: str = "12_class", test_dir: str | None = None,
         test_dir: optional extracted `speech_commands_test_set_v0.02` folder, used as
             the test split of the 12-class task (TFDS's test set).
         verify: check every file's WAV header (skips and counts bad files).
-        stats: dict updated with the counters.
 
     Returns:
         ({"train": tf.data.Dataset, "validation": ..., "test": ...}, class_names, stats),
@@ -161,7 +161,7 @@ def build_splits(root: str, task: str = "12_class", test_dir: str | None = None,
     """
     if task not in TASKS:
         raise ValueError(f"Unknown Speech Commands task {task!r}; expected one of {TASKS}.")
-    stats = {} if stats is None else stats
+    stats = {}
     audio_io.require_path(root, "Speech Commands folder", is_dir=True)
     validation_list = set(_read_list(os.path.join(root, "validation_list.txt")))
     testing_list = set(_read_list(os.path.join(root, "testing_list.txt")))

@@ -13,9 +13,10 @@ Configs: "default" (500 train, 100 validation, 100 test clips, balanced) and
 
 import dataclasses
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+
+from experiments.data import tfds_tasks
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
@@ -33,12 +34,13 @@ CLASS_NAMES = (
 )
 SPLIT_INDEX = {"train": 0, "validation": 1, "test": 2}
 DEFAULT_SEED = 1234
+FADE_SAMPLES = SAMPLE_RATE // 200  # 5 ms
 
 
-def _envelope(num_samples: int, fade: int = 80) -> np.ndarray:
+def _envelope(num_samples: int) -> np.ndarray:
     """Flat envelope with 5 ms raised-cosine fades (no onset clicks)."""
     env = np.ones(num_samples)
-    fade = min(fade, num_samples // 2)
+    fade = min(FADE_SAMPLES, num_samples // 2)
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
     env[:fade] = ramp
     env[num_samples - fade:] = ramp[::-1]
@@ -155,7 +157,7 @@ class SyntheticCommandsConfig(tfds.core.BuilderConfig):
     seed: int = DEFAULT_SEED
 
 
-class SyntheticCommands(tfds.core.GeneratorBasedBuilder):
+class SyntheticCommands(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
     """Procedurally generated 10-class sound-event dataset (no download)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -165,13 +167,6 @@ class SyntheticCommands(tfds.core.GeneratorBasedBuilder):
         SyntheticCommandsConfig(name="tiny", description="40/20/20 clips, for tests.",
                                 num_train=40, num_validation=20, num_test=20),
     ]
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        # TFDS's own lookup of a builder's source file imports the
-        # `importlib_resources` backport, which is not a TFDS install dependency.
-        return epath.Path(__file__)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(

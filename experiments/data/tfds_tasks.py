@@ -3,10 +3,15 @@
 Each entry says which TFDS dataset and splits a task reads, which (possibly nested,
 "a/b") feature is the label and which is the audio. Any other TFDS dataset with an
 `audio` and a `label` feature can be loaded as ``"tfds:<name>"``.
+
+The TFDS steps every TFDS-backed task shares (preparing a builder, reading its splits,
+the `code_path` of this package's own builders) are here too.
 """
 
 import dataclasses
+import inspect
 
+from etils import epath
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -37,6 +42,9 @@ class TfdsTaskSpec:
     manual: bool = False
 
 
+# load_task's name for "any TFDS dataset": "tfds:<name>".
+GENERIC_PREFIX = "tfds:"
+
 TFDS_TASKS = {
     # Keyword spotting, 12 classes (10 words, _silence_, _unknown_).
     "speech_commands": TfdsTaskSpec("speech_commands"),
@@ -62,25 +70,56 @@ TFDS_TASKS = {
 }
 
 
-def _get_nested(example: dict, key: str):
+class PackageBuilder:
+    """Mixin of this package's TFDS builders: their `code_path` is their module's file.
+
+    TFDS's own lookup of a builder's source file imports the `importlib_resources`
+    backport, which is not a TFDS install dependency.
+    """
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        return epath.Path(inspect.getfile(cls))
+
+
+def _get_nested(tree, key: str):
+    """``tree["a"]["b"]`` for ``key = "a/b"`` (examples and feature dicts alike)."""
     for part in key.split("/"):
-        example = example[part]
-    return example
+        tree = tree[part]
+    return tree
 
 
-def _nested_feature(features, key: str):
-    for part in key.split("/"):
-        features = features[part]
-    return features
+def resolve_spec(dataset: str) -> TfdsTaskSpec:
+    """The spec of a TFDS_TASKS name, or the default spec of a "tfds:<name>" one."""
+    if dataset.startswith(GENERIC_PREFIX):
+        return TfdsTaskSpec(dataset[len(GENERIC_PREFIX):])
+    return TFDS_TASKS[dataset]
 
 
-def resolve_spec(dataset: str) -> TfdsTaskSpec | None:
-    """Returns the spec of a task name from TFDS_TASKS or "tfds:<name>", else None."""
-    if dataset in TFDS_TASKS:
-        return TFDS_TASKS[dataset]
-    if dataset.startswith("tfds:"):
-        return TfdsTaskSpec(dataset[len("tfds:"):])
-    return None
+def prepare(name: str, data_dir: str | None, manual_dir: str | None = None,
+            download: bool = True):
+    """The TFDS builder `name`, downloaded and prepared in `data_dir` if `download`."""
+    builder = tfds.builder(name, data_dir=data_dir)
+    if download:
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        builder.download_and_prepare(download_config=config)
+    return builder
+
+
+def read_splits(builder, splits: dict, convert) -> dict:
+    """Maps `convert` over the builder's splits, {task split: TFDS split}.
+
+    Only "train" reads its files in a shuffled (seeded) order; the others are read in
+    order, so evaluation is deterministic.
+    """
+    datasets = {}
+    for name, split in splits.items():
+        train = name == "train"
+        read_config = tfds.ReadConfig(shuffle_seed=0) if train else None
+        ds = builder.as_dataset(split=split, shuffle_files=train, read_config=read_config)
+        datasets[name] = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    return datasets
 
 
 def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
@@ -97,11 +136,8 @@ def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
     Returns:
         (datasets dict with "train"/"validation"/"test", class_names tuple).
     """
-    builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
-    if download:
-        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-        builder.download_and_prepare(download_config=config)
-    label_feature = _nested_feature(builder.info.features, spec.label_key)
+    builder = prepare(spec.tfds_name, data_dir, manual_dir, download)
+    label_feature = _get_nested(builder.info.features, spec.label_key)
     if isinstance(label_feature, tfds.features.ClassLabel):
         class_names = tuple(label_feature.names)
         lookup = None
@@ -126,15 +162,12 @@ def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
             label = lookup.lookup(tf.cast(label, tf.int64))
         return audio, tf.cast(label, tf.int32)
 
-    datasets = {}
-    for name, split in zip(("train", "validation", "test"), spec.splits):
-        read_config = tfds.ReadConfig(shuffle_seed=0) if name == "train" else None
-        ds = builder.as_dataset(split=split, shuffle_files=(name == "train"),
-                                read_config=read_config)
-        datasets[name] = ds.map(_convert, num_parallel_calls=tf.data.AUTOTUNE)
-        if lookup is not None:
-            # Speakers never seen in training cannot be classified; drop them.
-            datasets[name] = datasets[name].filter(lambda audio, label: label >= 0)
+    datasets = read_splits(builder, dict(zip(("train", "validation", "test"), spec.splits)),
+                           _convert)
+    if lookup is not None:
+        # Speakers never seen in training cannot be classified; drop them.
+        datasets = {name: ds.filter(lambda audio, label: label >= 0)
+                    for name, ds in datasets.items()}
     return datasets, class_names
 
 

@@ -1,6 +1,6 @@
 """benchmarks/benchmark_frontends.py: one real (tiny) run and its memory figures.
 
-The benchmark is run by hand for the README; this only checks that it still
+The benchmark is run by hand for the README; this only checks that it
 runs and that its "step buffers" figure is XLA's buffer assignment (parsed
 from the dump the worker asks for), never timings.
 """

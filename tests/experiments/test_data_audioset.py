@@ -74,7 +74,7 @@ def test_prepared_dataset_reloads_with_its_stats(audioset_task, audioset_manual_
                                                  tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("audioset_reload"))
     first = data.load_task("audioset/balanced", data_dir=data_dir, manual_dir=audioset_manual_dir)
-    # Second load reads the prepared TFDS files; no manual_dir needed any more.
+    # The second load reads the prepared TFDS files, so it needs no manual_dir.
     second = data.load_task("audioset/balanced", data_dir=data_dir)
     assert second.stats == first.stats == audioset_task.stats
     assert second.class_names == first.class_names

@@ -1,6 +1,6 @@
 """benchmarks/xla_fft_threading.py: one real (tiny) run and its table.
 
-The script is run by hand for the README; this checks that it still runs
+The script is run by hand for the README; this checks that it runs
 (all cores, then pinned to one), that its speed-ups are the one-core time
 over the all-core time, and that bad sizes are refused. Never timings.
 """
