@@ -34,6 +34,8 @@ from absl import logging
 import gin
 import keras
 
+import leaf_keras
+
 EXPORT_DIR = "export"
 TFLITE_FILE = "model.tflite"
 INFO_FILE = "export_info.json"
@@ -123,24 +125,29 @@ def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
 
 @contextlib.contextmanager
 def _direct_convolutions(model):
-    """Temporarily makes the model's FFT-based convolutions use the direct algorithm.
+    """Temporarily makes the model's FFT-based filterbanks use direct convolutions.
 
     leaf_keras computes LEAF's 401-tap convolutions with FFTs by default. TFLite's builtin
     RFFT2D only accepts power-of-two lengths (the FFT size follows the clip length) and
-    it has no builtin inverse FFT, while a direct convolution is a builtin CONV_2D. Same
-    weights, same function; the layers read ``implementation`` when called, so a model
-    traced inside this context uses the direct convolution.
+    it has no builtin inverse FFT, while a direct convolution is a builtin CONV_2D. Inside
+    this context every exact filterbank stage runs its layers engine and every convolution
+    its direct algorithm: same weights, same function, so a model traced here converts
+    with builtin ops. (Keras has no public recursive walk over sub-layers, hence
+    ``_flatten_layers``.)
     """
     switched = []
     for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+        if isinstance(layer, leaf_keras.Filterbank) and layer.engine == "fused":
+            switched.append((layer, "engine", layer.engine))
+            layer.engine = "layers"
         if getattr(layer, "implementation", None) in ("fft", "overlap_add"):
-            switched.append((layer, layer.implementation))
+            switched.append((layer, "implementation", layer.implementation))
             layer.implementation = "direct"
     try:
         yield len(switched)
     finally:
-        for layer, implementation in switched:
-            layer.implementation = implementation
+        for layer, attribute, value in switched:
+            setattr(layer, attribute, value)
 
 
 @gin.configurable(denylist=["model", "workdir", "multi_label", "extra_info"])
