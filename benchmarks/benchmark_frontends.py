@@ -77,7 +77,7 @@ PORT_FRONTENDS = tuple(PORT_MODULES)
 # groups run at stride 1, 9-12x slower on 2 CPU cores.
 EFFICIENTLEAF_KWARGS = {"num_groups": 8, "conv_win_factor": 6,
                         "stride_factor": 16}
-FRONTENDS = ("leaf", "leaf_band_limited", "mel", "mel_pcen", "tfbanks",
+FRONTENDS = ("leaf", "leaf_layers", "leaf_band_limited", "mel", "mel_pcen", "tfbanks",
              "sincnet", "sincnet_plus") + LEAF_AUDIO_FRONTENDS + PORT_FRONTENDS
 DISPLAY_NAMES = {"leaf_audio_leaf": "leaf-audio LEAF (original)",
                  "leaf_audio_mel": "leaf-audio mel (original)",
@@ -89,12 +89,18 @@ DISPLAY_NAMES = {"leaf_audio_leaf": "leaf-audio LEAF (original)",
 
 
 def build_frontend(name):
-    """Builds a leaf_keras frontend with its default (paper) arguments."""
+    """Builds a leaf_keras frontend with its default (paper) arguments.
+
+    `leaf` runs the default (fused) filterbank engine, `leaf_layers` and
+    `leaf_band_limited` the two others.
+    """
     from leaf_keras import frontend  # pylint: disable=g-import-not-at-top
     if name == "leaf":
         return frontend.Leaf()
+    if name == "leaf_layers":
+        return frontend.Leaf(filterbank="layers")
     if name == "leaf_band_limited":
-        return frontend.Leaf(band_limited=True)
+        return frontend.Leaf(filterbank="band_limited")
     return {
         "mel": frontend.MelFilterbanks,
         "mel_pcen": frontend.MelPCEN,

@@ -127,6 +127,8 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, **kwargs)
         self.nan_guard = nan_guard
 
+    # Keras's BackupAndRestore saves through its `_save_model`; overriding it is the
+    # one place that sees every backup (epoch ends and save_freq batches).
     def _save_model(self):
         if (self.nan_guard is not None and self.nan_guard.triggered) or not weights_are_finite(
                 self.model):

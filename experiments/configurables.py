@@ -129,12 +129,12 @@ def configurable(selector):
         ValueError: if nothing is registered under that name (e.g. the module that
             defines it could not be imported).
     """
-    register_all()
-    configurable_ = gin.config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
-    if configurable_ is None:
+    registered = register_all()
+    try:
+        return gin.get_configurable(selector)
+    except ValueError:
         raise ValueError(f"No gin configurable named {selector!r} is registered; "
-                         f"registered: {', '.join(register_all())}.")
-    return configurable_.wrapper
+                         f"registered: {', '.join(registered)}.") from None
 
 
 def _declared_parameters(fn_or_cls):
@@ -192,6 +192,8 @@ def validate_bindings():
     Raises:
         ValueError: naming the binding, e.g. "Leaf.n_filtres", and the valid names.
     """
+    # gin has no public API that lists the parsed bindings or gives the function
+    # a configurable wraps, hence its private `_CONFIG` and `_REGISTRY`.
     for (scope, selector), parameters in gin.config._CONFIG.items():  # pylint: disable=protected-access
         configurable_ = gin.config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
         if configurable_ is None:  # Macros and unknown selectors: gin reports those.

@@ -24,6 +24,10 @@ from experiments import train as train_lib
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Whether gin already resolves `include 'gin/...'` against the repository root.
+_SEARCH_PATH_ADDED = False
+
+
 def parse_gin(config_files, bindings):
     """Parses gin files and bindings, then rejects unknown parameter names.
 
@@ -32,8 +36,10 @@ def parse_gin(config_files, bindings):
             a missing file; `configurables.validate_bindings`'s for an unknown parameter.
     """
     configurables.register_all()
-    if REPO_ROOT not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
+    global _SEARCH_PATH_ADDED
+    if not _SEARCH_PATH_ADDED:
         gin.add_config_file_search_path(REPO_ROOT)
+        _SEARCH_PATH_ADDED = True
     gin.parse_config_files_and_bindings(config_files, bindings)
     configurables.validate_bindings()
 
