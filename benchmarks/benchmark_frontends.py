@@ -58,15 +58,16 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
 # The original's frontends, by benchmark name: leaf-audio's frontend.<class>.
-LEAF_AUDIO_CLASSES = {"leaf_audio_leaf": "Leaf",
-                      "leaf_audio_mel": "MelFilterbanks",
-                      "leaf_audio_tfbanks": "TimeDomainFilterbanks",
-                      "leaf_audio_sincnet": "SincNet",
-                      "leaf_audio_sincnet_plus": "SincNetPlus"}
+LEAF_AUDIO_CLASSES = {
+    "leaf_audio_leaf": "Leaf",
+    "leaf_audio_mel": "MelFilterbanks",
+    "leaf_audio_tfbanks": "TimeDomainFilterbanks",
+    "leaf_audio_sincnet": "SincNet",
+    "leaf_audio_sincnet_plus": "SincNetPlus",
+}
 LEAF_AUDIO_FRONTENDS = tuple(LEAF_AUDIO_CLASSES)
 # The PyTorch frontends and the module of the checkout each one imports.
-PORT_MODULES = {"port_leaf": "model/leaf.py",
-                "port_efficientleaf_8g": "model/efficientleaf.py"}
+PORT_MODULES = {"port_leaf": "model/leaf.py", "port_efficientleaf_8g": "model/efficientleaf.py"}
 PORT_FRONTENDS = tuple(PORT_MODULES)
 # The EfficientLEAF configuration its authors settled on (their
 # experiments.sh, "eleaf8-wf6-sf16-tbn-a5perband-medfiltapp"): 8 filter
@@ -75,17 +76,30 @@ PORT_FRONTENDS = tuple(PORT_MODULES)
 # log1p + temporal batch norm with the appended median filter. With the
 # class defaults instead (window factor 4.77, stride factor 1) the high
 # groups run at stride 1, 9-12x slower on 2 CPU cores.
-EFFICIENTLEAF_KWARGS = {"num_groups": 8, "conv_win_factor": 6,
-                        "stride_factor": 16}
-FRONTENDS = ("leaf", "leaf_layers", "leaf_band_limited", "mel", "mel_pcen", "tfbanks",
-             "sincnet", "sincnet_plus") + LEAF_AUDIO_FRONTENDS + PORT_FRONTENDS
-DISPLAY_NAMES = {"leaf_audio_leaf": "leaf-audio LEAF (original)",
-                 "leaf_audio_mel": "leaf-audio mel (original)",
-                 "leaf_audio_tfbanks": "leaf-audio tfbanks (original)",
-                 "leaf_audio_sincnet": "leaf-audio sincnet (original)",
-                 "leaf_audio_sincnet_plus": "leaf-audio sincnet_plus (original)",
-                 "port_leaf": "PyTorch LEAF port (EfficientLEAF repo)",
-                 "port_efficientleaf_8g": "EfficientLEAF 8 groups (approx.)"}
+EFFICIENTLEAF_KWARGS = {"num_groups": 8, "conv_win_factor": 6, "stride_factor": 16}
+FRONTENDS = (
+    (
+        "leaf",
+        "leaf_layers",
+        "leaf_band_limited",
+        "mel",
+        "mel_pcen",
+        "tfbanks",
+        "sincnet",
+        "sincnet_plus",
+    )
+    + LEAF_AUDIO_FRONTENDS
+    + PORT_FRONTENDS
+)
+DISPLAY_NAMES = {
+    "leaf_audio_leaf": "leaf-audio LEAF (original)",
+    "leaf_audio_mel": "leaf-audio mel (original)",
+    "leaf_audio_tfbanks": "leaf-audio tfbanks (original)",
+    "leaf_audio_sincnet": "leaf-audio sincnet (original)",
+    "leaf_audio_sincnet_plus": "leaf-audio sincnet_plus (original)",
+    "port_leaf": "PyTorch LEAF port (EfficientLEAF repo)",
+    "port_efficientleaf_8g": "EfficientLEAF 8 groups (approx.)",
+}
 
 
 def build_frontend(name):
@@ -95,6 +109,7 @@ def build_frontend(name):
     `leaf_band_limited` the two others.
     """
     from leaf_keras import frontend  # pylint: disable=g-import-not-at-top
+
     if name == "leaf":
         return frontend.Leaf()
     if name == "leaf_layers":
@@ -120,6 +135,7 @@ def _stub_missing_leaf_audio_imports():
     """
     import importlib.util  # pylint: disable=g-import-not-at-top
     import types  # pylint: disable=g-import-not-at-top
+
     stubbed = []
     if importlib.util.find_spec("tensorflow_addons") is None:
         tfa = types.ModuleType("tensorflow_addons")
@@ -130,12 +146,10 @@ def _stub_missing_leaf_audio_imports():
     if importlib.util.find_spec("lingvo") is None:
         lingvo = types.ModuleType("lingvo")
         lingvo.core = types.ModuleType("lingvo.core")
-        lingvo.core.spectrum_augmenter = types.ModuleType(
-            "lingvo.core.spectrum_augmenter")
+        lingvo.core.spectrum_augmenter = types.ModuleType("lingvo.core.spectrum_augmenter")
         sys.modules["lingvo"] = lingvo
         sys.modules["lingvo.core"] = lingvo.core
-        sys.modules["lingvo.core.spectrum_augmenter"] = (
-            lingvo.core.spectrum_augmenter)
+        sys.modules["lingvo.core.spectrum_augmenter"] = lingvo.core.spectrum_augmenter
         stubbed.append("lingvo")
     return stubbed
 
@@ -145,6 +159,7 @@ def build_leaf_audio_frontend(name, leaf_audio_path):
     sys.path.insert(0, os.path.abspath(leaf_audio_path))
     stubbed = _stub_missing_leaf_audio_imports()
     from leaf_audio import frontend  # pylint: disable=g-import-not-at-top
+
     model = getattr(frontend, LEAF_AUDIO_CLASSES[name])()
     return model, stubbed
 
@@ -162,8 +177,10 @@ def build_port_frontend(name, port_path):
     sys.path.insert(0, os.path.abspath(port_path))
     if name == "port_leaf":
         from model import leaf  # pylint: disable=g-import-not-at-top
+
         return leaf.Leaf()
     from model import efficientleaf  # pylint: disable=g-import-not-at-top
+
     return efficientleaf.EfficientLeaf(**EFFICIENTLEAF_KWARGS)
 
 
@@ -172,14 +189,14 @@ def _proc_status_mb():
     try:
         with open("/proc/self/status") as f:
             fields = dict(line.split(":", 1) for line in f if ":" in line)
-        return {key: int(fields[key].split()[0]) / 1024.0
-                for key in ("VmRSS", "VmHWM")}
+        return {key: int(fields[key].split()[0]) / 1024.0 for key in ("VmRSS", "VmHWM")}
     except (OSError, KeyError, ValueError):
         return None
 
 
 def _ru_maxrss_mb():
     import resource  # pylint: disable=g-import-not-at-top
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -200,6 +217,7 @@ def _release_free_heap():
     timed steps does not contain warm-up buffers the allocator kept."""
     try:
         import ctypes  # pylint: disable=g-import-not-at-top
+
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
@@ -208,6 +226,7 @@ def _release_free_heap():
 def _make_tf_step(model, x, cotangent, tf_compile):
     """TensorFlow step (keras 3 or tf_keras model alike)."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     wrt_input = not model.trainable_variables
     x_t, c_t = tf.constant(x), tf.constant(cotangent)
 
@@ -219,14 +238,15 @@ def _make_tf_step(model, x, cotangent, tf_compile):
         sources = [inputs] if wrt_input else model.trainable_variables
         return loss, tape.gradient(loss, sources)
 
-    fn = step if tf_compile == "eager" else tf.function(
-        step, jit_compile=(tf_compile == "xla"))
+    fn = step if tf_compile == "eager" else tf.function(step, jit_compile=(tf_compile == "xla"))
     dump_dir = os.environ.get(XLA_DUMP_ENV)
     temp_bytes = None
     if tf_compile == "xla" and dump_dir:
-        temp_bytes = lambda: _xla_dump_temp_bytes(dump_dir)
-    return (lambda: [t.numpy() for t in tf.nest.flatten(fn(x_t, c_t))],
-            temp_bytes)
+
+        def temp_bytes():
+            return _xla_dump_temp_bytes(dump_dir)
+
+    return (lambda: [t.numpy() for t in tf.nest.flatten(fn(x_t, c_t))], temp_bytes)
 
 
 # The TF worker asks XLA for its buffer assignment through a dump folder set
@@ -249,8 +269,7 @@ def _xla_dump_temp_bytes(dump_dir):
         if "step" not in name or not name.endswith("buffer-assignment.txt"):
             continue
         with open(os.path.join(dump_dir, name)) as f:
-            sizes.append(sum(int(m.group(1)) for m in map(
-                _TEMP_ALLOCATION.match, f) if m))
+            sizes.append(sum(int(m.group(1)) for m in map(_TEMP_ALLOCATION.match, f) if m))
     return max(sizes) if sizes else None
 
 
@@ -262,6 +281,7 @@ def _make_step(model, backend, x, cotangent, tf_compile):
         return _make_tf_step(model, x, cotangent, tf_compile)
     if backend == "jax":
         import jax  # pylint: disable=g-import-not-at-top
+
         trainable = [v.value for v in model.trainable_variables]
         fixed = [v.value for v in model.non_trainable_variables]
         x_j, c_j = jax.numpy.asarray(x), jax.numpy.asarray(cotangent)
@@ -270,21 +290,19 @@ def _make_step(model, backend, x, cotangent, tf_compile):
             out = model.stateless_call(values, fixed, inputs)[0]
             return jax.numpy.sum(out * c_j)
 
-        grad_fn = jax.jit(jax.value_and_grad(loss_fn,
-                                             argnums=1 if wrt_input else 0))
+        grad_fn = jax.jit(jax.value_and_grad(loss_fn, argnums=1 if wrt_input else 0))
 
         def temp_bytes():
             try:
-                stats = grad_fn.lower(trainable, x_j).compile(
-                ).memory_analysis()
+                stats = grad_fn.lower(trainable, x_j).compile().memory_analysis()
                 return int(stats.temp_size_in_bytes)
             except Exception:  # pylint: disable=broad-except
                 return None
 
-        return (lambda: jax.block_until_ready(grad_fn(trainable, x_j)),
-                temp_bytes)
+        return (lambda: jax.block_until_ready(grad_fn(trainable, x_j)), temp_bytes)
     if backend == "torch":
         import torch  # pylint: disable=g-import-not-at-top
+
         c_t = torch.as_tensor(cotangent)
 
         def run():
@@ -294,6 +312,7 @@ def _make_step(model, backend, x, cotangent, tf_compile):
             loss = torch.sum(model(x_t) * c_t)
             loss.backward()
             return float(loss)
+
         return run, None
     raise ValueError(f"unknown backend {backend!r}")
 
@@ -303,6 +322,7 @@ def _tf_allocator_stats(reset):
     if "tensorflow" not in sys.modules:
         return None
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     try:
         if reset:
             tf.config.experimental.reset_memory_stats("CPU:0")
@@ -343,19 +363,18 @@ def _measure(step, temp_bytes, args, backend):
         peak = process_peak_mb = _ru_maxrss_mb()
         memory_method = "ru_maxrss (no /proc/self/clear_refs: with compile)"
     median = statistics.median(times)
-    tf_peak = _tf_allocator_stats(reset=False) if backend == "tensorflow" \
-        else None
+    tf_peak = _tf_allocator_stats(reset=False) if backend == "tensorflow" else None
     temp = temp_bytes() if temp_bytes else None
     return {
-        "time_s": median, "times": times,
+        "time_s": median,
+        "times": times,
         # Peak of the timed steps over the resident memory before the first
         # step: the step's buffers, also those a caching allocator (TF's
         # oneDNN/BFC CPU allocator) keeps resident between steps.
         "step_peak_mb": peak - rss_before_first_step,
         # The peak over the memory just before the timed steps: only what the
         # allocator had not kept from the warm-up.
-        "timed_steps_growth_mb": (None if rss_before_timed is None
-                                  else peak - rss_before_timed),
+        "timed_steps_growth_mb": (None if rss_before_timed is None else peak - rss_before_timed),
         "rss_before_first_step_mb": rss_before_first_step,
         "process_peak_mb": process_peak_mb,
         "compile_growth_mb": compile_growth_mb,
@@ -367,62 +386,64 @@ def _measure(step, temp_bytes, args, backend):
 
 def _inputs(config, rng):
     batch, seconds = config
-    return (0.1 * rng.standard_normal((batch, int(seconds * SAMPLE_RATE)))
-            ).astype("float32")
+    return (0.1 * rng.standard_normal((batch, int(seconds * SAMPLE_RATE)))).astype("float32")
 
 
 def run_worker(args):
     """Measures one leaf_keras configuration here; prints one JSON line."""
-    import numpy as np  # pylint: disable=g-import-not-at-top
     import keras  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
     backend = keras.backend.backend()
     rng = np.random.default_rng(0)
     x = _inputs(args.config, rng)
     model = build_frontend(args.frontend)
     out_shape = model.compute_output_shape(x.shape)
     model.build(x.shape)
-    cotangent = rng.standard_normal(
-        (x.shape[0],) + tuple(out_shape[1:])).astype("float32")
-    step, temp_bytes = _make_step(model, backend, x, cotangent,
-                                  args.tf_compile)
+    cotangent = rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32")
+    step, temp_bytes = _make_step(model, backend, x, cotangent, args.tf_compile)
     result = _measure(step, temp_bytes, args, backend)
-    _print_result(args, backend, {
-        "tensorflow": _tf_compile_label(args.tf_compile),
-        "jax": "jax.jit", "torch": "eager"}[backend], result)
+    _print_result(
+        args,
+        backend,
+        {"tensorflow": _tf_compile_label(args.tf_compile), "jax": "jax.jit", "torch": "eager"}[
+            backend
+        ],
+        result,
+    )
 
 
 def run_leaf_audio_worker(args):
     """Measures one original leaf-audio configuration (TF, tf_keras)."""
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     rng = np.random.default_rng(0)
     x = _inputs(args.config, rng)
-    model, stubbed = build_leaf_audio_frontend(args.frontend,
-                                               args.leaf_audio_path)
+    model, stubbed = build_leaf_audio_frontend(args.frontend, args.leaf_audio_path)
     # Builds the weights eagerly (on one example) and gives the output shape.
     out_shape = model(tf.constant(x[:1])).shape
-    cotangent = rng.standard_normal(
-        (x.shape[0],) + tuple(out_shape[1:])).astype("float32")
+    cotangent = rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32")
     step, temp_bytes = _make_tf_step(model, x, cotangent, args.tf_compile)
     result = _measure(step, temp_bytes, args, "tensorflow")
     result["stubbed_modules"] = stubbed
-    result["versions"] = {"tensorflow": tf.__version__,
-                          "tf.keras": _package_version("tf_keras")}
-    _print_result(args, "tensorflow", _tf_compile_label(args.tf_compile),
-                  result)
+    result["versions"] = {"tensorflow": tf.__version__, "tf.keras": _package_version("tf_keras")}
+    _print_result(args, "tensorflow", _tf_compile_label(args.tf_compile), result)
 
 
 def run_port_worker(args):
     """Measures the EfficientLEAF repo's PyTorch frontends (eager autograd)."""
     import numpy as np  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
+
     rng = np.random.default_rng(0)
     x = torch.as_tensor(_inputs(args.config, rng))
     model = build_port_frontend(args.frontend, args.port_path)
     with torch.no_grad():
         out_shape = model(x[:1]).shape
-    cotangent = torch.as_tensor(rng.standard_normal(
-        (x.shape[0],) + tuple(out_shape[1:])).astype("float32"))
+    cotangent = torch.as_tensor(
+        rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32")
+    )
 
     def step():
         model.zero_grad(set_to_none=True)
@@ -431,8 +452,7 @@ def run_port_worker(args):
         return float(loss)
 
     result = _measure(step, None, args, "torch")
-    result["versions"] = {"torch": torch.__version__,
-                          "torch_threads": torch.get_num_threads()}
+    result["versions"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     if args.frontend == "port_efficientleaf_8g":
         result["frontend_kwargs"] = EFFICIENTLEAF_KWARGS
     _print_result(args, "torch", "eager", result)
@@ -444,6 +464,7 @@ def _tf_compile_label(mode):
 
 def _package_version(name):
     from importlib import metadata  # pylint: disable=g-import-not-at-top
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -452,10 +473,16 @@ def _package_version(name):
 
 def _print_result(args, backend, compile_mode, result):
     batch, seconds = args.config
-    result.update({"backend": backend, "frontend": args.frontend,
-                   "batch": batch, "seconds": seconds,
-                   "audio_s_per_s": batch * seconds / result["time_s"],
-                   "compile": compile_mode})
+    result.update(
+        {
+            "backend": backend,
+            "frontend": args.frontend,
+            "batch": batch,
+            "seconds": seconds,
+            "audio_s_per_s": batch * seconds / result["time_s"],
+            "compile": compile_mode,
+        }
+    )
     print("RESULT " + json.dumps(result))
 
 
@@ -468,18 +495,21 @@ def _leaf_audio_skip_reason(args, backend):
     if backend != "tensorflow":
         return f"the original leaf-audio runs on TensorFlow only, not {backend}"
     if not args.leaf_audio_path:
-        return ("pass --leaf-audio-path DIR (a google-research/leaf-audio "
-                "checkout, the folder containing leaf_audio/) to measure it")
-    if not os.path.isfile(os.path.join(args.leaf_audio_path, "leaf_audio",
-                                       "frontend.py")):
+        return (
+            "pass --leaf-audio-path DIR (a google-research/leaf-audio "
+            "checkout, the folder containing leaf_audio/) to measure it"
+        )
+    if not os.path.isfile(os.path.join(args.leaf_audio_path, "leaf_audio", "frontend.py")):
         return f"no leaf_audio/frontend.py under {args.leaf_audio_path!r}"
     return None
 
 
 def _port_skip_reason(args, name):
     if not args.port_path:
-        return ("pass --port-path DIR (a CPJKU/EfficientLEAF checkout, the "
-                "folder containing model/) to measure it")
+        return (
+            "pass --port-path DIR (a CPJKU/EfficientLEAF checkout, the "
+            "folder containing model/) to measure it"
+        )
     if not os.path.isfile(os.path.join(args.port_path, PORT_MODULES[name])):
         return f"no {PORT_MODULES[name]} under {args.port_path!r}"
     return None
@@ -495,14 +525,17 @@ def _jobs(args):
                 # PyTorch code: measured once per configuration.
                 if port and backend != args.backends[0]:
                     continue
-                reason = (_port_skip_reason(args, name) if port else
-                          _leaf_audio_skip_reason(args, backend)
-                          if name in LEAF_AUDIO_FRONTENDS else None)
+                reason = (
+                    _port_skip_reason(args, name)
+                    if port
+                    else _leaf_audio_skip_reason(args, backend)
+                    if name in LEAF_AUDIO_FRONTENDS
+                    else None
+                )
                 if reason:
                     if (name, reason) not in skipped:
                         skipped.add((name, reason))
-                        print(f"skipping {name}: {reason}", file=sys.stderr,
-                              flush=True)
+                        print(f"skipping {name}: {reason}", file=sys.stderr, flush=True)
                 elif port:
                     yield "torch", config, name, "eager"
                 elif name in LEAF_AUDIO_FRONTENDS:
@@ -519,52 +552,63 @@ def run_all(args):
         python = sys.executable
         if leaf_audio and args.leaf_audio_python:
             python = args.leaf_audio_python
-        command = [python, os.path.abspath(__file__), "--worker",
-                   "--frontend", name, "--config",
-                   f"{config[0]}x{config[1]:g}",
-                   "--repeats", str(args.repeats), "--warmup",
-                   str(args.warmup)]
+        command = [
+            python,
+            os.path.abspath(__file__),
+            "--worker",
+            "--frontend",
+            name,
+            "--config",
+            f"{config[0]}x{config[1]:g}",
+            "--repeats",
+            str(args.repeats),
+            "--warmup",
+            str(args.warmup),
+        ]
         if name not in PORT_FRONTENDS:
             command += ["--tf-compile", tf_compile]
-        env = dict(os.environ, KERAS_BACKEND=backend,
-                   TF_CPP_MIN_LOG_LEVEL="3")
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         dump_dir = None
         if backend == "tensorflow" and tf_compile == "xla":
             dump_dir = tempfile.mkdtemp(prefix="xla_dump_")
             env[XLA_DUMP_ENV] = dump_dir
-            env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                + f" --xla_dump_to={dump_dir}").strip()
+            env["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={dump_dir}"
+            ).strip()
         if name in PORT_FRONTENDS:
             command += ["--port-path", os.path.abspath(args.port_path)]
         elif leaf_audio:
-            command += ["--leaf-audio-path",
-                        os.path.abspath(args.leaf_audio_path)]
+            command += ["--leaf-audio-path", os.path.abspath(args.leaf_audio_path)]
             # tf.keras must be Keras 2 (tf_keras) for the original code.
             env["TF_USE_LEGACY_KERAS"] = "1"
         else:
-            env["PYTHONPATH"] = (ROOT + os.pathsep
-                                 + os.environ.get("PYTHONPATH", ""))
+            env["PYTHONPATH"] = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
         try:
-            proc = subprocess.run(command, env=env, capture_output=True,
-                                  text=True, timeout=args.timeout,
-                                  check=False)
-            lines = [l for l in proc.stdout.splitlines()
-                     if l.startswith("RESULT ")]
-            error = (None if not proc.returncode and lines else
-                     (proc.stderr.strip().splitlines() or ["?"])[-1])
+            proc = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=args.timeout, check=False
+            )
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            error = (
+                None
+                if not proc.returncode and lines
+                else (proc.stderr.strip().splitlines() or ["?"])[-1]
+            )
         except subprocess.TimeoutExpired:
             lines, error = [], f"timeout after {args.timeout:g} s"
         finally:
             if dump_dir:
                 shutil.rmtree(dump_dir, ignore_errors=True)
         if error:
-            result = {"backend": backend, "frontend": name,
-                      "batch": config[0], "seconds": config[1],
-                      "compile": _tf_compile_label(tf_compile)
-                      if backend == "tensorflow" else tf_compile,
-                      "error": error[:200]}
+            result = {
+                "backend": backend,
+                "frontend": name,
+                "batch": config[0],
+                "seconds": config[1],
+                "compile": _tf_compile_label(tf_compile) if backend == "tensorflow" else tf_compile,
+                "error": error[:200],
+            }
         else:
-            result = json.loads(lines[-1][len("RESULT "):])
+            result = json.loads(lines[-1][len("RESULT ") :])
         results.append(result)
         print(_row(result, None, None), file=sys.stderr, flush=True)
     return results
@@ -585,8 +629,7 @@ def _step_buffers_mb(result):
 def _row(result, mel_time, original_time):
     config = f"{result['batch']} x {result['seconds']:g} s"
     name = DISPLAY_NAMES.get(result["frontend"], result["frontend"])
-    head = (f"| {result['backend']} | {name} | "
-            f"{result.get('compile', '')} | {config} | ")
+    head = f"| {result['backend']} | {name} | {result.get('compile', '')} | {config} | "
     if "error" in result:
         return head + f"failed: {result['error']} | | | | | | | |"
     time_s = result["time_s"]
@@ -596,27 +639,36 @@ def _row(result, mel_time, original_time):
         f"{_fmt(_step_buffers_mb(result), '.0f')} | "
         f"{_fmt(result.get('tf_allocator_peak_mb'), '.0f')} | "
         f"{_fmt(mel_time and time_s / mel_time, '.1f')} | "
-        f"{_fmt(original_time and original_time / time_s, '.1f')} |")
+        f"{_fmt(original_time and original_time / time_s, '.1f')} |"
+    )
 
 
 def print_table(results, markdown):
     ok = [r for r in results if "error" not in r]
-    mel = {(r["backend"], r["batch"], r["seconds"]): r["time_s"]
-           for r in ok if r["frontend"] == "mel"}
+    mel = {
+        (r["backend"], r["batch"], r["seconds"]): r["time_s"] for r in ok if r["frontend"] == "mel"
+    }
     # The original LEAF at its fastest compile mode (graph, XLA or eager).
     original = {}
     for r in ok:
         if r["frontend"] == "leaf_audio_leaf":
             key = (r["batch"], r["seconds"])
             original[key] = min(original.get(key, r["time_s"]), r["time_s"])
-    header = ("| backend | frontend | compile | batch | s / batch (fwd+bwd) | "
-              "audio s / s | step peak MB | process peak MB | "
-              "step buffers MB | TF allocator peak MB | × mel time | "
-              "× original LEAF |")
+    header = (
+        "| backend | frontend | compile | batch | s / batch (fwd+bwd) | "
+        "audio s / s | step peak MB | process peak MB | "
+        "step buffers MB | TF allocator peak MB | × mel time | "
+        "× original LEAF |"
+    )
     lines = [header, "|" + "---|" * 12] if markdown else [header]
     for r in results:
-        lines.append(_row(r, mel.get((r["backend"], r["batch"], r["seconds"])),
-                          original.get((r["batch"], r["seconds"]))))
+        lines.append(
+            _row(
+                r,
+                mel.get((r["backend"], r["batch"], r["seconds"])),
+                original.get((r["batch"], r["seconds"])),
+            )
+        )
     if not markdown:
         lines = [l.strip("|").replace(" | ", "\t") for l in lines]
     print("\n".join(lines))
@@ -624,41 +676,55 @@ def print_table(results, markdown):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", nargs="+",
-                        default=["tensorflow", "jax"],
-                        choices=["tensorflow", "jax", "torch"])
-    parser.add_argument("--frontends", nargs="+", default=list(FRONTENDS),
-                        choices=FRONTENDS)
-    parser.add_argument("--batch-configs", nargs="+", type=_parse_config,
-                        default=[(64, 1.0), (8, 10.0)],
-                        help="BATCHxSECONDS, e.g. 64x1 8x10")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["tensorflow", "jax"],
+        choices=["tensorflow", "jax", "torch"],
+    )
+    parser.add_argument("--frontends", nargs="+", default=list(FRONTENDS), choices=FRONTENDS)
+    parser.add_argument(
+        "--batch-configs",
+        nargs="+",
+        type=_parse_config,
+        default=[(64, 1.0), (8, 10.0)],
+        help="BATCHxSECONDS, e.g. 64x1 8x10",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--tf-compile", choices=["xla", "graph", "eager"],
-                        default="xla")
-    parser.add_argument("--leaf-audio-path",
-                        help="folder containing the original leaf_audio/ "
-                        "package (google-research/leaf-audio checkout); "
-                        "enables the leaf_audio_* frontends")
-    parser.add_argument("--leaf-audio-python",
-                        help="Python of a venv with tensorflow, tf_keras and "
-                        "gin-config for the original (default: this one)")
-    parser.add_argument("--leaf-audio-compile", nargs="+",
-                        choices=["xla", "graph", "eager"],
-                        default=["graph", "xla"],
-                        help="modes to time the original in (tf.function "
-                        "with or without XLA, or eager); '× original LEAF' "
-                        "uses the fastest")
-    parser.add_argument("--port-path",
-                        help="folder containing model/ of a CPJKU/"
-                        "EfficientLEAF checkout (PyTorch); enables port_leaf "
-                        "and port_efficientleaf_8g")
+    parser.add_argument("--tf-compile", choices=["xla", "graph", "eager"], default="xla")
+    parser.add_argument(
+        "--leaf-audio-path",
+        help="folder containing the original leaf_audio/ "
+        "package (google-research/leaf-audio checkout); "
+        "enables the leaf_audio_* frontends",
+    )
+    parser.add_argument(
+        "--leaf-audio-python",
+        help="Python of a venv with tensorflow, tf_keras and "
+        "gin-config for the original (default: this one)",
+    )
+    parser.add_argument(
+        "--leaf-audio-compile",
+        nargs="+",
+        choices=["xla", "graph", "eager"],
+        default=["graph", "xla"],
+        help="modes to time the original in (tf.function "
+        "with or without XLA, or eager); '× original LEAF' "
+        "uses the fastest",
+    )
+    parser.add_argument(
+        "--port-path",
+        help="folder containing model/ of a CPJKU/"
+        "EfficientLEAF checkout (PyTorch); enables port_leaf "
+        "and port_efficientleaf_8g",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--markdown", action="store_true",
-                        help="print a README-ready markdown table")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print a README-ready markdown table"
+    )
     parser.add_argument("--json", help="also write the raw results here")
-    parser.add_argument("--worker", action="store_true",
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frontend", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=_parse_config, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -49,8 +49,8 @@ def run_worker(args):
     rng = np.random.default_rng(0)
     shape = (args.rows, args.fft_length)
     signal = tf.constant(
-        (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(
-            np.complex64))
+        (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    )
     scale = tf.constant(np.complex64(0.5))
     functions = {
         "fft of an input": lambda c, s: tf.signal.fft(c)[:, :8],
@@ -68,30 +68,45 @@ def run_worker(args):
             step(signal, scale).numpy()
             runs.append(time.perf_counter() - start)
         times[name] = statistics.median(runs)
-    print(json.dumps({"cores": len(os.sched_getaffinity(0)),
-                      "tensorflow": tf.__version__, "times_s": times}))
+    print(
+        json.dumps(
+            {"cores": len(os.sched_getaffinity(0)), "tensorflow": tf.__version__, "times_s": times}
+        )
+    )
 
 
 def measure(args):
     """Runs the worker on all cores and on one; returns both results."""
     results = {}
     for one_core in (False, True):
-        command = [sys.executable, os.path.abspath(__file__), "--worker",
-                   "--rows", str(args.rows), "--fft-length",
-                   str(args.fft_length), "--repeats", str(args.repeats),
-                   "--warmup", str(args.warmup)]
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            "--rows",
+            str(args.rows),
+            "--fft-length",
+            str(args.fft_length),
+            "--repeats",
+            str(args.repeats),
+            "--warmup",
+            str(args.warmup),
+        ]
         if one_core:
             command.append("--one-core")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        done = subprocess.run(command, capture_output=True, text=True,
-                              env=env, check=False, timeout=args.timeout)
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, check=False, timeout=args.timeout
+        )
         if done.returncode != 0:
             raise RuntimeError(
                 f"The {'one-core' if one_core else 'all-core'} worker "
                 f"failed with exit code {done.returncode}:\n"
-                f"{done.stderr[-3000:]}")
+                f"{done.stderr[-3000:]}"
+            )
         results["one_core" if one_core else "all_cores"] = json.loads(
-            done.stdout.strip().splitlines()[-1])
+            done.stdout.strip().splitlines()[-1]
+        )
     return results
 
 
@@ -107,37 +122,35 @@ def rows_of(results):
 
 def print_table(results, markdown):
     cores = results["all_cores"]["cores"]
-    header = ("case", f"{cores} cores (ms)", "1 core (ms)",
-              f"speed-up from {cores} cores")
-    lines = [[name, f"{many:.1f}", f"{one:.1f}", f"{gain:.2f}x"]
-             for name, many, one, gain in rows_of(results)]
+    header = ("case", f"{cores} cores (ms)", "1 core (ms)", f"speed-up from {cores} cores")
+    lines = [
+        [name, f"{many:.1f}", f"{one:.1f}", f"{gain:.2f}x"]
+        for name, many, one, gain in rows_of(results)
+    ]
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for line in lines:
             print("| " + " | ".join(line) + " |")
     else:
-        widths = [max(len(row[i]) for row in [header] + lines)
-                  for i in range(len(header))]
+        widths = [max(len(row[i]) for row in [header] + lines) for i in range(len(header))]
         for row in [header] + lines:
-            print("  ".join(cell.ljust(width)
-                            for cell, width in zip(row, widths)))
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=15360,
-                        help="transforms per FFT (default: 40 x 384)")
+    parser.add_argument(
+        "--rows", type=int, default=15360, help="transforms per FFT (default: 40 x 384)"
+    )
     parser.add_argument("--fft-length", type=int, default=3200)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", help="also write the raw results here")
-    parser.add_argument("--worker", action="store_true",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--one-core", action="store_true",
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-core", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rows < 1 or args.fft_length < 2 or args.repeats < 1:
         parser.error("--rows and --repeats must be >= 1, --fft-length >= 2.")

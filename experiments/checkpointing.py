@@ -11,8 +11,8 @@ import json
 import os
 import shutil
 
-from absl import logging
 import keras
+from absl import logging
 
 from experiments.nan_guard import is_finite_number
 from experiments.nan_guard import weights_are_finite
@@ -25,7 +25,7 @@ LAST_INFO = "last.json"
 
 def _save_weights_atomically(model, path):
     """Writes the weights to a temporary file first, so a kill never leaves half a file."""
-    temporary = path[:-len(".weights.h5")] + ".tmp.weights.h5"
+    temporary = path[: -len(".weights.h5")] + ".tmp.weights.h5"
     model.save_weights(temporary, overwrite=True)
     os.replace(temporary, path)
 
@@ -88,17 +88,27 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        if (self.nan_guard is not None and self.nan_guard.triggered) or not all(
-                is_finite_number(value) for value in logs.values()) or not weights_are_finite(
-                    self.model):
-            logging.warning("Epoch %d ended with non-finite loss or weights: not saving a "
-                            "checkpoint; %s is the last good one.", epoch + 1, self.last_path)
+        if (
+            (self.nan_guard is not None and self.nan_guard.triggered)
+            or not all(is_finite_number(value) for value in logs.values())
+            or not weights_are_finite(self.model)
+        ):
+            logging.warning(
+                "Epoch %d ended with non-finite loss or weights: not saving a "
+                "checkpoint; %s is the last good one.",
+                epoch + 1,
+                self.last_path,
+            )
             return
-        floats = {key: float(value) for key, value in logs.items()
-                  if is_finite_number(value) and not isinstance(value, str)}
+        floats = {
+            key: float(value)
+            for key, value in logs.items()
+            if is_finite_number(value) and not isinstance(value, str)
+        }
         _save_weights_atomically(self.model, self.last_path)
-        write_json_atomically({"epoch": epoch + 1, "logs": floats},
-                              os.path.join(self.directory, LAST_INFO))
+        write_json_atomically(
+            {"epoch": epoch + 1, "logs": floats}, os.path.join(self.directory, LAST_INFO)
+        )
         value = floats.get(self.monitor)
         if value is None:
             # No validation metric (e.g. no validation data): the latest epoch is the best.
@@ -110,10 +120,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 self.best = value
             shutil.copyfile(self.last_path, self.best_path + ".tmp")
             os.replace(self.best_path + ".tmp", self.best_path)
-            write_json_atomically({"epoch": epoch + 1, "monitor": monitor, "value": value,
-                                   "logs": floats}, os.path.join(self.directory, BEST_INFO))
-            logging.info("Epoch %d: %s = %s, saved %s", epoch + 1, monitor, value,
-                         self.best_path)
+            write_json_atomically(
+                {"epoch": epoch + 1, "monitor": monitor, "value": value, "logs": floats},
+                os.path.join(self.directory, BEST_INFO),
+            )
+            logging.info("Epoch %d: %s = %s, saved %s", epoch + 1, monitor, value, self.best_path)
 
 
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -131,7 +142,8 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     # one place that sees every backup (epoch ends and save_freq batches).
     def _save_model(self):
         if (self.nan_guard is not None and self.nan_guard.triggered) or not weights_are_finite(
-                self.model):
+            self.model
+        ):
             logging.warning("Not backing up non-finite weights to %s.", self.backup_dir)
             return
         super()._save_model()

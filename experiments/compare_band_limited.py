@@ -19,21 +19,25 @@ Usage (from the repository root):
 import glob
 import json
 
-from absl import app
-from absl import flags
 import h5py
 import numpy as np
+from absl import app
+from absl import flags
 
 import leaf_keras
 from experiments.plot_frontends import read_wav
 
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "Keras .weights.h5 checkpoint of an AudioClassifier "
-    "with a LEAF frontend (exact or band-limited).", required=True)
+    "checkpoint",
+    None,
+    "Keras .weights.h5 checkpoint of an AudioClassifier "
+    "with a LEAF frontend (exact or band-limited).",
+    required=True,
+)
 _AUDIO_GLOB = flags.DEFINE_string(
-    "audio_glob", None, "Glob of mono 16-bit 16 kHz WAV files.", required=True)
-_MAX_FILES = flags.DEFINE_integer("max_files", 300,
-                                  "Compare on at most this many files.")
+    "audio_glob", None, "Glob of mono 16-bit 16 kHz WAV files.", required=True
+)
+_MAX_FILES = flags.DEFINE_integer("max_files", 300, "Compare on at most this many files.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
 
 
@@ -46,14 +50,14 @@ def read_frontend_weights(path):
     """
     with h5py.File(path, "r") as store:
         if "frontend" not in store:
-            raise ValueError(f"{path} has no 'frontend' group: not a "
-                             "checkpoint of an AudioClassifier.")
+            raise ValueError(
+                f"{path} has no 'frontend' group: not a checkpoint of an AudioClassifier."
+            )
         layers = store["frontend"]["layers"]
         weights = {}
         for name, group in layers.items():
             own = group.get("vars")
-            values = ([own[str(i)][()] for i in range(len(own))]
-                      if own is not None else [])
+            values = [own[str(i)][()] for i in range(len(own))] if own is not None else []
             if name.startswith("band_limited_gabor_pooling"):
                 weights["gabor"], weights["pooling"] = values
             elif name == "filterbank":
@@ -70,8 +74,9 @@ def read_frontend_weights(path):
                 weights["ema"] = [ema[str(i)][()] for i in range(len(ema))]
     missing = {"gabor", "pooling", "pcen"} - set(weights)
     if missing:
-        raise ValueError(f"{path}: no {sorted(missing)} weights in the "
-                         "frontend; is it a default LEAF frontend?")
+        raise ValueError(
+            f"{path}: no {sorted(missing)} weights in the frontend; is it a default LEAF frontend?"
+        )
     return weights
 
 
@@ -86,12 +91,12 @@ def build_pair(weights):
         # The PCEN layer's own variables, in the order a checkpoint stores
         # them (its smoother's are set above).
         frontend.compression_fn.load_own_variables(
-            {str(i): value for i, value in enumerate(weights["pcen"])})
+            {str(i): value for i, value in enumerate(weights["pcen"])}
+        )
     exact.complex_conv.set_weights([weights["gabor"]])
     exact.pooling.set_weights([weights["pooling"]])
     # set_weights re-plans the decimations for the trained parameters.
-    fast.band_limited_filterbank.set_weights([weights["gabor"],
-                                              weights["pooling"]])
+    fast.band_limited_filterbank.set_weights([weights["gabor"], weights["pooling"]])
     return exact, fast
 
 
@@ -99,7 +104,7 @@ def main(argv):
     del argv
     weights = read_frontend_weights(_CHECKPOINT.value)
     exact, fast = build_pair(weights)
-    paths = sorted(glob.glob(_AUDIO_GLOB.value))[:_MAX_FILES.value]
+    paths = sorted(glob.glob(_AUDIO_GLOB.value))[: _MAX_FILES.value]
     if not paths:
         raise ValueError(f"No file matches {_AUDIO_GLOB.value!r}.")
     errors = []
@@ -107,8 +112,7 @@ def main(argv):
         clip = read_wav(path)[None, :]
         expected = np.asarray(exact(clip))
         actual = np.asarray(fast(clip))
-        errors.append(float(np.max(np.abs(actual - expected))
-                            / np.max(np.abs(expected))))
+        errors.append(float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected))))
     errors = np.asarray(errors)
     results = {
         "checkpoint": _CHECKPOINT.value,

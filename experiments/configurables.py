@@ -25,29 +25,62 @@ declares.
 import importlib
 import inspect
 
-from absl import logging
-import gin
 import keras
+from absl import logging
+
+import gin
 
 # (python module, gin module, names). Names missing from a module are skipped, so a
 # config that uses them fails with gin's own "No configurable matching" error.
 _LEAF_KERAS_CONFIGURABLES = (
-    ("leaf_keras.frontend", "leaf_keras.frontend",
-     ("Leaf", "MelFilterbanks", "MelPCEN", "SincNet", "SincNetPlus", "TimeDomainFilterbanks",
-      "SquaredModulus")),
-    ("leaf_keras.postprocessing", "leaf_keras.postprocessing",
-     ("PCENLayer", "LogCompression", "ExponentialMovingAverage", "InstanceNormalization")),
+    (
+        "leaf_keras.frontend",
+        "leaf_keras.frontend",
+        (
+            "Leaf",
+            "MelFilterbanks",
+            "MelPCEN",
+            "SincNet",
+            "SincNetPlus",
+            "TimeDomainFilterbanks",
+            "SquaredModulus",
+        ),
+    ),
+    (
+        "leaf_keras.postprocessing",
+        "leaf_keras.postprocessing",
+        ("PCENLayer", "LogCompression", "ExponentialMovingAverage", "InstanceNormalization"),
+    ),
     ("leaf_keras.spec_augment", "leaf_keras.spec_augment", ("SpecAugment",)),
-    ("leaf_keras.initializers", "leaf_keras.initializers",
-     ("PreempInit", "GaborInit", "SincInit", "LowpassInit")),
-    ("leaf_keras.convolution", "leaf_keras.convolution",
-     ("GaborConv1D", "SincConv1D", "NormalizedConv1D", "GaborConstraint")),
-    ("leaf_keras.pooling", "leaf_keras.pooling",
-     ("GaussianLowpass", "LearnablePooling1D", "ChannelWiseLearnablePooling1D",
-      "MaxPooling1D")),
-    ("leaf_keras.models", "leaf_keras.models",
-     ("AudioClassifier", "ConvBlock", "ConvNet", "PANN", "PANNConvBlock", "PANNWavBlock",
-      "WaveGram", "EfficientNetB0Encoder")),
+    (
+        "leaf_keras.initializers",
+        "leaf_keras.initializers",
+        ("PreempInit", "GaborInit", "SincInit", "LowpassInit"),
+    ),
+    (
+        "leaf_keras.convolution",
+        "leaf_keras.convolution",
+        ("GaborConv1D", "SincConv1D", "NormalizedConv1D", "GaborConstraint"),
+    ),
+    (
+        "leaf_keras.pooling",
+        "leaf_keras.pooling",
+        ("GaussianLowpass", "LearnablePooling1D", "ChannelWiseLearnablePooling1D", "MaxPooling1D"),
+    ),
+    (
+        "leaf_keras.models",
+        "leaf_keras.models",
+        (
+            "AudioClassifier",
+            "ConvBlock",
+            "ConvNet",
+            "PANN",
+            "PANNConvBlock",
+            "PANNWavBlock",
+            "WaveGram",
+            "EfficientNetB0Encoder",
+        ),
+    ),
     ("leaf_keras.band_limited", "leaf_keras.band_limited", ("BandLimitedGaborPooling",)),
 )
 
@@ -55,15 +88,38 @@ _LEAF_KERAS_CONFIGURABLES = (
 # MaxPooling1D is left out on purpose: it would make "MaxPooling1D" ambiguous with
 # leaf_keras.pooling.MaxPooling1D, which the frontends use.
 _KERAS_CONFIGURABLES = {
-    "keras.layers": ("Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "Reshape",
-                     "MaxPooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
-                     "BatchNormalization", "LayerNormalization", "GroupNormalization",
-                     "LeakyReLU"),
-    "keras.losses": ("SparseCategoricalCrossentropy", "CategoricalCrossentropy",
-                     "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError"),
+    "keras.layers": (
+        "Conv1D",
+        "Conv2D",
+        "Dense",
+        "Dropout",
+        "Flatten",
+        "Reshape",
+        "MaxPooling2D",
+        "GlobalMaxPooling2D",
+        "GlobalAveragePooling2D",
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "LeakyReLU",
+    ),
+    "keras.losses": (
+        "SparseCategoricalCrossentropy",
+        "CategoricalCrossentropy",
+        "BinaryCrossentropy",
+        "MeanSquaredError",
+        "MeanAbsoluteError",
+    ),
     "keras.regularizers": ("L1", "L2", "L1L2"),
-    "keras.initializers": ("Constant", "GlorotUniform", "HeNormal", "HeUniform",
-                           "RandomNormal", "Zeros", "Ones"),
+    "keras.initializers": (
+        "Constant",
+        "GlorotUniform",
+        "HeNormal",
+        "HeUniform",
+        "RandomNormal",
+        "Zeros",
+        "Ones",
+    ),
     "keras.optimizers": ("Adam", "AdamW", "SGD", "RMSprop"),
     "keras.applications": ("EfficientNetB0", "EfficientNetB1", "MobileNetV2", "ResNet50"),
 }
@@ -133,8 +189,10 @@ def configurable(selector):
     try:
         return gin.get_configurable(selector)
     except ValueError:
-        raise ValueError(f"No gin configurable named {selector!r} is registered; "
-                         f"registered: {', '.join(registered)}.") from None
+        raise ValueError(
+            f"No gin configurable named {selector!r} is registered; "
+            f"registered: {', '.join(registered)}."
+        ) from None
 
 
 def _declared_parameters(fn_or_cls):
@@ -162,9 +220,12 @@ def _declared_parameters(fn_or_cls):
         except (TypeError, ValueError):
             return None
         kinds = {parameter.kind for parameter in signature.parameters.values()}
-        names.update(name for name, parameter in signature.parameters.items()
-                     if parameter.kind not in (inspect.Parameter.VAR_KEYWORD,
-                                               inspect.Parameter.VAR_POSITIONAL))
+        names.update(
+            name
+            for name, parameter in signature.parameters.items()
+            if parameter.kind
+            not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        )
         if inspect.Parameter.VAR_KEYWORD not in kinds:
             accepts_anything = False
     names.discard("self")
@@ -207,7 +268,8 @@ def validate_bindings():
                 raise ValueError(
                     f"Unknown gin parameter {where}.{parameter}: "
                     f"{configurable_.name} has no parameter named {parameter!r}. "
-                    f"Valid parameters: {', '.join(sorted(declared))}.")
+                    f"Valid parameters: {', '.join(sorted(declared))}."
+                )
 
 
 register_all()

@@ -22,9 +22,10 @@ import dataclasses
 import json
 import os
 
-from absl import logging
-import gin
 import keras
+from absl import logging
+
+import gin
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel")
 
@@ -81,8 +82,9 @@ def make_strategy(name="default", devices=None, device=None, tpu=""):
         ValueError: unknown name, or a tf.distribute strategy on a non-TensorFlow backend.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown distribution strategy {name!r}; expected one of "
-                         f"{', '.join(STRATEGIES)}.")
+        raise ValueError(
+            f"Unknown distribution strategy {name!r}; expected one of {', '.join(STRATEGIES)}."
+        )
     backend = keras.backend.backend()
     if backend == "jax":
         if name == "default":
@@ -93,19 +95,24 @@ def make_strategy(name="default", devices=None, device=None, tpu=""):
             num = len(devices) if devices else len(keras.distribution.list_devices())
             logging.info("keras.distribution.DataParallel over %d devices.", num)
             return Distribution("data_parallel", None, num)
-        raise ValueError(f"Strategy {name!r} needs KERAS_BACKEND=tensorflow (got {backend}); "
-                         "on JAX use 'default' or 'data_parallel'.")
+        raise ValueError(
+            f"Strategy {name!r} needs KERAS_BACKEND=tensorflow (got {backend}); "
+            "on JAX use 'default' or 'data_parallel'."
+        )
     if backend != "tensorflow":
         if name == "default":
             return Distribution("default")
-        raise ValueError(f"Strategy {name!r} is not supported on KERAS_BACKEND={backend}; "
-                         "use 'default', or the tensorflow / jax backend.")
+        raise ValueError(
+            f"Strategy {name!r} is not supported on KERAS_BACKEND={backend}; "
+            "use 'default', or the tensorflow / jax backend."
+        )
 
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     if name == "data_parallel":
-        raise ValueError("'data_parallel' is the JAX backend's strategy; on TensorFlow use "
-                         "'mirrored'.")
+        raise ValueError(
+            "'data_parallel' is the JAX backend's strategy; on TensorFlow use 'mirrored'."
+        )
     if name == "default":
         strategy = tf.distribute.get_strategy()
         return Distribution(name, strategy, strategy.num_replicas_in_sync)
@@ -119,13 +126,13 @@ def make_strategy(name="default", devices=None, device=None, tpu=""):
         if "TF_CONFIG" not in os.environ:
             logging.warning("multi_worker without TF_CONFIG: running as a single worker.")
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        return Distribution(name, strategy, strategy.num_replicas_in_sync,
-                            _is_chief_from_tf_config())
+        return Distribution(
+            name, strategy, strategy.num_replicas_in_sync, _is_chief_from_tf_config()
+        )
     else:  # tpu
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
-    logging.info("Distribution strategy %s with %d replicas.", name,
-                 strategy.num_replicas_in_sync)
+    logging.info("Distribution strategy %s with %d replicas.", name, strategy.num_replicas_in_sync)
     return Distribution(name, strategy, strategy.num_replicas_in_sync)

@@ -4,10 +4,10 @@ import json
 import math
 import os
 
-from absl import logging
-import gin
 import numpy as np
+from absl import logging
 
+import gin
 from experiments import checkpointing
 from experiments import metrics as metrics_lib
 
@@ -57,8 +57,16 @@ def compute_metrics(labels, logits, multi_label):
 
 
 @gin.configurable(denylist=["model", "task", "workdir", "checkpoint_dir", "extra"])
-def evaluate(model, task, workdir, checkpoint_dir=None, checkpoint="best", split="test",
-             max_batches=None, extra=None):
+def evaluate(
+    model,
+    task,
+    workdir,
+    checkpoint_dir=None,
+    checkpoint="best",
+    split="test",
+    max_batches=None,
+    extra=None,
+):
     """Loads a checkpoint, evaluates on a split and writes ``<workdir>/metrics.json``.
 
     Args:
@@ -108,8 +116,8 @@ def evaluate(model, task, workdir, checkpoint_dir=None, checkpoint="best", split
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, METRICS_FILE)
     checkpointing.write_json_atomically(results, path)
-    summary = {key: results[key] for key in ("accuracy", "mAP", "AUC", "d_prime")
-               if key in results}
-    logging.info("%s metrics (%d examples): %s -> %s", split, results["num_examples"],
-                 summary, path)
+    summary = {key: results[key] for key in ("accuracy", "mAP", "AUC", "d_prime") if key in results}
+    logging.info(
+        "%s metrics (%d examples): %s -> %s", split, results["num_examples"], summary, path
+    )
     return results

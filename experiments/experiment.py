@@ -11,12 +11,12 @@ notebooks can call them directly:
 import os
 
 from absl import logging
+
 import gin
 
 # Every module that defines gin configurables is imported before any parsing.
 from experiments import configurables
-from experiments import data
-from experiments import distribution  # pylint: disable=unused-import
+from experiments import data  # pylint: disable=unused-import
 from experiments import evaluate as evaluate_lib
 from experiments import export as export_lib
 from experiments import train as train_lib
@@ -59,9 +59,14 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
     """
     os.makedirs(workdir, exist_ok=True)
     task = data.load_task()
-    logging.info("Task %s: %d classes (%s), %d Hz, stats %s", task.name, task.num_classes,
-                 "multi-label" if task.multi_label else "single-label", task.sample_rate,
-                 task.stats)
+    logging.info(
+        "Task %s: %d classes (%s), %d Hz, stats %s",
+        task.name,
+        task.num_classes,
+        "multi-label" if task.multi_label else "single-label",
+        task.sample_rate,
+        task.stats,
+    )
     train_kwargs = {} if strategy is None else {"strategy": strategy}
     result = train_lib.train(task, workdir, **train_kwargs)
     if not result.distribution.is_chief:
@@ -72,12 +77,19 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
     results = {}
     if evaluate:
         results = evaluate_lib.evaluate(
-            result.model, task, workdir, checkpoint_dir=result.checkpoint_dir,
-            extra={"gin_config": operative_config, "class_names": list(task.class_names)})
+            result.model,
+            task,
+            workdir,
+            checkpoint_dir=result.checkpoint_dir,
+            extra={"gin_config": operative_config, "class_names": list(task.class_names)},
+        )
     if export:
         if not evaluate and result.best_checkpoint:
             result.model.load_weights(result.best_checkpoint)  # Export the best weights.
-        export_lib.export(result.model, workdir, task.multi_label,
-                          extra_info={"class_names": list(task.class_names),
-                                      "sample_rate": task.sample_rate})
+        export_lib.export(
+            result.model,
+            workdir,
+            task.multi_label,
+            extra_info={"class_names": list(task.class_names), "sample_rate": task.sample_rate},
+        )
     return results

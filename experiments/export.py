@@ -30,10 +30,10 @@ import json
 import os
 import tempfile
 
-from absl import logging
-import gin
 import keras
+from absl import logging
 
+import gin
 import leaf_keras
 
 EXPORT_DIR = "export"
@@ -60,8 +60,9 @@ def export_saved_model(model, path, multi_label, num_samples=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     if keras.backend.backend() != "tensorflow":
-        raise ValueError("SavedModel export needs KERAS_BACKEND=tensorflow, got "
-                         f"{keras.backend.backend()}.")
+        raise ValueError(
+            f"SavedModel export needs KERAS_BACKEND=tensorflow, got {keras.backend.backend()}."
+        )
     spec = tf.TensorSpec([None, num_samples], tf.float32, name="waveform")
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -98,13 +99,13 @@ def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     if op_sets not in ("auto", "builtins", "select_tf_ops"):
-        raise ValueError(f"op_sets must be 'auto', 'builtins' or 'select_tf_ops', got "
-                         f"{op_sets!r}.")
+        raise ValueError(f"op_sets must be 'auto', 'builtins' or 'select_tf_ops', got {op_sets!r}.")
     attempts = ["builtins", "select_tf_ops"] if op_sets == "auto" else [op_sets]
     last_error = None
     for attempt in attempts:
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_path, signature_keys=["serving_default"])
+            saved_model_path, signature_keys=["serving_default"]
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if attempt == "select_tf_ops":
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
@@ -113,8 +114,11 @@ def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
         except Exception as error:  # pylint: disable=broad-except
             # The converter raises ConverterError (and sometimes others) for ops that
             # are not builtins; retry with the Flex delegate.
-            logging.info("TFLite conversion with %s failed: %s", attempt,
-                         str(error).splitlines()[0] if str(error) else error)
+            logging.info(
+                "TFLite conversion with %s failed: %s",
+                attempt,
+                str(error).splitlines()[0] if str(error) else error,
+            )
             last_error = error
             continue
         with open(tflite_path, "wb") as f:
@@ -151,8 +155,15 @@ def _direct_convolutions(model):
 
 
 @gin.configurable(denylist=["model", "workdir", "multi_label", "extra_info"])
-def export(model, workdir, multi_label, tflite=True, tflite_op_sets="auto",
-           tflite_num_samples=16000, extra_info=None):
+def export(
+    model,
+    workdir,
+    multi_label,
+    tflite=True,
+    tflite_op_sets="auto",
+    tflite_num_samples=16000,
+    extra_info=None,
+):
     """Exports the SavedModel (and TFLite model) to ``<workdir>/export``.
 
     Args:
@@ -172,15 +183,22 @@ def export(model, workdir, multi_label, tflite=True, tflite_op_sets="auto",
     """
     path = os.path.join(workdir, EXPORT_DIR)
     export_saved_model(model, path, multi_label)
-    info = {"saved_model": path, "signatures": ["serving_default", "frontend"],
-            "output": "sigmoid" if multi_label else "softmax"}
+    info = {
+        "saved_model": path,
+        "signatures": ["serving_default", "frontend"],
+        "output": "sigmoid" if multi_label else "softmax",
+    }
     if tflite:
         tflite_path = os.path.join(path, TFLITE_FILE)
         info["tflite"] = tflite_path
         info["tflite_input_shape"] = [None, tflite_num_samples]
         with tempfile.TemporaryDirectory() as temporary, _direct_convolutions(model):
-            direct = export_saved_model(model, os.path.join(temporary, "direct"), multi_label,
-                                        num_samples=tflite_num_samples)
+            direct = export_saved_model(
+                model,
+                os.path.join(temporary, "direct"),
+                multi_label,
+                num_samples=tflite_num_samples,
+            )
             info["tflite_op_sets"] = export_tflite(direct, tflite_path, tflite_op_sets)
     info.update(extra_info or {})
     with open(os.path.join(path, INFO_FILE), "w") as f:

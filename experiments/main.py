@@ -30,17 +30,25 @@ from absl import logging
 from experiments import experiment
 
 _GIN_CONFIG = flags.DEFINE_multi_string(
-    "gin_config", [], "Gin config file (repeatable; later files override earlier ones).")
+    "gin_config", [], "Gin config file (repeatable; later files override earlier ones)."
+)
 _GIN_BINDINGS = flags.DEFINE_multi_string(
-    "gin_bindings", [], "Gin binding, e.g. \"train.num_epochs = 2\" (repeatable; applied "
-    "after the files).")
+    "gin_bindings",
+    [],
+    'Gin binding, e.g. "train.num_epochs = 2" (repeatable; applied after the files).',
+)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Output directory (checkpoints, TensorBoard logs, metrics.json, export). "
-    "Overrides the gin binding run_experiment.workdir.")
+    "workdir",
+    None,
+    "Output directory (checkpoints, TensorBoard logs, metrics.json, export). "
+    "Overrides the gin binding run_experiment.workdir.",
+)
 _STRATEGY = flags.DEFINE_enum(
-    "strategy", None, ["default", "one_device", "mirrored", "multi_worker", "tpu",
-                       "data_parallel"],
-    "Distribution strategy; overrides the gin binding train.strategy.")
+    "strategy",
+    None,
+    ["default", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel"],
+    "Distribution strategy; overrides the gin binding train.strategy.",
+)
 
 
 def main(argv: Sequence[str]) -> None:

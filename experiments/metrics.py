@@ -33,8 +33,9 @@ def accuracy(labels, scores):
     labels = _as_1d(labels, "labels")
     scores = np.asarray(scores)
     if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
-        raise ValueError(f"scores must have shape [N, C] with N = {labels.shape[0]}, got "
-                         f"{scores.shape}.")
+        raise ValueError(
+            f"scores must have shape [N, C] with N = {labels.shape[0]}, got {scores.shape}."
+        )
     if labels.size == 0:
         raise ValueError("accuracy of an empty set is undefined (0 examples).")
     return float(np.mean(np.argmax(scores, axis=1) == labels))
@@ -128,15 +129,19 @@ def multilabel_metrics(targets, scores):
     targets = np.asarray(targets)
     scores = np.asarray(scores)
     if targets.ndim != 2 or targets.shape != scores.shape:
-        raise ValueError(f"targets and scores must both be [N, C]; got {targets.shape} and "
-                         f"{scores.shape}.")
-    precisions = np.array([average_precision(targets[:, c], scores[:, c])
-                           for c in range(targets.shape[1])])
+        raise ValueError(
+            f"targets and scores must both be [N, C]; got {targets.shape} and {scores.shape}."
+        )
+    precisions = np.array(
+        [average_precision(targets[:, c], scores[:, c]) for c in range(targets.shape[1])]
+    )
     aucs = np.array([roc_auc(targets[:, c], scores[:, c]) for c in range(targets.shape[1])])
     defined = ~np.isnan(aucs)
     if not defined.any():
-        raise ValueError("No class has both positive and negative examples: mAP/AUC are "
-                         f"undefined (targets shape {targets.shape}).")
+        raise ValueError(
+            "No class has both positive and negative examples: mAP/AUC are "
+            f"undefined (targets shape {targets.shape})."
+        )
     mean_auc = float(np.mean(aucs[defined]))
     return {
         "mAP": float(np.mean(precisions[defined])),

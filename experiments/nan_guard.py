@@ -8,9 +8,9 @@ and records where; the checkpoint callbacks (`experiments.checkpointing`) consul
 
 import math
 
-from absl import logging
 import keras
 import numpy as np
+from absl import logging
 
 
 def weights_are_finite(model):
@@ -58,6 +58,10 @@ class NaNGuard(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not is_finite_number(loss) and not self.triggered:
             self.triggered_at = (self._epoch, batch)
-            logging.error("Loss is %s at epoch %d, batch %d: stopping training.",
-                          loss, self._epoch + 1, batch + 1)
+            logging.error(
+                "Loss is %s at epoch %d, batch %d: stopping training.",
+                loss,
+                self._epoch + 1,
+                batch + 1,
+            )
             self.model.stop_training = True

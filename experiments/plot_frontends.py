@@ -69,8 +69,7 @@ def frontend_outputs(waveform):
     )
     batch = waveform[None, :]
     return [
-        (title, ops.convert_to_numpy(layer(batch, training=False))[0])
-        for title, layer in frontends
+        (title, ops.convert_to_numpy(layer(batch, training=False))[0]) for title, layer in frontends
     ]
 
 

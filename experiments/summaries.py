@@ -30,8 +30,12 @@ def write_scalar(tag, value, step):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from tensorflow.core.framework import summary_pb2  # pylint: disable=g-import-not-at-top
 
-    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
-                     metadata=_summary_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
+    tf.summary.write(
+        tag,
+        tf.constant(float(value), tf.float32),
+        step=step,
+        metadata=_summary_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR),
+    )
 
 
 def write_histogram(tag, values, step):
@@ -45,8 +49,12 @@ def write_histogram(tag, values, step):
         low, high = low - 0.5, high + 0.5
     counts, edges = np.histogram(values, bins=HISTOGRAM_BINS, range=(low, high))
     buckets = np.stack([edges[:-1], edges[1:], counts.astype(np.float64)], axis=1)
-    tf.summary.write(tag, tf.constant(buckets, tf.float64), step=step,
-                     metadata=_summary_metadata("histograms", summary_pb2.DATA_CLASS_TENSOR))
+    tf.summary.write(
+        tag,
+        tf.constant(buckets, tf.float64),
+        step=step,
+        metadata=_summary_metadata("histograms", summary_pb2.DATA_CLASS_TENSOR),
+    )
 
 
 class _SummaryCallback(keras.callbacks.Callback):
@@ -81,8 +89,11 @@ class EpochTensorBoard(_SummaryCallback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         for run, prefix in (("train", ""), ("validation", "val_")):
-            entries = {key[len(prefix):]: value for key, value in logs.items()
-                       if (key.startswith("val_") == (prefix == "val_"))}
+            entries = {
+                key[len(prefix) :]: value
+                for key, value in logs.items()
+                if (key.startswith("val_") == (prefix == "val_"))
+            }
             if not entries:
                 continue
             with self._writer(run).as_default():

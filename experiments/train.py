@@ -15,10 +15,10 @@ Files written to the workdir:
 import dataclasses
 import os
 
-import gin
 import keras
 import numpy as np
 
+import gin
 from experiments import checkpointing
 from experiments import configurables
 from experiments import distribution as distribution_lib
@@ -82,9 +82,11 @@ def build_model(num_outputs, sample_rate):
     frontend = getattr(model, "frontend", None)
     frontend_rate = getattr(frontend, "sample_rate", None)
     if frontend_rate is not None and int(frontend_rate) != int(sample_rate):
-        raise ValueError(f"The frontend expects {frontend_rate} Hz audio but the dataset is "
-                         f"{sample_rate} Hz; set e.g. Leaf.sample_rate = {sample_rate} (and "
-                         "the initializers' sample_rate) in the gin config.")
+        raise ValueError(
+            f"The frontend expects {frontend_rate} Hz audio but the dataset is "
+            f"{sample_rate} Hz; set e.g. Leaf.sample_rate = {sample_rate} (and "
+            "the initializers' sample_rate) in the gin config."
+        )
     # BackupAndRestore needs built weights before fit() to restore into them; a one-second
     # dummy clip builds them.
     model(np.zeros((1, int(sample_rate)), np.float32), training=False)
@@ -92,20 +94,22 @@ def build_model(num_outputs, sample_rate):
 
 
 @gin.configurable(denylist=["task", "workdir"])
-def train(task,
-          workdir,
-          num_epochs=10,
-          steps_per_epoch=None,
-          validation_steps=None,
-          learning_rate=1e-4,
-          strategy="default",
-          seed=0,
-          extra_callbacks=(),
-          backup_save_freq="epoch",
-          tensorboard_histogram_freq=0,
-          log_gabor_filters=True,
-          jit_compile="auto",
-          verbose="auto"):
+def train(
+    task,
+    workdir,
+    num_epochs=10,
+    steps_per_epoch=None,
+    validation_steps=None,
+    learning_rate=1e-4,
+    strategy="default",
+    seed=0,
+    extra_callbacks=(),
+    backup_save_freq="epoch",
+    tensorboard_histogram_freq=0,
+    log_gabor_filters=True,
+    jit_compile="auto",
+    verbose="auto",
+):
     """Trains the gin-configured AudioClassifier on `task`.
 
     Args:
@@ -139,19 +143,26 @@ def train(task,
     loss, metrics, monitor = loss_and_metrics(task.multi_label)
     with distribution.scope():
         model = build_model(task.num_classes, task.sample_rate)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                      metrics=metrics, jit_compile=jit_compile)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=loss,
+            metrics=metrics,
+            jit_compile=jit_compile,
+        )
 
     # Non-chief workers of a multi-worker job write next to, not into, the chief's files.
     outdir = workdir if distribution.is_chief else os.path.join(workdir, "non_chief_tmp")
     checkpoint_dir = os.path.join(outdir, "checkpoints")
     nan_guard = nan_guard_lib.NaNGuard()
-    checkpointer = checkpointing.EpochCheckpoint(checkpoint_dir, monitor=monitor, mode="max",
-                                                 nan_guard=nan_guard)
-    backup = checkpointing.SafeBackupAndRestore(os.path.join(outdir, "backup"),
-                                                nan_guard=nan_guard,
-                                                save_freq=backup_save_freq,
-                                                double_checkpoint=True)
+    checkpointer = checkpointing.EpochCheckpoint(
+        checkpoint_dir, monitor=monitor, mode="max", nan_guard=nan_guard
+    )
+    backup = checkpointing.SafeBackupAndRestore(
+        os.path.join(outdir, "backup"),
+        nan_guard=nan_guard,
+        save_freq=backup_save_freq,
+        double_checkpoint=True,
+    )
     tensorboard_dir = os.path.join(outdir, "tensorboard")
     callbacks = [
         nan_guard,
@@ -162,31 +173,45 @@ def train(task,
     callbacks.append(summaries.EpochTensorBoard(tensorboard_dir))
     if tensorboard_histogram_freq:
         # Keras's callback needs the `tensorboard` package (not a dependency).
-        callbacks.append(keras.callbacks.TensorBoard(
-            os.path.join(tensorboard_dir, "keras"), histogram_freq=tensorboard_histogram_freq))
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                os.path.join(tensorboard_dir, "keras"), histogram_freq=tensorboard_histogram_freq
+            )
+        )
     if log_gabor_filters:
         callbacks.append(summaries.GaborTensorBoard(tensorboard_dir))
     callbacks.extend(extra_callbacks)
 
     train_data = task.train.repeat() if steps_per_epoch else task.train
-    history = model.fit(train_data,
-                        validation_data=task.validation,
-                        epochs=num_epochs,
-                        steps_per_epoch=steps_per_epoch,
-                        validation_steps=validation_steps,
-                        callbacks=callbacks,
-                        verbose=verbose)
+    history = model.fit(
+        train_data,
+        validation_data=task.validation,
+        epochs=num_epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
     initial_epoch = int(getattr(model, "_initial_epoch", 0) or 0)
     best = checkpointer.best_path if os.path.exists(checkpointer.best_path) else None
 
     if nan_guard.triggered:
         epoch, batch = nan_guard.triggered_at
-        kept = (f"the last good checkpoint {checkpointer.last_path} was kept" if os.path.exists(
-            checkpointer.last_path) else "no epoch had completed, so there is no checkpoint")
+        kept = (
+            f"the last good checkpoint {checkpointer.last_path} was kept"
+            if os.path.exists(checkpointer.last_path)
+            else "no epoch had completed, so there is no checkpoint"
+        )
         raise TrainingDivergedError(
             f"Training stopped: the loss became NaN or infinite at epoch {epoch + 1}, batch "
             f"{batch + 1}; {kept}. Lower train.learning_rate (now {learning_rate}) or check "
-            "the input data for NaN/inf values.")
-    return TrainResult(model=model, history=history, checkpoint_dir=checkpoint_dir,
-                       best_checkpoint=best, distribution=distribution,
-                       initial_epoch=initial_epoch)
+            "the input data for NaN/inf values."
+        )
+    return TrainResult(
+        model=model,
+        history=history,
+        checkpoint_dir=checkpoint_dir,
+        best_checkpoint=best,
+        distribution=distribution,
+        initial_epoch=initial_epoch,
+    )

@@ -24,24 +24,43 @@ from leaf_keras import stages
 from leaf_keras import utils
 from leaf_keras import waveforms
 from leaf_keras.band_limited import BandLimitedGaborPooling
-from leaf_keras.convolution import (GaborConstraint, GaborConv1D,
-                                    NormalizedConv1D, SincConv1D)
+from leaf_keras.convolution import GaborConstraint
+from leaf_keras.convolution import GaborConv1D
+from leaf_keras.convolution import NormalizedConv1D
+from leaf_keras.convolution import SincConv1D
 from leaf_keras.filterbank import Filterbank
-from leaf_keras.frontend import Leaf, SincNet, SincNetPlus, TimeDomainFilterbanks
-from leaf_keras.initializers import GaborInit, LowpassInit, PreempInit, SincInit
+from leaf_keras.frontend import Leaf
+from leaf_keras.frontend import SincNet
+from leaf_keras.frontend import SincNetPlus
+from leaf_keras.frontend import TimeDomainFilterbanks
+from leaf_keras.initializers import GaborInit
+from leaf_keras.initializers import LowpassInit
+from leaf_keras.initializers import PreempInit
+from leaf_keras.initializers import SincInit
 from leaf_keras.leaf_audio_weights import load_leaf_audio_weights
-from leaf_keras.mel_frontend import MelFilterbanks, MelPCEN
-from leaf_keras.models import (PANN, AudioClassifier, ConvBlock, ConvNet,
-                               EfficientNetB0Encoder, PANNConvBlock,
-                               PANNWavBlock, WaveGram)
-from leaf_keras.ops.fft_correlation import fft_conv1d, overlap_add_conv1d
-from leaf_keras.pooling import (ChannelWiseLearnablePooling1D,
-                                GaussianLowpass, LearnablePooling1D,
-                                MaxPooling1D)
-from leaf_keras.postprocessing import (ExponentialMovingAverage,
-                                       InstanceNormalization, LogCompression,
-                                       PCENLayer, SpecAugment)
-from leaf_keras.stages import EnergyFloor, SquaredModulus
+from leaf_keras.mel_frontend import MelFilterbanks
+from leaf_keras.mel_frontend import MelPCEN
+from leaf_keras.models import PANN
+from leaf_keras.models import AudioClassifier
+from leaf_keras.models import ConvBlock
+from leaf_keras.models import ConvNet
+from leaf_keras.models import EfficientNetB0Encoder
+from leaf_keras.models import PANNConvBlock
+from leaf_keras.models import PANNWavBlock
+from leaf_keras.models import WaveGram
+from leaf_keras.ops.fft_correlation import fft_conv1d
+from leaf_keras.ops.fft_correlation import overlap_add_conv1d
+from leaf_keras.pooling import ChannelWiseLearnablePooling1D
+from leaf_keras.pooling import GaussianLowpass
+from leaf_keras.pooling import LearnablePooling1D
+from leaf_keras.pooling import MaxPooling1D
+from leaf_keras.postprocessing import ExponentialMovingAverage
+from leaf_keras.postprocessing import InstanceNormalization
+from leaf_keras.postprocessing import LogCompression
+from leaf_keras.postprocessing import PCENLayer
+from leaf_keras.postprocessing import SpecAugment
+from leaf_keras.stages import EnergyFloor
+from leaf_keras.stages import SquaredModulus
 from leaf_keras.waveforms import WaveformInput
 
 __version__ = "0.1.0"

@@ -57,23 +57,32 @@ from leaf_keras import impulse_responses
 from leaf_keras import initializers
 from leaf_keras import waveforms
 from leaf_keras.ops import block_pooling
-from leaf_keras.ops import tie_gradients
 from leaf_keras.ops.band_power import band_power
 
 
 def _check_positive_int(name, value, minimum=1):
     if int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got "
-                         f"{value!r}.")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
-def _check_arguments(n_filters, kernel_size, strides, sample_rate, band_stds,
-                     bandwidth_margin, interpolation_taps, max_decimation,
-                     leakage):
+def _check_arguments(
+    n_filters,
+    kernel_size,
+    strides,
+    sample_rate,
+    band_stds,
+    bandwidth_margin,
+    interpolation_taps,
+    max_decimation,
+    leakage,
+):
     """Raises ValueError naming the first invalid constructor argument."""
-    for name, value in (("n_filters", n_filters), ("strides", strides),
-                        ("interpolation_taps", interpolation_taps),
-                        ("max_decimation", max_decimation)):
+    for name, value in (
+        ("n_filters", n_filters),
+        ("strides", strides),
+        ("interpolation_taps", interpolation_taps),
+        ("max_decimation", max_decimation),
+    ):
         _check_positive_int(name, value)
     _check_positive_int("kernel_size", kernel_size, minimum=3)
     if kernel_size % 2 == 0:
@@ -83,8 +92,7 @@ def _check_arguments(n_filters, kernel_size, strides, sample_rate, band_stds,
     if not band_stds > 0:
         raise ValueError(f"band_stds must be positive, got {band_stds!r}.")
     if not bandwidth_margin >= 1.0:
-        raise ValueError(f"bandwidth_margin must be >= 1, got "
-                         f"{bandwidth_margin!r}.")
+        raise ValueError(f"bandwidth_margin must be >= 1, got {bandwidth_margin!r}.")
     if not 0.0 < leakage < 1.0:
         raise ValueError(f"leakage must be in (0, 1), got {leakage!r}.")
 
@@ -95,12 +103,13 @@ def _checked_block_size(block_size, kernel_size, strides):
     wrap-around margin is ~10 % of the block."""
     if block_size is None:
         block_size = int(strides) * 2 ** max(
-            0, math.ceil(math.log2(12 * kernel_size / int(strides))))
-    if (int(block_size) != block_size or block_size % int(strides)
-            or block_size < 4 * kernel_size):
+            0, math.ceil(math.log2(12 * kernel_size / int(strides)))
+        )
+    if int(block_size) != block_size or block_size % int(strides) or block_size < 4 * kernel_size:
         raise ValueError(
             f"block_size must be a multiple of strides ({strides}) and "
-            f">= 4 * kernel_size ({4 * kernel_size}), got {block_size!r}.")
+            f">= 4 * kernel_size ({4 * kernel_size}), got {block_size!r}."
+        )
     return int(block_size)
 
 
@@ -110,11 +119,13 @@ def _checked_decimations(decimations, n_filters, strides, max_decimation):
         return None
     decimations = [int(d) for d in decimations]
     if len(decimations) != n_filters or any(
-            d < 1 or strides % d or d > max_decimation for d in decimations):
+        d < 1 or strides % d or d > max_decimation for d in decimations
+    ):
         raise ValueError(
             f"decimations must list {n_filters} integers <= max_decimation "
             f"({max_decimation}) dividing strides ({strides}), got "
-            f"{decimations!r}.")
+            f"{decimations!r}."
+        )
     return decimations
 
 
@@ -126,8 +137,10 @@ def _periodic_spectrum(blocks, extra):
     mirror = slice(1, block // 2)
     real = ops.concatenate([real, ops.flip(real[..., mirror], axis=-1)], -1)
     imag = ops.concatenate([imag, -ops.flip(imag[..., mirror], axis=-1)], -1)
-    return (ops.concatenate([real, real[..., :extra]], axis=-1),
-            ops.concatenate([imag, imag[..., :extra]], axis=-1))
+    return (
+        ops.concatenate([real, real[..., :extra]], axis=-1),
+        ops.concatenate([imag, imag[..., :extra]], axis=-1),
+    )
 
 
 def _circular_spectra(real, imag, block_size):
@@ -145,8 +158,69 @@ def _circular_spectra(real, imag, block_size):
 # Per call: the block spectra, the filters' band spectra, the pooling windows
 # and the framing of the output.
 _Inputs = dataclasses.make_dataclass(
-    "_Inputs", ["spec_real", "spec_imag", "filt_real", "filt_imag", "windows",
-                "center_bins", "frames", "pad_left", "time", "static_time"])
+    "_Inputs",
+    [
+        "spec_real",
+        "spec_imag",
+        "filt_real",
+        "filt_imag",
+        "windows",
+        "center_bins",
+        "frames",
+        "pad_left",
+        "time",
+        "static_time",
+    ],
+)
+
+
+def _block_spectra(x, plan, block, strides, kernel_size, frames, pad_left):
+    """Periodic spectra of the overlap-save blocks `[batch, blocks, N']`.
+
+    Grid positions are relative to the start of the first pooling window
+    `c_0 = -pad_left`: position `c_0 - guard + i`.
+    """
+    needed = strides * frames + kernel_size + 2 * plan.guard + plan.step
+    n_blocks = (needed + plan.hop - 1) // plan.hop
+    offset = plan.valid_start + plan.guard + pad_left
+    right = (n_blocks + 1) * plan.hop - offset - ops.shape(x)[1]
+    rows = ops.reshape(ops.pad(x, [[0, 0], [offset, right]]), (-1, n_blocks + 1, plan.hop))
+    blocks = ops.concatenate([rows[:, :-1], rows[:, 1:, : block - plan.hop]], axis=-1)
+    return _periodic_spectrum(blocks, block // int(plan.decimations.min()))
+
+
+def _with_edge_frames(pooled, power, windows, matrix, kernel_len, step, inputs, strides):
+    """`pooled` with the frames whose window crosses the signal edges
+    recomputed: their kernels leave out the taps on the zero padding,
+    which the band-limited power does not vanish on. All edge frames
+    go through one batched contraction (one dot, not a reduction per
+    frame, which XLA on CPU runs as a slow reduce-window)."""
+    frames = inputs.frames
+    short = inputs.static_time and frames <= 4
+    edge_frames = list(range(frames)) if short else [0, 1, frames - 2, frames - 1]
+    edge_kernels, edge_samples = [], []
+    for frame in edge_frames:
+        position = frame * strides - inputs.pad_left + ops.arange(windows.shape[1], dtype="int32")
+        inside = ops.cast(ops.logical_and(position >= 0, position < inputs.time), "float32")
+        edge_kernels.append(ops.matmul(windows * inside[None, :], matrix))
+        edge_samples.append(power[:, :, step * frame : step * frame + kernel_len])
+    edges = ops.einsum(
+        "cbmq,cmq->cbm", ops.stack(edge_samples, axis=2), ops.stack(edge_kernels, axis=1)
+    )
+    if short:
+        return edges
+    return ops.concatenate([edges[:, :, :2], pooled[:, :, 2:-2], edges[:, :, 2:]], axis=2)
+
+
+# The constructor arguments `get_config` stores as they are, and those it serializes.
+_CONFIG_VALUES = (
+    "n_filters", "kernel_size", "strides", "sample_rate", "band_stds", "bandwidth_margin",
+    "interpolation_taps", "block_size", "max_decimation", "leakage", "decimations",
+    "learn_filters", "learn_pooling",
+)  # fmt: skip
+_CONFIG_OBJECTS = (
+    "kernel_initializer", "pooling_initializer", "kernel_regularizer", "pooling_regularizer",
+)  # fmt: skip
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -222,17 +296,39 @@ class BandLimitedGaborPooling(keras.layers.Layer):
 
     engine = "band_limited"
 
-    def __init__(self, n_filters=40, kernel_size=401, strides=160,
-                 sample_rate=16000, kernel_initializer=None,
-                 pooling_initializer=None, band_stds=4.0,
-                 bandwidth_margin=1.1, interpolation_taps=5, block_size=None,
-                 max_decimation=80, leakage=2e-3, decimations=None,
-                 learn_filters=True, learn_pooling=True,
-                 kernel_regularizer=None, pooling_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        n_filters=40,
+        kernel_size=401,
+        strides=160,
+        sample_rate=16000,
+        kernel_initializer=None,
+        pooling_initializer=None,
+        band_stds=4.0,
+        bandwidth_margin=1.1,
+        interpolation_taps=5,
+        block_size=None,
+        max_decimation=80,
+        leakage=2e-3,
+        decimations=None,
+        learn_filters=True,
+        learn_pooling=True,
+        kernel_regularizer=None,
+        pooling_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        _check_arguments(n_filters, kernel_size, strides, sample_rate,
-                         band_stds, bandwidth_margin, interpolation_taps,
-                         max_decimation, leakage)
+        _check_arguments(
+            n_filters,
+            kernel_size,
+            strides,
+            sample_rate,
+            band_stds,
+            bandwidth_margin,
+            interpolation_taps,
+            max_decimation,
+            leakage,
+        )
         block_size = _checked_block_size(block_size, kernel_size, strides)
         self.n_filters = int(n_filters)
         self.kernel_size = self.window_size = int(kernel_size)
@@ -244,14 +340,17 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.block_size = int(block_size)
         self.max_decimation = int(max_decimation)
         self.leakage = float(leakage)
-        decimations = _checked_decimations(decimations, self.n_filters,
-                                           self.strides, self.max_decimation)
+        decimations = _checked_decimations(
+            decimations, self.n_filters, self.strides, self.max_decimation
+        )
         self.decimations = decimations
         self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or initializers.GaborInit(
-                sample_rate=sample_rate, min_freq=60.0, max_freq=7800.0))
+            kernel_initializer
+            or initializers.GaborInit(sample_rate=sample_rate, min_freq=60.0, max_freq=7800.0)
+        )
         self.pooling_initializer = keras.initializers.get(
-            pooling_initializer or keras.initializers.Constant(0.4))
+            pooling_initializer or keras.initializers.Constant(0.4)
+        )
         self.learn_filters = bool(learn_filters)
         self.learn_pooling = bool(learn_pooling)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -261,16 +360,24 @@ class BandLimitedGaborPooling(keras.layers.Layer):
     def build(self, input_shape):
         self._check_input_shape(input_shape)
         self.gabor_kernel = self.add_weight(
-            name="kernel", shape=(self.n_filters, 2),
+            name="kernel",
+            shape=(self.n_filters, 2),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=convolution.GaborConstraint(self.kernel_size),
-            trainable=self.learn_filters, dtype="float32", autocast=False)
+            trainable=self.learn_filters,
+            dtype="float32",
+            autocast=False,
+        )
         self.pooling_kernel = self.add_weight(
-            name="kernel", shape=(1, 1, self.n_filters, 1),
+            name="kernel",
+            shape=(1, 1, self.n_filters, 1),
             initializer=self.pooling_initializer,
             regularizer=self.pooling_regularizer,
-            trainable=self.learn_pooling, dtype="float32", autocast=False)
+            trainable=self.learn_pooling,
+            dtype="float32",
+            autocast=False,
+        )
         self.update_band_plan()
 
     def update_band_plan(self):
@@ -282,11 +389,18 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         decimations = self.decimations
         if decimations is None:
             decimations = band_plan.plan_decimations(
-                ops.convert_to_numpy(self.gabor_kernel), self.kernel_size,
-                self.strides, self.block_size, self.band_stds,
-                self.bandwidth_margin, self.max_decimation, self.leakage)
-        self.plan = band_plan.BandPlan.create(decimations, self.kernel_size,
-                                    self.block_size, self.interpolation_taps)
+                ops.convert_to_numpy(self.gabor_kernel),
+                self.kernel_size,
+                self.strides,
+                self.block_size,
+                self.band_stds,
+                self.bandwidth_margin,
+                self.max_decimation,
+                self.leakage,
+            )
+        self.plan = band_plan.BandPlan.create(
+            decimations, self.kernel_size, self.block_size, self.interpolation_taps
+        )
 
     @property
     def planned_decimations(self):
@@ -302,21 +416,11 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.update_band_plan()
 
     def _check_input_shape(self, input_shape):
-        waveforms.check_waveforms(input_shape, None, self.kernel_size,
-                                  self.__class__.__name__)
+        waveforms.check_waveforms(input_shape, None, self.kernel_size, self.__class__.__name__)
 
     def clipped_kernel(self):
         """The Gabor parameters as used, `(n_filters, 2)` (mu, sigma)."""
-        return self.gabor_kernel.constraint(
-            ops.cast(self.gabor_kernel, "float32"))
-
-    def clipped_parameters(self):
-        """Clipped (mu, sigma, pooling width) tensors, each `(n_filters,)`."""
-        kernel = self.clipped_kernel()
-        width = tie_gradients.clip(
-            ops.reshape(ops.cast(self.pooling_kernel, "float32"),
-                        (self.n_filters,)), 2.0 / self.kernel_size, 0.5)
-        return kernel[:, 0], kernel[:, 1], width
+        return self.gabor_kernel.constraint(ops.cast(self.gabor_kernel, "float32"))
 
     def call(self, inputs):
         if self.plan is None:
@@ -328,46 +432,43 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         static_time = isinstance(time, int)
         frames = (time + self.strides - 1) // self.strides
         pad_total = (frames - 1) * self.strides + self.kernel_size - time
-        pad_total = (max(pad_total, 0) if static_time
-                     else ops.maximum(pad_total, 0))
+        pad_total = max(pad_total, 0) if static_time else ops.maximum(pad_total, 0)
         pad_left = pad_total // 2
-        spec_real, spec_imag = self._block_spectra(x, frames, pad_left)
+        spec_real, spec_imag = _block_spectra(
+            x, self.plan, self.block_size, self.strides, self.kernel_size, frames, pad_left
+        )
         kernel = self.clipped_kernel()
         filt_real, filt_imag = _circular_spectra(
-            *impulse_responses.gabor_filters(kernel, self.kernel_size),
-            self.block_size)
+            *impulse_responses.gabor_filters(kernel, self.kernel_size), self.block_size
+        )
         windows = impulse_responses.gaussian_lowpass(
-            ops.reshape(ops.cast(self.pooling_kernel, "float32"),
-                        (self.n_filters, 1)), self.kernel_size)
-        center_bins = ops.cast(ops.round(
-            ops.stop_gradient(kernel[:, 0]) * (self.block_size / (2 * math.pi))),
-            "int32")
-        inputs = _Inputs(spec_real, spec_imag, filt_real, filt_imag, windows,
-                         center_bins, frames, pad_left, time, static_time)
+            ops.reshape(ops.cast(self.pooling_kernel, "float32"), (self.n_filters, 1)),
+            self.kernel_size,
+        )
+        center_bins = ops.cast(
+            ops.round(ops.stop_gradient(kernel[:, 0]) * (self.block_size / (2 * math.pi))), "int32"
+        )
+        inputs = _Inputs(
+            spec_real,
+            spec_imag,
+            filt_real,
+            filt_imag,
+            windows,
+            center_bins,
+            frames,
+            pad_left,
+            time,
+            static_time,
+        )
         energies = ops.concatenate(
-            [self._group_energies(decimation, indices, inputs)
-             for decimation, indices in self.plan.groups], axis=0)
+            [
+                self._group_energies(decimation, indices, inputs)
+                for decimation, indices in self.plan.groups
+            ],
+            axis=0,
+        )
         energies = ops.take(energies, self.plan.inverse_order, axis=0)
         return ops.transpose(energies, (1, 2, 0))
-
-    def _block_spectra(self, x, frames, pad_left):
-        """Periodic spectra of the overlap-save blocks `[batch, blocks, N']`.
-
-        Grid positions are relative to the start of the first pooling window
-        `c_0 = -pad_left`: position `c_0 - guard + i`.
-        """
-        plan, block = self.plan, self.block_size
-        needed = (self.strides * frames + self.kernel_size + 2 * plan.guard
-                  + plan.step)
-        n_blocks = (needed + plan.hop - 1) // plan.hop
-        offset = plan.valid_start + plan.guard + pad_left
-        right = (n_blocks + 1) * plan.hop - offset - ops.shape(x)[1]
-        rows = ops.reshape(ops.pad(x, [[0, 0], [offset, right]]),
-                           (-1, n_blocks + 1, plan.hop))
-        blocks = ops.concatenate([rows[:, :-1], rows[:, 1:, :block - plan.hop]],
-                                 axis=-1)
-        return _periodic_spectrum(blocks,
-                                  block // int(plan.decimations.min()))
 
     def _group_energies(self, decimation, indices, inputs):
         """Pooled energies `[count, batch, frames]` of the filters `indices`,
@@ -381,69 +482,44 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         # slice of the periodic spectrum (cheaper than a gather, whose output
         # layout makes XLA on CPU transpose every later pass).
         starts = (centers - length // 2) % block
-        size = (ops.shape(inputs.spec_real)[0], ops.shape(inputs.spec_real)[1],
-                length)
+        size = (ops.shape(inputs.spec_real)[0], ops.shape(inputs.spec_real)[1], length)
         x_real, x_imag = (
-            ops.stack([ops.slice(spec, (0, 0, starts[i]), size)
-                       for i in range(count)], axis=0)
-            for spec in (inputs.spec_real, inputs.spec_imag))
-        bins = (centers[:, None] - length // 2
-                + ops.arange(length, dtype="int32")[None, :]) % block
+            ops.stack([ops.slice(spec, (0, 0, starts[i]), size) for i in range(count)], axis=0)
+            for spec in (inputs.spec_real, inputs.spec_imag)
+        )
+        bins = (centers[:, None] - length // 2 + ops.arange(length, dtype="int32")[None, :]) % block
         g_real, g_imag = (
             ops.take_along_axis(ops.take(filt, indices, axis=0), bins, axis=1)
-            for filt in (inputs.filt_real, inputs.filt_imag))
+            for filt in (inputs.filt_real, inputs.filt_imag)
+        )
         # |y|^2 at every decimation-th sample of the block, filters major:
         # pooling then runs along the contiguous time axis, as products
         # batched over filters.
         batch, n_blocks = size[0], size[1]
-        power = band_power(ops.reshape(x_real, (count, -1, length)),
-                           ops.reshape(x_imag, (count, -1, length)),
-                           g_real, g_imag)
+        power = band_power(
+            ops.reshape(x_real, (count, -1, length)),
+            ops.reshape(x_imag, (count, -1, length)),
+            g_real,
+            g_imag,
+        )
         power = ops.reshape(power, (count, batch, n_blocks, length))
         power = power / float(block) ** 2
-        power = power[..., plan.valid_start // decimation:
-                      (plan.valid_start + plan.hop) // decimation]
-        power = ops.reshape(power, (count, batch,
-                                    n_blocks * (plan.hop // decimation)))
+        power = power[
+            ..., plan.valid_start // decimation : (plan.valid_start + plan.hop) // decimation
+        ]
+        power = ops.reshape(power, (count, batch, n_blocks * (plan.hop // decimation)))
         # This group's grid starts interpolation_taps samples before c_0.
         taps = self.interpolation_taps
-        power = power[:, :, (plan.guard - taps * decimation) // decimation:]
-        matrix, kernel_len = band_plan.interpolation_matrix(decimation,
-                                                   self.kernel_size, taps)
-        windows = ops.take(inputs.windows, indices, axis=0)   # (n, K)
+        power = power[:, :, (plan.guard - taps * decimation) // decimation :]
+        matrix, kernel_len = band_plan.interpolation_matrix(decimation, self.kernel_size, taps)
+        windows = ops.take(inputs.windows, indices, axis=0)  # (n, K)
         step = self.strides // decimation
         pooled = block_pooling.channels_major_block_pooling(
-            power, ops.matmul(windows, matrix), step, inputs.frames)
-        return self._with_edge_frames(pooled, power, windows, matrix,
-                                      kernel_len, step, inputs)
-
-    def _with_edge_frames(self, pooled, power, windows, matrix, kernel_len,
-                          step, inputs):
-        """`pooled` with the frames whose window crosses the signal edges
-        recomputed: their kernels leave out the taps on the zero padding,
-        which the band-limited power does not vanish on. All edge frames
-        go through one batched contraction (one dot, not a reduction per
-        frame, which XLA on CPU runs as a slow reduce-window)."""
-        frames = inputs.frames
-        short = inputs.static_time and frames <= 4
-        edge_frames = (list(range(frames)) if short
-                       else [0, 1, frames - 2, frames - 1])
-        edge_kernels, edge_samples = [], []
-        for frame in edge_frames:
-            position = frame * self.strides - inputs.pad_left + ops.arange(
-                self.kernel_size, dtype="int32")
-            inside = ops.cast(ops.logical_and(position >= 0,
-                                              position < inputs.time),
-                              "float32")
-            edge_kernels.append(ops.matmul(windows * inside[None, :], matrix))
-            edge_samples.append(
-                power[:, :, step * frame:step * frame + kernel_len])
-        edges = ops.einsum("cbmq,cmq->cbm", ops.stack(edge_samples, axis=2),
-                           ops.stack(edge_kernels, axis=1))
-        if short:
-            return edges
-        return ops.concatenate(
-            [edges[:, :, :2], pooled[:, :, 2:-2], edges[:, :, 2:]], axis=2)
+            power, ops.matmul(windows, matrix), step, inputs.frames
+        )
+        return _with_edge_frames(
+            pooled, power, windows, matrix, kernel_len, step, inputs, self.strides
+        )
 
     def compute_output_shape(self, input_shape):
         self._check_input_shape(input_shape)
@@ -452,18 +528,11 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         return (input_shape[0], frames, self.n_filters)
 
     def compute_output_spec(self, inputs):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape),
-                                 dtype="float32")
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
 
     def get_config(self):
         config = super().get_config()
-        config.update({name: getattr(self, name) for name in (
-            "n_filters", "kernel_size", "strides", "sample_rate", "band_stds",
-            "bandwidth_margin", "interpolation_taps", "block_size",
-            "max_decimation", "leakage", "decimations", "learn_filters",
-            "learn_pooling")})
-        config.update({name: keras.saving.serialize_keras_object(
-            getattr(self, name)) for name in (
-                "kernel_initializer", "pooling_initializer",
-                "kernel_regularizer", "pooling_regularizer")})
+        config.update({name: getattr(self, name) for name in _CONFIG_VALUES})
+        serialize = keras.saving.serialize_keras_object
+        config.update({name: serialize(getattr(self, name)) for name in _CONFIG_OBJECTS})
         return config

@@ -17,9 +17,16 @@ from keras import ops
 from leaf_keras import convolution
 
 
-def plan_decimations(gabor_kernel, kernel_size=401, strides=160,
-                     block_size=5120, band_stds=4.0, bandwidth_margin=1.1,
-                     max_decimation=80, leakage=2e-3):
+def plan_decimations(
+    gabor_kernel,
+    kernel_size=401,
+    strides=160,
+    block_size=5120,
+    band_stds=4.0,
+    bandwidth_margin=1.1,
+    max_decimation=80,
+    leakage=2e-3,
+):
     """Chooses the decimation factor of each Gabor filter.
 
     Filter k is computed at every `D_k`-th sample from the `block_size / D_k`
@@ -48,8 +55,7 @@ def plan_decimations(gabor_kernel, kernel_size=401, strides=160,
     Returns:
         numpy int array `(n_filters,)` of divisors of `strides`.
     """
-    clipped = convolution.GaborConstraint(kernel_size)(
-        np.asarray(gabor_kernel, np.float64))
+    clipped = convolution.GaborConstraint(kernel_size)(np.asarray(gabor_kernel, np.float64))
     clipped = np.asarray(ops.convert_to_numpy(clipped), np.float64)
     mu, sigma = clipped[:, 0], clipped[:, 1]
     # The truncated filter is never narrower than the main lobe of its
@@ -62,15 +68,20 @@ def plan_decimations(gabor_kernel, kernel_size=401, strides=160,
     # lowest filters on speech) picks up their energy through them, so the
     # band must also hold the sidelobes above `leakage`, measured on the
     # truncated filter with the envelope `bandwidth_margin` times wider.
-    leakage_widths = _sidelobe_half_widths(mu, sigma * bandwidth_margin,
-                                           kernel_size, block_size, leakage)
-    candidates = sorted((d for d in range(1, strides + 1)
-                         if strides % d == 0 and block_size % d == 0
-                         and d <= max_decimation), reverse=True)
+    leakage_widths = _sidelobe_half_widths(
+        mu, sigma * bandwidth_margin, kernel_size, block_size, leakage
+    )
+    candidates = sorted(
+        (
+            d
+            for d in range(1, strides + 1)
+            if strides % d == 0 and block_size % d == 0 and d <= max_decimation
+        ),
+        reverse=True,
+    )
     decimations = []
     for h, leak in zip(half_width, leakage_widths):
-        fitting = [d for d in candidates
-                   if math.pi / d >= h and block_size // d >= leak]
+        fitting = [d for d in candidates if math.pi / d >= h and block_size // d >= leak]
         decimations.append(fitting[0] if fitting else 1)
     return np.asarray(decimations, np.int64)
 
@@ -85,7 +96,7 @@ def _sidelobe_half_widths(mu, sigma, kernel_size, block_size, leakage):
     """
     half = kernel_size // 2
     t = np.arange(-half, half + 1)
-    envelope = np.exp(-t[None, :] ** 2 / (2.0 * sigma[:, None] ** 2))
+    envelope = np.exp(-(t[None, :] ** 2) / (2.0 * sigma[:, None] ** 2))
     response = np.abs(np.fft.fft(envelope, block_size, axis=1))
     response /= response.max(axis=1, keepdims=True)
     # Distance of every bin from the center (in bins, circular): the
@@ -110,8 +121,7 @@ def _interpolation_kernel(positions, taps):
     ~2e-3 for the same kernel with a wider window.
     """
     window = np.exp(-0.5 * (positions / (taps / 3.5)) ** 2)
-    return np.where(np.abs(positions) <= taps,
-                    np.sinc(positions) * window, 0.0)
+    return np.where(np.abs(positions) <= taps, np.sinc(positions) * window, 0.0)
 
 
 def interpolation_matrix(decimation, kernel_size, taps):
@@ -124,8 +134,7 @@ def interpolation_matrix(decimation, kernel_size, taps):
     count = (kernel_size - 1 + 2 * taps * decimation) // decimation + 1
     grid = decimation * (np.arange(count) - taps)
     j = np.arange(kernel_size)
-    matrix = _interpolation_kernel((j[:, None] - grid[None, :]) / decimation,
-                                   taps)
+    matrix = _interpolation_kernel((j[:, None] - grid[None, :]) / decimation, taps)
     return ops.convert_to_tensor(matrix.astype("float32")), count
 
 
@@ -160,13 +169,16 @@ class BandPlan:
         step = int(np.lcm.reduce(decimations))
         half = kernel_size // 2
         valid_start = -(-half // step) * step
-        groups = tuple((int(d), np.flatnonzero(decimations == d))
-                       for d in sorted(set(decimations.tolist())))
+        groups = tuple(
+            (int(d), np.flatnonzero(decimations == d)) for d in sorted(set(decimations.tolist()))
+        )
         order = np.concatenate([indices for _, indices in groups])
         return cls(
-            decimations=decimations, groups=groups,
-            inverse_order=np.argsort(order).astype("int32"), step=step,
+            decimations=decimations,
+            groups=groups,
+            inverse_order=np.argsort(order).astype("int32"),
+            step=step,
             valid_start=valid_start,
             hop=(block_size - valid_start - half) // step * step,
-            guard=-(-interpolation_taps * int(decimations.max()) // step) * step)
-
+            guard=-(-interpolation_taps * int(decimations.max()) // step) * step,
+        )

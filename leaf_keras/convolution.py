@@ -35,22 +35,23 @@ def _apply_conv(inputs, filters, strides, padding, implementation):
         return fft_correlation.fft_conv1d(inputs, filters)
     if implementation == "overlap_add":
         return fft_correlation.overlap_add_conv1d(inputs, filters)
-    return ops.conv(inputs, ops.cast(filters, inputs.dtype), strides=strides,
-                    padding=padding)
+    return ops.conv(inputs, ops.cast(filters, inputs.dtype), strides=strides, padding=padding)
 
 
 def _resolve_implementation(implementation, kernel_size, strides, padding):
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             f"implementation must be 'auto', 'direct', 'fft' or 'overlap_add', "
-            f"got {implementation!r}.")
+            f"got {implementation!r}."
+        )
     fft_possible = strides == 1 and padding == "same"
     if implementation == "auto":
         return "fft" if fft_possible and kernel_size >= 32 else "direct"
     if implementation != "direct" and not fft_possible:
         raise ValueError(
             f"implementation={implementation!r} needs strides=1 and "
-            f"padding='same', got strides={strides}, padding={padding!r}.")
+            f"padding='same', got strides={strides}, padding={padding!r}."
+        )
     return implementation
 
 
@@ -67,7 +68,8 @@ def _check_single_channel(layer, input_shape):
     if len(input_shape) != 3 or input_shape[-1] != 1:
         raise ValueError(
             f"{layer.__class__.__name__} expects inputs [batch, time, 1], got "
-            f"shape {tuple(input_shape)}.")
+            f"shape {tuple(input_shape)}."
+        )
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -106,10 +108,20 @@ class GaborConstraint(keras.constraints.Constraint):
 class ParametricConv1D(keras.layers.Layer):
     """Shared constructor/config of the parametric 1-D convolutions."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same",
-                 use_bias=False, kernel_initializer=None,
-                 kernel_regularizer=None, trainable=True,
-                 implementation="auto", name=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        trainable=True,
+        implementation="auto",
+        name=None,
+        **kwargs,
+    ):
         kwargs.pop("input_shape", None)  # accepted for original call sites
         # Filters are built and convolved in float32 even under a mixed
         # policy: Gabor/sinc filters and FFTs lose too much in half precision.
@@ -121,32 +133,43 @@ class ParametricConv1D(keras.layers.Layer):
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, trainable=trainable, **kwargs)
         if int(filters) < 2 or int(filters) % 2:
-            raise ValueError(f"{self.__class__.__name__}: filters must be an "
-                             f"even number >= 2, got {filters}.")
-        self.kernel_size, self.strides, self.padding = (
-            utils.check_window_arguments(kernel_size, strides, padding))
+            raise ValueError(
+                f"{self.__class__.__name__}: filters must be an even number >= 2, got {filters}."
+            )
+        self.kernel_size, self.strides, self.padding = utils.check_window_arguments(
+            kernel_size, strides, padding
+        )
         self.filters = int(filters)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.implementation = _resolve_implementation(
-            implementation, self.kernel_size, self.strides, self.padding)
+            implementation, self.kernel_size, self.strides, self.padding
+        )
         self._implementation_arg = implementation
 
-    def _build_weights(self, input_shape, kernel_shape, bias_size,
-                       constraint=None):
+    def _build_weights(self, input_shape, kernel_shape, bias_size, constraint=None):
         """Checks the single input channel; adds the float32 "kernel" (and
         "bias" of `bias_size` values with `use_bias`)."""
         _check_single_channel(self, input_shape)
         self.kernel = self.add_weight(
-            name="kernel", shape=kernel_shape,
+            name="kernel",
+            shape=kernel_shape,
             initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, constraint=constraint,
-            trainable=self.trainable, dtype="float32", autocast=False)
+            regularizer=self.kernel_regularizer,
+            constraint=constraint,
+            trainable=self.trainable,
+            dtype="float32",
+            autocast=False,
+        )
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(bias_size,),
-                                        initializer="zeros", dtype="float32",
-                                        autocast=False)
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(bias_size,),
+                initializer="zeros",
+                dtype="float32",
+                autocast=False,
+            )
 
     @property
     def output_channels(self):
@@ -161,8 +184,9 @@ class ParametricConv1D(keras.layers.Layer):
         return real_filter_pairs(self.filter_bank())
 
     def compute_output_shape(self, input_shape):
-        length = padding_lib.output_length(input_shape[1], self.kernel_size,
-                                           self.strides, self.padding)
+        length = padding_lib.output_length(
+            input_shape[1], self.kernel_size, self.strides, self.padding
+        )
         return (input_shape[0], length, self.output_channels)
 
     def filter_bank(self):
@@ -171,27 +195,27 @@ class ParametricConv1D(keras.layers.Layer):
 
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
-        outputs = _apply_conv(inputs, self.filter_bank(), self.strides,
-                              self.padding,
-                              self.implementation)
+        outputs = _apply_conv(
+            inputs, self.filter_bank(), self.strides, self.padding, self.implementation
+        )
         if self.use_bias:
             outputs = outputs + ops.cast(self.bias, outputs.dtype)
         return ops.cast(outputs, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer),
-            "implementation": self._implementation_arg,
-        })
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "implementation": self._implementation_arg,
+            }
+        )
         return config
 
 
@@ -235,22 +259,41 @@ class GaborConv1D(ParametricConv1D):
         >>> conv(np.zeros((2, 16000, 1), "float32")).shape  # (2, 16000, 80)
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same",
-                 use_bias=False, kernel_initializer=None,
-                 kernel_regularizer=None, trainable=True, sort_filters=False,
-                 implementation="auto", name=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        trainable=True,
+        sort_filters=False,
+        implementation="auto",
+        name=None,
+        **kwargs,
+    ):
         if kernel_initializer is None:
-            kernel_initializer = initializers.GaborInit(
-                min_freq=60.0, max_freq=7800.0)
-        super().__init__(filters, kernel_size, strides, padding, use_bias,
-                         kernel_initializer, kernel_regularizer, trainable,
-                         implementation, name, **kwargs)
+            kernel_initializer = initializers.GaborInit(min_freq=60.0, max_freq=7800.0)
+        super().__init__(
+            filters,
+            kernel_size,
+            strides,
+            padding,
+            use_bias,
+            kernel_initializer,
+            kernel_regularizer,
+            trainable,
+            implementation,
+            name,
+            **kwargs,
+        )
         self.sort_filters = bool(sort_filters)
         self.constraint = GaborConstraint(self.kernel_size)
 
     def build(self, input_shape):
-        self._build_weights(input_shape, (self.filters // 2, 2), self.filters,
-                            self.constraint)
+        self._build_weights(input_shape, (self.filters // 2, 2), self.filters, self.constraint)
 
     def clipped_kernel(self):
         """The Gabor parameters as used: clipped, optionally sorted."""
@@ -262,8 +305,7 @@ class GaborConv1D(ParametricConv1D):
     def complex_filters(self):
         """The complex Gabor filters as `(real, imag)`, each
         `(filters // 2, kernel_size)`."""
-        return impulse_responses.gabor_filters(self.clipped_kernel(),
-                                               self.kernel_size)
+        return impulse_responses.gabor_filters(self.clipped_kernel(), self.kernel_size)
 
     def filter_pairs(self):
         # Channels 2k and 2k + 1 are the real and imaginary parts of filter k.
@@ -272,10 +314,8 @@ class GaborConv1D(ParametricConv1D):
     def filter_bank(self):
         """Real convolution kernel `(kernel_size, 1, filters)` (interleaved)."""
         real, imag = self.complex_filters()
-        stacked = ops.reshape(ops.stack([real, imag], axis=1),
-                              (self.filters, self.kernel_size))
+        stacked = ops.reshape(ops.stack([real, imag], axis=1), (self.filters, self.kernel_size))
         return ops.expand_dims(ops.transpose(stacked), 1)
-
 
     def get_config(self):
         config = super().get_config()
@@ -326,38 +366,57 @@ class SincConv1D(ParametricConv1D):
         `(batch, time, filters // 2)` for SAME padding at stride 1.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same",
-                 use_bias=False, kernel_initializer=None,
-                 kernel_regularizer=None, trainable=True, sample_rate=16000,
-                 min_low_hz=50.0, min_band_hz=50.0, implementation="auto",
-                 name=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        trainable=True,
+        sample_rate=16000,
+        min_low_hz=50.0,
+        min_band_hz=50.0,
+        implementation="auto",
+        name=None,
+        **kwargs,
+    ):
         if kernel_initializer is None:
             kernel_initializer = initializers.SincInit()
-        super().__init__(filters, kernel_size, strides, padding, use_bias,
-                         kernel_initializer, kernel_regularizer, trainable,
-                         implementation, name, **kwargs)
+        super().__init__(
+            filters,
+            kernel_size,
+            strides,
+            padding,
+            use_bias,
+            kernel_initializer,
+            kernel_regularizer,
+            trainable,
+            implementation,
+            name,
+            **kwargs,
+        )
         if self.kernel_size % 2 == 0:
-            raise ValueError(
-                f"SincConv1D needs an odd kernel_size, got {kernel_size}.")
+            raise ValueError(f"SincConv1D needs an odd kernel_size, got {kernel_size}.")
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
         self.sample_rate = sample_rate
         self.min_low_hz = float(min_low_hz)
         self.min_band_hz = float(min_band_hz)
-        self._window = utils.window(utils.WindowType.HAMMING,
-                                    self.kernel_size).astype(np.float32)
+        self._window = utils.window(utils.WindowType.HAMMING, self.kernel_size).astype(np.float32)
 
     def build(self, input_shape):
-        self._build_weights(input_shape, (self.filters // 2, 2),
-                            self.filters // 2)
+        self._build_weights(input_shape, (self.filters // 2, 2), self.filters // 2)
 
     def band_edges(self):
         """(low, high) cutoffs in Hz after the abs/min/clip rules."""
         kernel = ops.cast(self.kernel, "float32")
         low = self.min_low_hz + ops.abs(kernel[:, 0])
         high = tie_gradients.clip(
-            low + self.min_band_hz + ops.abs(kernel[:, 1]), self.min_low_hz,
-            self.sample_rate / 2.0)
+            low + self.min_band_hz + ops.abs(kernel[:, 1]), self.min_low_hz, self.sample_rate / 2.0
+        )
         return low, high
 
     @property
@@ -368,16 +427,20 @@ class SincConv1D(ParametricConv1D):
         """Real convolution kernel `(kernel_size, 1, filters // 2)`."""
         low, high = self.band_edges()
         filters = impulse_responses.sinc_filters(
-            low[None, :], high[None, :], self.kernel_size, self.sample_rate)
+            low[None, :], high[None, :], self.kernel_size, self.sample_rate
+        )
         filters = filters * ops.convert_to_tensor(self._window[:, None])
         return ops.expand_dims(filters, 1)
 
-
     def get_config(self):
         config = super().get_config()
-        config.update({"sample_rate": self.sample_rate,
-                       "min_low_hz": self.min_low_hz,
-                       "min_band_hz": self.min_band_hz})
+        config.update(
+            {
+                "sample_rate": self.sample_rate,
+                "min_low_hz": self.min_low_hz,
+                "min_band_hz": self.min_band_hz,
+            }
+        )
         return config
 
 
@@ -407,22 +470,41 @@ class NormalizedConv1D(ParametricConv1D):
         `(batch, frames, filters)`.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same",
-                 use_bias=False, kernel_initializer="glorot_uniform",
-                 kernel_regularizer=None, trainable=True,
-                 implementation="auto", name=None, **kwargs):
-        super().__init__(2 * int(filters), kernel_size, strides, padding,
-                         use_bias, kernel_initializer, kernel_regularizer,
-                         trainable, implementation, name, **kwargs)
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        trainable=True,
+        implementation="auto",
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(
+            2 * int(filters),
+            kernel_size,
+            strides,
+            padding,
+            use_bias,
+            kernel_initializer,
+            kernel_regularizer,
+            trainable,
+            implementation,
+            name,
+            **kwargs,
+        )
         self.filters = int(filters)
         self.constraint = keras.constraints.UnitNorm(axis=0)
 
     def build(self, input_shape):
-        self._build_weights(input_shape, (self.kernel_size, 1, self.filters),
-                            self.filters, self.constraint)
+        self._build_weights(
+            input_shape, (self.kernel_size, 1, self.filters), self.filters, self.constraint
+        )
 
     def filter_bank(self):
         """The unit-norm kernel `(kernel_size, 1, filters)`."""
         return self.constraint(ops.cast(self.kernel, "float32"))
-
-

@@ -37,9 +37,12 @@ ENGINES = ("auto", "fused", "layers", "band_limited")
 
 # Poolings that can read a channels-major padded activation
 # (`padded_layout` / `pool_padded_channels_major`).
-_FUSABLE_POOLINGS = (pooling.GaussianLowpass, pooling.LearnablePooling1D,
-                     pooling.ChannelWiseLearnablePooling1D,
-                     pooling.MaxPooling1D)
+_FUSABLE_POOLINGS = (
+    pooling.GaussianLowpass,
+    pooling.LearnablePooling1D,
+    pooling.ChannelWiseLearnablePooling1D,
+    pooling.MaxPooling1D,
+)
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -100,8 +103,16 @@ class Filterbank(keras.layers.Layer):
         >>> bank(np.zeros((2, 16000, 1), "float32")).shape  # (2, 100, 40)
     """
 
-    def __init__(self, conv, activation, pooling, engine="fused",
-                 implementation="auto", name="filterbank", **kwargs):
+    def __init__(
+        self,
+        conv,
+        activation,
+        pooling,
+        engine="fused",
+        implementation="auto",
+        name="filterbank",
+        **kwargs,
+    ):
         # The sub-layers choose their own precision (float32 filters and
         # poolings under a mixed policy).
         kwargs.setdefault("autocast", False)
@@ -110,13 +121,15 @@ class Filterbank(keras.layers.Layer):
         self.activation = serialization.deserialize_layer(activation)
         self.pooling = serialization.deserialize_layer(pooling)
         if engine not in ("fused", "layers"):
-            raise ValueError("Filterbank computes the 'fused' and 'layers' "
-                             f"engines, got engine={engine!r}.")
+            raise ValueError(
+                f"Filterbank computes the 'fused' and 'layers' engines, got engine={engine!r}."
+            )
         if engine == "fused":
             check_fusable(self.conv, self.activation, self.pooling)
         if implementation not in ("auto", "single", "blocks"):
-            raise ValueError("implementation must be 'auto', 'single' or "
-                             f"'blocks', got {implementation!r}.")
+            raise ValueError(
+                f"implementation must be 'auto', 'single' or 'blocks', got {implementation!r}."
+            )
         self.engine = engine
         self.implementation = implementation
 
@@ -136,8 +149,9 @@ class Filterbank(keras.layers.Layer):
         frames, left, length = self.pooling.padded_layout(time)
         # The correlation covers the whole signal (a VALID pooling may leave
         # a tail unread).
-        length = (max(length, time + left) if isinstance(time, int) else
-                  ops.maximum(length, time + left))
+        length = (
+            max(length, time + left) if isinstance(time, int) else ops.maximum(length, time + left)
+        )
         padded = self._padded_activation(signal, start=-left, length=length)
         if self.pooling.padding_value != 0.0:
             # A max pooling pads with -inf instead of zeros.
@@ -145,26 +159,27 @@ class Filterbank(keras.layers.Layer):
             inside = ops.logical_and(positions >= 0, positions < time)
             padded = ops.where(inside, padded, self.pooling.padding_value)
         pooled = self.pooling.pool_padded_channels_major(padded, frames)
-        return ops.cast(ops.transpose(pooled, (1, 2, 0)),
-                        self.pooling.compute_dtype)
+        return ops.cast(ops.transpose(pooled, (1, 2, 0)), self.pooling.compute_dtype)
 
     def _padded_activation(self, signal, start, length):
         """`activation(conv(signal))`, channels major `[channels, batch, L]`,
         zero outside the signal, from sample `start` on."""
         even, odd = _filter_pairs(self.conv)
-        layout = dict(start=start, length=length,
-                      hop_multiple=self.pooling.strides,
-                      implementation=self.implementation)
+        layout = dict(
+            start=start,
+            length=length,
+            hop_multiple=self.pooling.strides,
+            implementation=self.implementation,
+        )
         if isinstance(self.activation, stages.SquaredModulus):
-            return fft_correlation.correlation_energies(signal, even, odd,
-                                                        **layout)
-        real, imag = fft_correlation.correlation_outputs(signal, even, odd,
-                                                         **layout)
+            return fft_correlation.correlation_energies(signal, even, odd, **layout)
+        real, imag = fft_correlation.correlation_outputs(signal, even, odd, **layout)
         # [pairs, 2, batch, L] -> [channels, batch, L]: 2k, 2k + 1, ...
         # (static channel count: the batch and time axes may be unknown).
-        outputs = ops.reshape(ops.stack([real, imag], axis=1),
-                              (2 * real.shape[0], ops.shape(real)[1],
-                               ops.shape(real)[2]))
+        outputs = ops.reshape(
+            ops.stack([real, imag], axis=1),
+            (2 * real.shape[0], ops.shape(real)[1], ops.shape(real)[2]),
+        )
         channels = self.conv.compute_output_shape((None, None, 1))[-1]
         return _elementwise_activation(self.activation, outputs[:channels])
 
@@ -176,11 +191,15 @@ class Filterbank(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         serialize = keras.saving.serialize_keras_object
-        config.update({"conv": serialize(self.conv),
-                       "activation": serialize(self.activation),
-                       "pooling": serialize(self.pooling),
-                       "engine": self.engine,
-                       "implementation": self.implementation})
+        config.update(
+            {
+                "conv": serialize(self.conv),
+                "activation": serialize(self.activation),
+                "pooling": serialize(self.pooling),
+                "engine": self.engine,
+                "implementation": self.implementation,
+            }
+        )
         return config
 
 
@@ -196,9 +215,9 @@ def _elementwise_activation(activation, inputs):
     them in float32)."""
     if isinstance(activation, keras.layers.LeakyReLU):
         return ops.leaky_relu(inputs, negative_slope=activation.negative_slope)
-    return keras.activations.relu(inputs,
-                                  negative_slope=activation.negative_slope,
-                                  max_value=activation.max_value)
+    return keras.activations.relu(
+        inputs, negative_slope=activation.negative_slope, max_value=activation.max_value
+    )
 
 
 def _overrides_call(layer, *bases):
@@ -210,33 +229,42 @@ def _overrides_call(layer, *bases):
 
 def check_fusable(conv, activation, pool):
     """Raises ValueError naming the stage the fused engine cannot compute."""
-    overridden = [layer for layer, bases in (
-        (conv, (convolution.ParametricConv1D, keras.layers.Conv1D)),
-        (activation, (stages.SquaredModulus, keras.layers.ReLU,
-                      keras.layers.LeakyReLU)),
-        (pool, _FUSABLE_POOLINGS)) if _overrides_call(layer, *bases)]
-    known = (isinstance(conv, (convolution.ParametricConv1D,
-                               keras.layers.Conv1D))
-             and isinstance(pool, _FUSABLE_POOLINGS))
+    overridden = [
+        layer
+        for layer, bases in (
+            (conv, (convolution.ParametricConv1D, keras.layers.Conv1D)),
+            (activation, (stages.SquaredModulus, keras.layers.ReLU, keras.layers.LeakyReLU)),
+            (pool, _FUSABLE_POOLINGS),
+        )
+        if _overrides_call(layer, *bases)
+    ]
+    known = isinstance(conv, (convolution.ParametricConv1D, keras.layers.Conv1D)) and isinstance(
+        pool, _FUSABLE_POOLINGS
+    )
     if known and overridden:
         raise ValueError(
             f"{overridden[0]!r} overrides `call`, which the fused filterbank "
-            "would not run; use filterbank='layers'.")
+            "would not run; use filterbank='layers'."
+        )
     if isinstance(conv, convolution.ParametricConv1D):
-        conv_ok = (conv.strides == 1 and conv.padding == "same"
-                   and not conv.use_bias)
+        conv_ok = conv.strides == 1 and conv.padding == "same" and not conv.use_bias
     elif isinstance(conv, keras.layers.Conv1D):
-        conv_ok = (tuple(conv.strides) == (1,) and conv.padding == "same"
-                   and tuple(conv.dilation_rate) == (1,) and conv.groups == 1
-                   and not conv.use_bias
-                   and conv.data_format == "channels_last"
-                   and conv.activation is keras.activations.linear)
+        conv_ok = (
+            tuple(conv.strides) == (1,)
+            and conv.padding == "same"
+            and tuple(conv.dilation_rate) == (1,)
+            and conv.groups == 1
+            and not conv.use_bias
+            and conv.data_format == "channels_last"
+            and conv.activation is keras.activations.linear
+        )
     else:
         conv_ok = False
     if not conv_ok:
         raise ValueError(
             "The fused filterbank needs a stride-1 SAME convolution without "
-            f"bias or activation, got {conv!r}; use filterbank='layers'.")
+            f"bias or activation, got {conv!r}; use filterbank='layers'."
+        )
     channels = conv.compute_output_shape((None, None, 1))[-1]
     if isinstance(activation, stages.SquaredModulus):
         activation_ok = channels % 2 == 0
@@ -249,12 +277,14 @@ def check_fusable(conv, activation, pool):
             "The fused filterbank needs a SquaredModulus (of an even channel "
             "count) or an activation with act(0) = 0 (ReLU without threshold, "
             f"LeakyReLU), got {activation!r} after {channels} channels; use "
-            "filterbank='layers'.")
+            "filterbank='layers'."
+        )
     if not isinstance(pool, _FUSABLE_POOLINGS):
         raise ValueError(
             "The fused filterbank needs one of the poolings "
             f"{[cls.__name__ for cls in _FUSABLE_POOLINGS]}, got {pool!r}; "
-            "use filterbank='layers'.")
+            "use filterbank='layers'."
+        )
 
 
 def is_fusable(conv, activation, pool):
@@ -269,8 +299,7 @@ def is_fusable(conv, activation, pool):
 def resolve_engine(engine, conv, activation, pool):
     """The engine name for `engine`: "auto" is "fused" where possible."""
     if engine not in ENGINES:
-        raise ValueError(f"filterbank must be one of {ENGINES}, got "
-                         f"{engine!r}.")
+        raise ValueError(f"filterbank must be one of {ENGINES}, got {engine!r}.")
     if engine == "auto":
         return "fused" if is_fusable(conv, activation, pool) else "layers"
     return engine
@@ -278,5 +307,4 @@ def resolve_engine(engine, conv, activation, pool):
 
 def make_filterbank(engine, conv, activation, pool):
     """The `Filterbank` of engine `engine` ("auto", "fused" or "layers")."""
-    return Filterbank(conv, activation, pool,
-                      engine=resolve_engine(engine, conv, activation, pool))
+    return Filterbank(conv, activation, pool, engine=resolve_engine(engine, conv, activation, pool))

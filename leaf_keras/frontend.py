@@ -27,8 +27,10 @@ from leaf_keras import serialization
 from leaf_keras import stages
 from leaf_keras import utils
 from leaf_keras import waveforms
+
 # leaf-audio's module map: its frontend.py also held these.
-from leaf_keras.mel_frontend import MelFilterbanks, MelPCEN  # noqa: F401
+from leaf_keras.mel_frontend import MelFilterbanks  # noqa: F401
+from leaf_keras.mel_frontend import MelPCEN  # noqa: F401
 from leaf_keras.stages import SquaredModulus  # noqa: F401
 
 
@@ -120,28 +122,30 @@ class Leaf(keras.Sequential):
     # caller may not pass them and the config does not store them.
     _FIXED = ()
 
-    def __init__(self,
-                 learn_pooling=True,
-                 learn_filters=True,
-                 conv1d_cls=convolution.GaborConv1D,
-                 activation=None,
-                 pooling_cls=pooling.GaussianLowpass,
-                 n_filters=40,
-                 sample_rate=16000,
-                 window_len=25.0,
-                 window_stride=10.0,
-                 compression_fn=serialization.DEFAULT,
-                 preemp=False,
-                 preemp_init=None,
-                 complex_conv_init=None,
-                 pooling_init=None,
-                 regularizer_fn=None,
-                 mean_var_norm=False,
-                 spec_augment=False,
-                 filterbank="auto",
-                 band_limited=None,
-                 name="leaf",
-                 **kwargs):
+    def __init__(
+        self,
+        learn_pooling=True,
+        learn_filters=True,
+        conv1d_cls=convolution.GaborConv1D,
+        activation=None,
+        pooling_cls=pooling.GaussianLowpass,
+        n_filters=40,
+        sample_rate=16000,
+        window_len=25.0,
+        window_stride=10.0,
+        compression_fn=serialization.DEFAULT,
+        preemp=False,
+        preemp_init=None,
+        complex_conv_init=None,
+        pooling_init=None,
+        regularizer_fn=None,
+        mean_var_norm=False,
+        spec_augment=False,
+        filterbank="auto",
+        band_limited=None,
+        name="leaf",
+        **kwargs,
+    ):
         if int(n_filters) < 1:
             raise ValueError(f"n_filters must be >= 1, got {n_filters}.")
         if sample_rate <= 0:
@@ -151,7 +155,8 @@ class Leaf(keras.Sequential):
         if self.stride < 1:
             raise ValueError(
                 f"window_stride={window_stride} ms at sample_rate={sample_rate}"
-                " gives a stride below one sample.")
+                " gives a stride below one sample."
+            )
         self.n_filters = int(n_filters)
         self.sample_rate = sample_rate
         self.window_len = float(window_len)
@@ -160,32 +165,43 @@ class Leaf(keras.Sequential):
         self.learn_filters = bool(learn_filters)
         self.conv1d_cls = serialization.deserialize_class(conv1d_cls)
         self.pooling_cls = serialization.deserialize_class(pooling_cls)
-        self.preemp_init = keras.initializers.get(
-            preemp_init or initializers.PreempInit())
+        self.preemp_init = keras.initializers.get(preemp_init or initializers.PreempInit())
         self.complex_conv_init = keras.initializers.get(
-            complex_conv_init or initializers.GaborInit(
-                sample_rate=16000, min_freq=60.0, max_freq=7800.0))
-        self.pooling_init = keras.initializers.get(
-            pooling_init or keras.initializers.Constant(0.4))
+            complex_conv_init
+            or initializers.GaborInit(sample_rate=16000, min_freq=60.0, max_freq=7800.0)
+        )
+        self.pooling_init = keras.initializers.get(pooling_init or keras.initializers.Constant(0.4))
         self.regularizer_fn = keras.regularizers.get(regularizer_fn)
-        activation = (stages.SquaredModulus() if activation is None else
-                      serialization.deserialize_layer(activation))
+        activation = (
+            stages.SquaredModulus()
+            if activation is None
+            else serialization.deserialize_layer(activation)
+        )
         engine = _engine_argument(filterbank, band_limited)
 
         waveform_input = waveforms.WaveformInput(min_length=self.window_size)
-        preemp_conv = self._preemphasis() if preemp else None
-        filterbank_stage = self._filterbank(engine, activation)
+        preemp_conv = _preemphasis_stage(self) if preemp else None
+        filterbank_stage = _filterbank_stage(self, engine, activation)
         energy_floor = stages.EnergyFloor(1e-5)
         compression_fn = _compression_argument(compression_fn)
-        instance_norm = (postprocessing.InstanceNormalization(
-            epsilon=1e-6, name="tfbanks_instancenorm")
-            if mean_var_norm else None)
+        instance_norm = (
+            postprocessing.InstanceNormalization(epsilon=1e-6, name="tfbanks_instancenorm")
+            if mean_var_norm
+            else None
+        )
         augment = postprocessing.SpecAugment() if spec_augment else None
-        paper_order = [waveform_input, preemp_conv, filterbank_stage,
-                       energy_floor, compression_fn, instance_norm, augment]
+        paper_order = [
+            waveform_input,
+            preemp_conv,
+            filterbank_stage,
+            energy_floor,
+            compression_fn,
+            instance_norm,
+            augment,
+        ]
         super().__init__(
-            layers=[stage for stage in paper_order if stage is not None],
-            name=name, **kwargs)
+            layers=[stage for stage in paper_order if stage is not None], name=name, **kwargs
+        )
         self.waveform_input = waveform_input
         self.preemp_conv = preemp_conv
         self.filterbank = filterbank_stage
@@ -198,34 +214,6 @@ class Leaf(keras.Sequential):
         self.spec_augment = bool(spec_augment)
         _alias_legacy_weight_paths(self, paper_order)
 
-    def _preemphasis(self):
-        return keras.layers.Conv1D(
-            filters=1, kernel_size=2, strides=1, padding="same",
-            use_bias=False, kernel_initializer=self.preemp_init,
-            kernel_regularizer=self._regularizer(self.learn_filters),
-            name="tfbanks_preemp", trainable=self.learn_filters)
-
-    def _regularizer(self, learned):
-        return self.regularizer_fn if learned else None
-
-    def _filterbank(self, engine, activation):
-        """The filterbank stage computed by `engine`."""
-        if engine == "band_limited":
-            return _band_limited_stage(self, activation)
-        conv = self.conv1d_cls(
-            filters=2 * self.n_filters, kernel_size=self.window_size,
-            strides=1, padding="same", use_bias=False,
-            kernel_initializer=self.complex_conv_init,
-            kernel_regularizer=self._regularizer(self.learn_filters),
-            name="tfbanks_complex_conv", trainable=self.learn_filters)
-        pool = self.pooling_cls(
-            kernel_size=self.window_size, strides=self.stride,
-            padding="same", use_bias=False,
-            kernel_initializer=self.pooling_init,
-            kernel_regularizer=self._regularizer(self.learn_pooling),
-            trainable=self.learn_pooling)
-        return filterbank_lib.make_filterbank(engine, conv, activation, pool)
-
     @classmethod
     def _reject_fixed(cls, kwargs):
         """Raises ValueError if `kwargs` sets an argument this class fixes."""
@@ -233,7 +221,8 @@ class Leaf(keras.Sequential):
         if given:
             raise ValueError(
                 f"{cls.__name__} fixes {', '.join(given)} (it is the paper's "
-                f"{cls.__name__}); build a Leaf(...) to choose them.")
+                f"{cls.__name__}); build a Leaf(...) to choose them."
+            )
 
     @property
     def band_limited(self):
@@ -265,21 +254,18 @@ class Leaf(keras.Sequential):
     def build(self, input_shape=None):
         if input_shape is not None:
             input_shape = tuple(input_shape)
-            waveforms.check_waveforms(input_shape, None, self.window_size,
-                                      self.name)
+            waveforms.check_waveforms(input_shape, None, self.window_size, self.name)
             # Build for any batch size and length: the stages never depend
             # on the number of samples.
             input_shape = (None, None) + input_shape[2:]
         super().build(input_shape)
 
     def call(self, inputs, training=None, mask=None, **kwargs):
-        waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size,
-                                  self.name)
+        waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size, self.name)
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def compute_output_shape(self, input_shape):
-        waveforms.check_waveforms(input_shape, None, self.window_size,
-                                  self.name)
+        waveforms.check_waveforms(input_shape, None, self.window_size, self.name)
         return super().compute_output_shape(input_shape)
 
     def gabor_center_frequencies_hz(self):
@@ -291,14 +277,14 @@ class Leaf(keras.Sequential):
         """Full width at half maximum of each Gabor filter's frequency
         response in Hz, `2 sqrt(2 ln 2) / sigma * sample_rate / (2 pi)`."""
         _, sigma = self._gabor_parameters()
-        return (2.0 * np.sqrt(2.0 * np.log(2.0)) / sigma *
-                self.sample_rate / (2.0 * np.pi))
+        return 2.0 * np.sqrt(2.0 * np.log(2.0)) / sigma * self.sample_rate / (2.0 * np.pi)
 
     def _gabor_parameters(self):
         """Clipped (mu, sigma) of the Gabor filters, numpy."""
         stage = self.band_limited_filterbank or self.complex_conv
-        if not isinstance(stage, (band_limited_lib.BandLimitedGaborPooling,
-                                  convolution.GaborConv1D)):
+        if not isinstance(
+            stage, (band_limited_lib.BandLimitedGaborPooling, convolution.GaborConv1D)
+        ):
             raise ValueError(f"{self.name} has no Gabor convolution.")
         if not stage.built:
             stage.build((None, None, 1))
@@ -338,29 +324,79 @@ class Leaf(keras.Sequential):
         return cls(**config)
 
 
+def _regularizer(frontend, learned):
+    return frontend.regularizer_fn if learned else None
+
+
+def _preemphasis_stage(frontend):
+    """The learnable pre-emphasis, `Conv1D(1, 2)`."""
+    return keras.layers.Conv1D(
+        filters=1,
+        kernel_size=2,
+        strides=1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=frontend.preemp_init,
+        kernel_regularizer=_regularizer(frontend, frontend.learn_filters),
+        name="tfbanks_preemp",
+        trainable=frontend.learn_filters,
+    )
+
+
+def _filterbank_stage(frontend, engine, activation):
+    """The filterbank stage of `frontend`, computed by `engine`."""
+    if engine == "band_limited":
+        return _band_limited_stage(frontend, activation)
+    conv = frontend.conv1d_cls(
+        filters=2 * frontend.n_filters,
+        kernel_size=frontend.window_size,
+        strides=1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=frontend.complex_conv_init,
+        kernel_regularizer=_regularizer(frontend, frontend.learn_filters),
+        name="tfbanks_complex_conv",
+        trainable=frontend.learn_filters,
+    )
+    pool = frontend.pooling_cls(
+        kernel_size=frontend.window_size,
+        strides=frontend.stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=frontend.pooling_init,
+        kernel_regularizer=_regularizer(frontend, frontend.learn_pooling),
+        trainable=frontend.learn_pooling,
+    )
+    return filterbank_lib.make_filterbank(engine, conv, activation, pool)
+
+
 def _band_limited_stage(frontend, activation):
     """The `BandLimitedGaborPooling` stage of a LEAF `frontend`."""
-    if (frontend.conv1d_cls is not convolution.GaborConv1D
-            or not isinstance(activation, stages.SquaredModulus)
-            or frontend.pooling_cls is not pooling.GaussianLowpass):
+    if (
+        frontend.conv1d_cls is not convolution.GaborConv1D
+        or not isinstance(activation, stages.SquaredModulus)
+        or frontend.pooling_cls is not pooling.GaussianLowpass
+    ):
         raise ValueError(
             "filterbank='band_limited' computes LEAF's Gabor "
             "convolution, squared modulus and Gaussian pooling; it "
             f"cannot replace conv1d_cls={frontend.conv1d_cls.__name__}, "
             f"activation={activation!r}, "
-            f"pooling_cls={frontend.pooling_cls.__name__}.")
+            f"pooling_cls={frontend.pooling_cls.__name__}."
+        )
     return band_limited_lib.BandLimitedGaborPooling(
-        n_filters=frontend.n_filters, kernel_size=frontend.window_size,
-        strides=frontend.stride, sample_rate=frontend.sample_rate,
+        n_filters=frontend.n_filters,
+        kernel_size=frontend.window_size,
+        strides=frontend.stride,
+        sample_rate=frontend.sample_rate,
         kernel_initializer=frontend.complex_conv_init,
         pooling_initializer=frontend.pooling_init,
         learn_filters=frontend.learn_filters,
         learn_pooling=frontend.learn_pooling,
-        kernel_regularizer=(frontend.regularizer_fn
-                            if frontend.learn_filters else None),
-        pooling_regularizer=(frontend.regularizer_fn
-                             if frontend.learn_pooling else None),
-        name="tfbanks_band_limited")
+        kernel_regularizer=_regularizer(frontend, frontend.learn_filters),
+        pooling_regularizer=_regularizer(frontend, frontend.learn_pooling),
+        name="tfbanks_band_limited",
+    )
 
 
 def _alias_legacy_weight_paths(frontend, paper_order):
@@ -379,8 +415,7 @@ def _alias_legacy_weight_paths(frontend, paper_order):
     fb = frontend.filterbank
     old_order = []
     for stage in paper_order:
-        old_order.extend([fb.conv, fb.activation, fb.pooling]
-                         if stage is fb else [stage])
+        old_order.extend([fb.conv, fb.activation, fb.pooling] if stage is fb else [stage])
     used = {}
     for stage in old_order:
         if stage is None:
@@ -401,8 +436,9 @@ def _engine_argument(filterbank, band_limited):
         return "band_limited"
     if not band_limited and filterbank != "band_limited":
         return filterbank
-    raise ValueError(f"band_limited={band_limited} contradicts "
-                     f"filterbank={filterbank!r}; pass filterbank only.")
+    raise ValueError(
+        f"band_limited={band_limited} contradicts filterbank={filterbank!r}; pass filterbank only."
+    )
 
 
 def _compression_argument(compression_fn):
@@ -410,11 +446,11 @@ def _compression_argument(compression_fn):
     if serialization.is_default(compression_fn):
         return postprocessing.leaf_pcen()
     compression_fn = serialization.deserialize_layer(compression_fn)
-    if compression_fn is not None and not isinstance(
-            compression_fn, keras.layers.Layer):
+    if compression_fn is not None and not isinstance(compression_fn, keras.layers.Layer):
         raise ValueError(
             "compression_fn must be a keras layer (e.g. PCENLayer or "
-            f"LogCompression) or None, got {compression_fn!r}.")
+            f"LogCompression) or None, got {compression_fn!r}."
+        )
     return compression_fn
 
 
@@ -437,8 +473,14 @@ class TimeDomainFilterbanks(Leaf):
             pooling_init, compression_fn).
     """
 
-    _FIXED = ("conv1d_cls", "activation", "pooling_cls", "complex_conv_init",
-              "pooling_init", "compression_fn")
+    _FIXED = (
+        "conv1d_cls",
+        "activation",
+        "pooling_cls",
+        "complex_conv_init",
+        "pooling_init",
+        "compression_fn",
+    )
 
     def __init__(self, sample_rate=16000, name="tfbanks", **kwargs):
         self._reject_fixed(kwargs)
@@ -447,12 +489,16 @@ class TimeDomainFilterbanks(Leaf):
             activation=stages.SquaredModulus(),
             pooling_cls=pooling.LearnablePooling1D,
             complex_conv_init=initializers.GaborInit(
-                sample_rate=sample_rate, min_freq=60.0, max_freq=7800.0),
+                sample_rate=sample_rate, min_freq=60.0, max_freq=7800.0
+            ),
             pooling_init=initializers.LowpassInit(
-                sample_rate=sample_rate,
-                window_type=utils.WindowType.SQUARED_HANNING),
+                sample_rate=sample_rate, window_type=utils.WindowType.SQUARED_HANNING
+            ),
             compression_fn=postprocessing.LogCompression(log_offset=1e-5),
-            sample_rate=sample_rate, name=name, **kwargs)
+            sample_rate=sample_rate,
+            name=name,
+            **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -469,8 +515,7 @@ class SincNet(Leaf):
             pooling_cls, complex_conv_init, compression_fn).
     """
 
-    _FIXED = ("conv1d_cls", "activation", "pooling_cls", "complex_conv_init",
-              "compression_fn")
+    _FIXED = ("conv1d_cls", "activation", "pooling_cls", "complex_conv_init", "compression_fn")
 
     def __init__(self, name="sincnet", **kwargs):
         self._reject_fixed(kwargs)
@@ -479,9 +524,10 @@ class SincNet(Leaf):
             complex_conv_init=initializers.SincInit(),
             activation=keras.layers.LeakyReLU(negative_slope=0.2),
             pooling_cls=pooling.MaxPooling1D,
-            compression_fn=keras.layers.LayerNormalization(
-                name="layer_normalization"),
-            name=name, **kwargs)
+            compression_fn=keras.layers.LayerNormalization(name="layer_normalization"),
+            name=name,
+            **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -498,8 +544,14 @@ class SincNetPlus(Leaf):
             pooling_cls, complex_conv_init, pooling_init, compression_fn).
     """
 
-    _FIXED = ("conv1d_cls", "activation", "pooling_cls", "complex_conv_init",
-              "pooling_init", "compression_fn")
+    _FIXED = (
+        "conv1d_cls",
+        "activation",
+        "pooling_cls",
+        "complex_conv_init",
+        "pooling_init",
+        "compression_fn",
+    )
 
     def __init__(self, name="sincnet_plus", **kwargs):
         self._reject_fixed(kwargs)
@@ -510,4 +562,6 @@ class SincNetPlus(Leaf):
             pooling_cls=pooling.GaussianLowpass,
             pooling_init=keras.initializers.Constant(0.4),
             compression_fn=postprocessing.PCENLayer(),
-            name=name, **kwargs)
+            name=name,
+            **kwargs,
+        )

@@ -33,8 +33,7 @@ def gabor_impulse_response(t, center, sigma):
     center = ops.convert_to_tensor(center)
     sigma = ops.convert_to_tensor(sigma)
     denominator = 1.0 / (math.sqrt(2.0 * math.pi) * sigma)
-    gaussian = ops.exp(
-        ops.expand_dims(1.0 / (2.0 * sigma**2), 1) * ops.expand_dims(-t**2, 0))
+    gaussian = ops.exp(ops.expand_dims(1.0 / (2.0 * sigma**2), 1) * ops.expand_dims(-(t**2), 0))
     phase = ops.expand_dims(center, 1) * ops.expand_dims(t, 0)
     envelope = ops.expand_dims(denominator, 1) * gaussian
     return envelope * ops.cos(phase), envelope * ops.sin(phase)
@@ -75,8 +74,7 @@ def sinc_impulse_response(t, frequency):
     return ops.sin(argument) / argument
 
 
-def sinc_filters(cutoff_freq_low, cutoff_freq_high, size=401,
-                 sample_rate=16000):
+def sinc_filters(cutoff_freq_low, cutoff_freq_high, size=401, sample_rate=16000):
     """Band-pass sinc filters, normalized to a peak of 1.
 
     A band-pass is the difference of two ideal low-pass responses
@@ -101,10 +99,8 @@ def sinc_filters(cutoff_freq_low, cutoff_freq_high, size=401,
     cutoff_freq_high = ops.convert_to_tensor(cutoff_freq_high)
     dtype = cutoff_freq_low.dtype
     half = int(size) // 2
-    left_range = ops.expand_dims(
-        ops.arange(-half, 0, dtype=dtype), 1) / float(sample_rate)
-    right_range = ops.expand_dims(
-        ops.arange(1, half + 1, dtype=dtype), 1) / float(sample_rate)
+    left_range = ops.expand_dims(ops.arange(-half, 0, dtype=dtype), 1) / float(sample_rate)
+    right_range = ops.expand_dims(ops.arange(1, half + 1, dtype=dtype), 1) / float(sample_rate)
 
     def low_pass(cutoff):
         left = 2.0 * cutoff * sinc_impulse_response(left_range, cutoff)
@@ -138,7 +134,7 @@ def gaussian_lowpass(sigma, filter_size):
     t = ops.reshape(ops.arange(0, filter_size, dtype=sigma.dtype), shape)
     numerator = t - 0.5 * (filter_size - 1)
     denominator = sigma * 0.5 * (filter_size - 1)
-    return ops.exp(-0.5 * (numerator / denominator)**2)
+    return ops.exp(-0.5 * (numerator / denominator) ** 2)
 
 
 __all__ = [

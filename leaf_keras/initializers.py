@@ -41,8 +41,7 @@ class PreempInit(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         if tuple(shape) != (2, 1, 1):
-            raise ValueError(
-                f"PreempInit builds a (2, 1, 1) kernel, got shape {shape}.")
+            raise ValueError(f"PreempInit builds a (2, 1, 1) kernel, got shape {shape}.")
         kernel = np.zeros((2, 1, 1))
         kernel[0, 0, 0] = -self.alpha
         kernel[1, 0, 0] = 1.0
@@ -76,16 +75,16 @@ class GaborInit(keras.initializers.Initializer):
         >>> init((40, 2)).shape  # (40, 2)
     """
 
-    _ALLOWED = ("min_freq", "max_freq", "sample_rate", "n_fft",
-                "normalize_energy", "window_stride")
+    _ALLOWED = ("min_freq", "max_freq", "sample_rate", "n_fft", "normalize_energy", "window_stride")
 
     def __init__(self, **kwargs):
         kwargs.pop("n_filters", None)
         kwargs.pop("window_len", None)
         unknown = sorted(set(kwargs) - set(self._ALLOWED))
         if unknown:
-            raise ValueError(f"GaborInit got unknown arguments {unknown}; "
-                             f"allowed: {list(self._ALLOWED)}.")
+            raise ValueError(
+                f"GaborInit got unknown arguments {unknown}; allowed: {list(self._ALLOWED)}."
+            )
         # window_stride is accepted for compatibility with older gin configs.
         kwargs.pop("window_stride", None)
         self._kwargs = kwargs
@@ -94,15 +93,17 @@ class GaborInit(keras.initializers.Initializer):
         shape = tuple(shape)
         if len(shape) == 2:
             if shape[1] != 2:
-                raise ValueError("GaborInit expects (n_filters, 2) or "
-                                 f"(kernel_size, 1, 2 * n_filters), got {shape}.")
+                raise ValueError(
+                    "GaborInit expects (n_filters, 2) or "
+                    f"(kernel_size, 1, 2 * n_filters), got {shape}."
+                )
             gabor = melfilters.Gabor(n_filters=shape[0], **self._kwargs)
             return _as_tensor(gabor.gabor_params_from_mels, dtype)
         if len(shape) != 3 or shape[1] != 1 or shape[2] % 2:
-            raise ValueError("GaborInit expects (n_filters, 2) or "
-                             f"(kernel_size, 1, 2 * n_filters), got {shape}.")
-        gabor = melfilters.Gabor(n_filters=shape[2] // 2, window_len=shape[0],
-                                 **self._kwargs)
+            raise ValueError(
+                f"GaborInit expects (n_filters, 2) or (kernel_size, 1, 2 * n_filters), got {shape}."
+            )
+        gabor = melfilters.Gabor(n_filters=shape[2] // 2, window_len=shape[0], **self._kwargs)
         filters = gabor.gabor_filters  # (n_filters, kernel_size) complex
         kernel = np.zeros(shape, dtype=np.float32)
         kernel[:, 0, 0::2] = filters.real.T
@@ -134,19 +135,19 @@ class SincInit(keras.initializers.Initializer):
     def __call__(self, shape, dtype=None):
         shape = tuple(shape)
         if len(shape) != 2 or shape[1] != 2:
-            raise ValueError(
-                f"SincInit expects a (n_filters, 2) shape, got {shape}.")
+            raise ValueError(f"SincInit expects a (n_filters, 2) shape, got {shape}.")
         low_hz = self.min_low_hz
         high_hz = 0.5 * self.sample_rate - (low_hz + self.min_band_hz)
-        edges_mel = np.linspace(utils.hz2mel(low_hz), utils.hz2mel(high_hz),
-                                shape[0] + 1)
+        edges_mel = np.linspace(utils.hz2mel(low_hz), utils.hz2mel(high_hz), shape[0] + 1)
         edges_hz = utils.mel2hz(edges_mel)
-        return _as_tensor(
-            np.stack([edges_hz[:-1], np.diff(edges_hz)], axis=1), dtype)
+        return _as_tensor(np.stack([edges_hz[:-1], np.diff(edges_hz)], axis=1), dtype)
 
     def get_config(self):
-        return {"sample_rate": self.sample_rate, "min_low_hz": self.min_low_hz,
-                "min_band_hz": self.min_band_hz}
+        return {
+            "sample_rate": self.sample_rate,
+            "min_low_hz": self.min_low_hz,
+            "min_band_hz": self.min_band_hz,
+        }
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -163,8 +164,9 @@ class LowpassInit(keras.initializers.Initializer):
         window_type: a `utils.WindowType` or its name.
     """
 
-    def __init__(self, sample_rate=16000, window_len=25.0,
-                 window_type=utils.WindowType.SQUARED_HANNING):
+    def __init__(
+        self, sample_rate=16000, window_len=25.0, window_type=utils.WindowType.SQUARED_HANNING
+    ):
         self.sample_rate = sample_rate
         self.window_len = float(window_len)
         self.window_type = utils.WindowType.from_value(window_type)
@@ -172,8 +174,8 @@ class LowpassInit(keras.initializers.Initializer):
     def __call__(self, shape, dtype=None):
         shape = tuple(shape)
         window = utils.window(
-            self.window_type,
-            utils.window_size_in_samples(self.sample_rate, self.window_len))
+            self.window_type, utils.window_size_in_samples(self.sample_rate, self.window_len)
+        )
         kernel = np.zeros(shape)
         if len(shape) == 3 and shape[0] == len(window):
             kernel[:, 0, :] = window[:, np.newaxis]
@@ -182,9 +184,13 @@ class LowpassInit(keras.initializers.Initializer):
         else:
             raise ValueError(
                 f"LowpassInit expects a ({len(window)}, 1, C) or "
-                f"(1, {len(window)}, C, 1) shape, got {shape}.")
+                f"(1, {len(window)}, C, 1) shape, got {shape}."
+            )
         return _as_tensor(kernel, dtype)
 
     def get_config(self):
-        return {"sample_rate": self.sample_rate, "window_len": self.window_len,
-                "window_type": self.window_type.name.lower()}
+        return {
+            "sample_rate": self.sample_rate,
+            "window_len": self.window_len,
+            "window_type": self.window_type.name.lower(),
+        }

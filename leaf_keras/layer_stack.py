@@ -31,7 +31,9 @@ def check_pair(owner, name, value):
 
 def check_rank(owner, input_shape, ranks, expected):
     if len(input_shape) not in ranks:
-        raise ValueError(f"{owner} expects inputs of shape {expected}, got shape {tuple(input_shape)}.")
+        raise ValueError(
+            f"{owner} expects inputs of shape {expected}, got shape {tuple(input_shape)}."
+        )
 
 
 class LayerStack(keras.layers.Layer):

@@ -19,8 +19,15 @@ from leaf_keras import mel_frontend
 from leaf_keras import pooling
 from leaf_keras import postprocessing
 
-_FRONTEND_PREFIXES = ("leaf", "tfbanks", "sincnet", "sincnet_plus", "mel",
-                      "mel_pcen", "mel_filterbanks")
+_FRONTEND_PREFIXES = (
+    "leaf",
+    "tfbanks",
+    "sincnet",
+    "sincnet_plus",
+    "mel",
+    "mel_pcen",
+    "mel_filterbanks",
+)
 _RNN_KERNEL = "PCEN/simple_rnn/simple_rnn_cell/kernel"
 _RNN_RECURRENT = "PCEN/simple_rnn/simple_rnn_cell/recurrent_kernel"
 
@@ -28,24 +35,24 @@ _RNN_RECURRENT = "PCEN/simple_rnn/simple_rnn_cell/recurrent_kernel"
 def _canonical(name, frontend_name):
     """Original variable name -> name relative to the frontend."""
     name = re.sub(r":\d+$", "", name)
-    prefixes = sorted({frontend_name, *_FRONTEND_PREFIXES}, key=len,
-                      reverse=True)
+    prefixes = sorted({frontend_name, *_FRONTEND_PREFIXES}, key=len, reverse=True)
     for prefix in prefixes:
         if name.startswith(prefix + "/"):
-            name = name[len(prefix) + 1:]
+            name = name[len(prefix) + 1 :]
             break
     if name == "kernel":  # the original's Gabor/Sinc kernel had no scope
         name = "tfbanks_complex_conv/kernel"
-    name = re.sub(r"^layer_normalization(_\d+)?/", "layer_normalization/",
-                  name)
-    name = re.sub(r"^learnable_pooling/conv2d(_\d+)?/",
-                  "learnable_pooling/conv2d/", name)
+    name = re.sub(r"^layer_normalization(_\d+)?/", "layer_normalization/", name)
+    name = re.sub(r"^learnable_pooling/conv2d(_\d+)?/", "learnable_pooling/conv2d/", name)
     return name
 
 
 def _pcen_targets(layer, prefix):
-    targets = {f"{prefix}/alpha": layer.alpha, f"{prefix}/delta": layer.delta,
-               f"{prefix}/root": layer.root}
+    targets = {
+        f"{prefix}/alpha": layer.alpha,
+        f"{prefix}/delta": layer.delta,
+        f"{prefix}/root": layer.root,
+    }
     if layer.learn_smooth_coef:
         targets[f"{prefix}/EMA/smooth"] = layer.ema.smooth
     else:
@@ -101,16 +108,20 @@ def _smoother_from_simple_rnn(kernel, recurrent, channels):
     if kernel.shape != expected or recurrent.shape != expected:
         raise ValueError(
             f"SimpleRNN smoother kernels must be {expected}, got "
-            f"{kernel.shape} and {recurrent.shape}.")
+            f"{kernel.shape} and {recurrent.shape}."
+        )
     coefficient = np.diag(kernel)
-    off_diagonal = (np.abs(kernel - np.diag(coefficient)).max() +
-                    np.abs(recurrent - np.diag(np.diag(recurrent))).max())
+    off_diagonal = (
+        np.abs(kernel - np.diag(coefficient)).max()
+        + np.abs(recurrent - np.diag(np.diag(recurrent))).max()
+    )
     mismatch = np.abs(np.diag(recurrent) - (1.0 - coefficient)).max()
     if off_diagonal > 1e-6 or mismatch > 1e-6:
         raise ValueError(
             "The SimpleRNN smoother is not an exponential moving average "
             "(kernel = s I, recurrent_kernel = (1 - s) I); off-diagonal "
-            f"{off_diagonal:.3g}, diagonal mismatch {mismatch:.3g}.")
+            f"{off_diagonal:.3g}, diagonal mismatch {mismatch:.3g}."
+        )
     return coefficient
 
 
@@ -143,28 +154,31 @@ def load_leaf_audio_weights(frontend, weights):
     for name, value in weights.items():
         key = _canonical(name, frontend.name)
         by_canonical.setdefault(key, []).append((name, value))
-    rnn = {key: by_canonical.pop(key)[0] for key in (_RNN_KERNEL, _RNN_RECURRENT)
-           if key in by_canonical}
+    rnn = {
+        key: by_canonical.pop(key)[0]
+        for key in (_RNN_KERNEL, _RNN_RECURRENT)
+        if key in by_canonical
+    }
     if rnn:
         if "PCEN/simple_rnn" not in targets or len(rnn) != 2:
             problems.append(
                 f"unexpected SimpleRNN smoother weights {sorted(n for n, _ in rnn.values())}"
                 " (the frontend's PCEN learns its smoothing coefficient, or "
-                "one of kernel/recurrent_kernel is missing)")
+                "one of kernel/recurrent_kernel is missing)"
+            )
         else:
             variable = targets["PCEN/simple_rnn"]
             try:
                 coefficient = _smoother_from_simple_rnn(
-                    rnn[_RNN_KERNEL][1], rnn[_RNN_RECURRENT][1],
-                    variable.shape[0])
+                    rnn[_RNN_KERNEL][1], rnn[_RNN_RECURRENT][1], variable.shape[0]
+                )
                 assignments[rnn[_RNN_KERNEL][0]] = (variable, coefficient)
                 assignments[rnn[_RNN_RECURRENT][0]] = (variable, coefficient)
             except ValueError as error:
                 problems.append(str(error))
     for key, entries in by_canonical.items():
         if len(entries) > 1:
-            problems.append(f"several names map to {key!r}: "
-                            f"{[name for name, _ in entries]}")
+            problems.append(f"several names map to {key!r}: {[name for name, _ in entries]}")
             continue
         name, value = entries[0]
         if key not in targets:
@@ -173,20 +187,27 @@ def load_leaf_audio_weights(frontend, weights):
         variable = targets[key]
         value = np.asarray(value)
         if tuple(value.shape) != tuple(variable.shape):
-            problems.append(f"{name!r} has shape {value.shape}, expected "
-                            f"{tuple(variable.shape)} for {variable.path}")
+            problems.append(
+                f"{name!r} has shape {value.shape}, expected "
+                f"{tuple(variable.shape)} for {variable.path}"
+            )
             continue
         assignments[name] = (variable, value)
     assigned = {id(variable) for variable, _ in assignments.values()}
     for key, variable in targets.items():
         if id(variable) not in assigned:
-            label = ("PCEN/simple_rnn/simple_rnn_cell/{kernel,recurrent_kernel}"
-                     if key == "PCEN/simple_rnn" else key)
+            label = (
+                "PCEN/simple_rnn/simple_rnn_cell/{kernel,recurrent_kernel}"
+                if key == "PCEN/simple_rnn"
+                else key
+            )
             problems.append(f"no value for {label} ({variable.path})")
     if problems:
         raise ValueError(
-            f"Cannot load leaf-audio weights into {frontend.name!r}: " +
-            "; ".join(problems) + f". Known names: {sorted(targets)}.")
+            f"Cannot load leaf-audio weights into {frontend.name!r}: "
+            + "; ".join(problems)
+            + f". Known names: {sorted(targets)}."
+        )
     for variable, value in assignments.values():
         variable.assign(np.asarray(value, dtype=variable.dtype))
     return {name: variable for name, (variable, _) in assignments.items()}

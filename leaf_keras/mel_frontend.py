@@ -41,8 +41,8 @@ def frame_signal(signal, frame_length, frame_step):
     blocks = ops.reshape(signal, (batch, -1, frame_step))
     # Frame j is made of blocks j .. j + blocks_per_frame - 1.
     frames = ops.concatenate(
-        [blocks[:, offset:offset + num_frames, :]
-         for offset in range(blocks_per_frame)], axis=-1)
+        [blocks[:, offset : offset + num_frames, :] for offset in range(blocks_per_frame)], axis=-1
+    )
     return frames[:, :, :frame_length]
 
 
@@ -76,10 +76,19 @@ class MelFilterbanks(keras.layers.Layer):
         `(batch, ceil(time / stride), n_filters)`.
     """
 
-    def __init__(self, n_filters=40, sample_rate=16000, n_fft=512,
-                 window_len=25.0, window_stride=10.0, compression_fn=serialization.DEFAULT,
-                 min_freq=60.0, max_freq=7800.0, name="mel_filterbanks",
-                 **kwargs):
+    def __init__(
+        self,
+        n_filters=40,
+        sample_rate=16000,
+        n_fft=512,
+        window_len=25.0,
+        window_stride=10.0,
+        compression_fn=serialization.DEFAULT,
+        min_freq=60.0,
+        max_freq=7800.0,
+        name="mel_filterbanks",
+        **kwargs,
+    ):
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, **kwargs)
         self.n_filters = int(n_filters)
@@ -90,11 +99,14 @@ class MelFilterbanks(keras.layers.Layer):
         self.window_size = utils.window_size_in_samples(sample_rate, window_len)
         self.stride = utils.stride_in_samples(sample_rate, window_stride)
         if self.stride < 1:
-            raise ValueError(f"window_stride={window_stride} ms is below one "
-                             f"sample at sample_rate={sample_rate}.")
+            raise ValueError(
+                f"window_stride={window_stride} ms is below one "
+                f"sample at sample_rate={sample_rate}."
+            )
         if self.n_fft < self.window_size:
-            raise ValueError(f"n_fft={n_fft} is shorter than the window "
-                             f"({self.window_size} samples).")
+            raise ValueError(
+                f"n_fft={n_fft} is shorter than the window ({self.window_size} samples)."
+            )
         self.min_freq = float(min_freq)
         self.max_freq = float(max_freq) if max_freq else sample_rate / 2.0
         if serialization.is_default(compression_fn):
@@ -103,14 +115,15 @@ class MelFilterbanks(keras.layers.Layer):
         self._mel_matrix = melfilters.linear_to_mel_weight_matrix(
             num_mel_bins=self.n_filters,
             num_spectrogram_bins=self.n_fft // 2 + 1,
-            sample_rate=sample_rate, lower_edge_hertz=self.min_freq,
-            upper_edge_hertz=self.max_freq)
+            sample_rate=sample_rate,
+            lower_edge_hertz=self.min_freq,
+            upper_edge_hertz=self.max_freq,
+        )
         # tf.signal.hann_window(periodic=True) is only periodic for even
         # lengths: an odd window (401 taps) is the symmetric one, n / (L - 1).
         n = np.arange(self.window_size)
         period = self.window_size - (self.window_size % 2)
-        self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / max(period, 1))
-                        ).astype(np.float32)
+        self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / max(period, 1))).astype(np.float32)
 
     @property
     def mel_filters(self):
@@ -120,13 +133,11 @@ class MelFilterbanks(keras.layers.Layer):
     def build(self, input_shape):
         waveforms.check_waveforms(input_shape, None, self.window_size, self.name)
         if self.compression_fn is not None and not self.compression_fn.built:
-            self.compression_fn.build(
-                (input_shape[0], None, self.n_filters))
+            self.compression_fn.build((input_shape[0], None, self.n_filters))
 
     def mel_power(self, inputs):
         """Mel-band power `[batch, frames, n_filters]` (no compression)."""
-        waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size,
-                        self.name)
+        waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size, self.name)
         inputs = ops.cast(inputs, "float32")
         if len(inputs.shape) == 3:
             inputs = inputs[:, :, 0]
@@ -150,17 +161,18 @@ class MelFilterbanks(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "n_filters": self.n_filters,
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "window_len": self.window_len,
-            "window_stride": self.window_stride,
-            "compression_fn": keras.saving.serialize_keras_object(
-                self.compression_fn),
-            "min_freq": self.min_freq,
-            "max_freq": self.max_freq,
-        })
+        config.update(
+            {
+                "n_filters": self.n_filters,
+                "sample_rate": self.sample_rate,
+                "n_fft": self.n_fft,
+                "window_len": self.window_len,
+                "window_stride": self.window_stride,
+                "compression_fn": keras.saving.serialize_keras_object(self.compression_fn),
+                "min_freq": self.min_freq,
+                "max_freq": self.max_freq,
+            }
+        )
         return config
 
 
@@ -183,4 +195,3 @@ class MelPCEN(MelFilterbanks):
         if serialization.is_default(compression_fn):
             compression_fn = postprocessing.leaf_pcen()
         super().__init__(compression_fn=compression_fn, name=name, **kwargs)
-

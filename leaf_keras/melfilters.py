@@ -19,8 +19,8 @@ def _hertz_to_mel(frequencies_hertz):
     """HTK mel scale in natural-log form, as tf.signal uses it (float32)."""
     frequencies_hertz = np.asarray(frequencies_hertz, dtype=np.float32)
     return np.float32(_MEL_HIGH_FREQUENCY_Q) * np.log(
-        np.float32(1.0) + frequencies_hertz /
-        np.float32(_MEL_BREAK_FREQUENCY_HERTZ)).astype(np.float32)
+        np.float32(1.0) + frequencies_hertz / np.float32(_MEL_BREAK_FREQUENCY_HERTZ)
+    ).astype(np.float32)
 
 
 def _tf_linspace(start, stop, num):
@@ -33,12 +33,14 @@ def _tf_linspace(start, stop, num):
     return values[:num]
 
 
-def linear_to_mel_weight_matrix(num_mel_bins=20,
-                                num_spectrogram_bins=129,
-                                sample_rate=8000,
-                                lower_edge_hertz=125.0,
-                                upper_edge_hertz=3800.0,
-                                dtype=np.float32):
+def linear_to_mel_weight_matrix(
+    num_mel_bins=20,
+    num_spectrogram_bins=129,
+    sample_rate=8000,
+    lower_edge_hertz=125.0,
+    upper_edge_hertz=3800.0,
+    dtype=np.float32,
+):
     """Matrix that maps a linear power spectrum onto mel bands.
 
     Same definition and defaults as `tf.signal.linear_to_mel_weight_matrix`:
@@ -63,37 +65,32 @@ def linear_to_mel_weight_matrix(num_mel_bins=20,
     if num_mel_bins <= 0:
         raise ValueError(f"num_mel_bins must be positive, got {num_mel_bins}.")
     if num_spectrogram_bins <= 0:
-        raise ValueError("num_spectrogram_bins must be positive, got "
-                         f"{num_spectrogram_bins}.")
+        raise ValueError(f"num_spectrogram_bins must be positive, got {num_spectrogram_bins}.")
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
     if lower_edge_hertz < 0:
-        raise ValueError("lower_edge_hertz must be non-negative, got "
-                         f"{lower_edge_hertz}.")
+        raise ValueError(f"lower_edge_hertz must be non-negative, got {lower_edge_hertz}.")
     if lower_edge_hertz >= upper_edge_hertz:
         raise ValueError(
-            f"lower_edge_hertz {lower_edge_hertz} >= upper_edge_hertz "
-            f"{upper_edge_hertz}.")
+            f"lower_edge_hertz {lower_edge_hertz} >= upper_edge_hertz {upper_edge_hertz}."
+        )
     if upper_edge_hertz > sample_rate / 2:
         raise ValueError(
             f"upper_edge_hertz {upper_edge_hertz} is above the Nyquist "
-            f"frequency {sample_rate / 2} of sample_rate {sample_rate}.")
+            f"frequency {sample_rate / 2} of sample_rate {sample_rate}."
+        )
     nyquist_hertz = np.float32(sample_rate) / np.float32(2.0)
-    linear_frequencies = _tf_linspace(0.0, nyquist_hertz,
-                                      num_spectrogram_bins)[1:]
+    linear_frequencies = _tf_linspace(0.0, nyquist_hertz, num_spectrogram_bins)[1:]
     spectrogram_bins_mel = _hertz_to_mel(linear_frequencies)[:, np.newaxis]
     band_edges_mel = _tf_linspace(
-        _hertz_to_mel(lower_edge_hertz), _hertz_to_mel(upper_edge_hertz),
-        num_mel_bins + 2)
+        _hertz_to_mel(lower_edge_hertz), _hertz_to_mel(upper_edge_hertz), num_mel_bins + 2
+    )
     lower_edge_mel = band_edges_mel[np.newaxis, :-2]
     center_mel = band_edges_mel[np.newaxis, 1:-1]
     upper_edge_mel = band_edges_mel[np.newaxis, 2:]
-    lower_slopes = (spectrogram_bins_mel - lower_edge_mel) / (
-        center_mel - lower_edge_mel)
-    upper_slopes = (upper_edge_mel - spectrogram_bins_mel) / (
-        upper_edge_mel - center_mel)
-    weights = np.maximum(np.float32(0.0), np.minimum(lower_slopes,
-                                                      upper_slopes))
+    lower_slopes = (spectrogram_bins_mel - lower_edge_mel) / (center_mel - lower_edge_mel)
+    upper_slopes = (upper_edge_mel - spectrogram_bins_mel) / (upper_edge_mel - center_mel)
+    weights = np.maximum(np.float32(0.0), np.minimum(lower_slopes, upper_slopes))
     weights = np.pad(weights, [[1, 0], [0, 0]])
     return weights.astype(dtype)
 
@@ -118,14 +115,16 @@ class Gabor:
             that every filter has the same energy.
     """
 
-    def __init__(self,
-                 n_filters=40,
-                 min_freq=0.0,
-                 max_freq=8000.0,
-                 sample_rate=16000,
-                 window_len=401,
-                 n_fft=512,
-                 normalize_energy=False):
+    def __init__(
+        self,
+        n_filters=40,
+        min_freq=0.0,
+        max_freq=8000.0,
+        sample_rate=16000,
+        window_len=401,
+        n_fft=512,
+        normalize_energy=False,
+    ):
         self.n_filters = int(n_filters)
         self.min_freq = float(min_freq)
         self.max_freq = float(max_freq)
@@ -137,10 +136,10 @@ class Gabor:
     def _mel_filters_areas(self, filters):
         """Area under each (triangular) filter, one row per filter."""
         peaks = np.max(filters, axis=1, keepdims=True)
-        support = np.sum((filters > 0).astype(np.float32), axis=1,
-                         keepdims=True)
-        return (peaks * (support + np.float32(2.0)) * np.float32(np.pi) /
-                np.float32(self.n_fft)).astype(np.float32)
+        support = np.sum((filters > 0).astype(np.float32), axis=1, keepdims=True)
+        return (
+            peaks * (support + np.float32(2.0)) * np.float32(np.pi) / np.float32(self.n_fft)
+        ).astype(np.float32)
 
     @property
     def mel_filters(self):
@@ -150,7 +149,8 @@ class Gabor:
             num_spectrogram_bins=self.n_fft // 2 + 1,
             sample_rate=self.sample_rate,
             lower_edge_hertz=self.min_freq,
-            upper_edge_hertz=self.max_freq).T
+            upper_edge_hertz=self.max_freq,
+        ).T
         if self.normalize_energy:
             filters = filters / self._mel_filters_areas(filters)
         return filters.astype(np.float32)
@@ -178,12 +178,18 @@ class Gabor:
         size = self.window_len
         t = np.arange(-(size // 2), (size + 1) // 2, dtype=np.float64)
         center, sigma = params[:, :1], params[:, 1:]
-        envelope = (1.0 / (np.sqrt(2.0 * np.pi) * sigma) *
-                    np.exp(-t[np.newaxis, :]**2 / (2.0 * sigma**2)))
+        envelope = (
+            1.0
+            / (np.sqrt(2.0 * np.pi) * sigma)
+            * np.exp(-(t[np.newaxis, :] ** 2) / (2.0 * sigma**2))
+        )
         filters = envelope * np.exp(1j * center * t[np.newaxis, :])
         scale = np.sqrt(
-            self._mel_filters_areas(self.mel_filters).astype(np.float64) * 2.0 *
-            np.sqrt(np.pi) * sigma)
+            self._mel_filters_areas(self.mel_filters).astype(np.float64)
+            * 2.0
+            * np.sqrt(np.pi)
+            * sigma
+        )
         return (filters * scale).astype(np.complex64)
 
 

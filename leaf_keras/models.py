@@ -17,7 +17,10 @@ import keras
 from keras import ops
 
 from leaf_keras import layer_stack
-from leaf_keras.pann import PANN, PANNConvBlock, PANNWavBlock, WaveGram  # noqa: F401
+from leaf_keras.pann import PANN  # noqa: F401
+from leaf_keras.pann import PANNConvBlock  # noqa: F401
+from leaf_keras.pann import PANNWavBlock  # noqa: F401
+from leaf_keras.pann import WaveGram  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
@@ -50,7 +53,12 @@ class ConvBlock(layer_stack.LayerStack):
     """
 
     def __init__(
-        self, filters, activation="relu", use_batch_norm=True, dropout=0.0, max_pooling=True,
+        self,
+        filters,
+        activation="relu",
+        use_batch_norm=True,
+        dropout=0.0,
+        max_pooling=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,12 +122,18 @@ class ConvNet(layer_stack.LayerStack):
     """
 
     def __init__(
-        self, filters=(64, 128, 256, 256, 512, 512), activation="relu", use_batch_norm=True,
-        dropout=0.1, **kwargs,
+        self,
+        filters=(64, 128, 256, 256, 512, 512),
+        activation="relu",
+        use_batch_norm=True,
+        dropout=0.1,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if not isinstance(filters, (list, tuple)) or not filters:
-            raise ValueError(f"ConvNet: `filters` must be a non-empty list of integers, got {filters!r}.")
+            raise ValueError(
+                f"ConvNet: `filters` must be a non-empty list of integers, got {filters!r}."
+            )
         for value in filters:
             layer_stack.check_positive_int("ConvNet", "filters", value)
         layer_stack.check_rate("ConvNet", "dropout", dropout)
@@ -191,17 +205,21 @@ class EfficientNetB0Encoder(keras.layers.Layer):
             or (min_size != 0 and min_size < 32)
         ):
             raise ValueError(
-                f"EfficientNetB0Encoder: `min_size` must be 0 or an integer >= 32, got {min_size!r}."
+                "EfficientNetB0Encoder: `min_size` must be 0 or an integer >= 32, "
+                f"got {min_size!r}."
             )
         self.min_size = min_size
         self.backbone = None
 
     def build(self, input_shape):
-        layer_stack.check_rank("EfficientNetB0Encoder", input_shape, (4,), "(batch, frames, bins, channels)")
+        layer_stack.check_rank(
+            "EfficientNetB0Encoder", input_shape, (4,), "(batch, frames, bins, channels)"
+        )
         channels = input_shape[-1]
         if channels is None:
             raise ValueError(
-                f"EfficientNetB0Encoder needs a known channels axis, got shape {tuple(input_shape)}."
+                "EfficientNetB0Encoder needs a known channels axis, got shape "
+                f"{tuple(input_shape)}."
             )
         full = keras.applications.EfficientNetB0(
             include_top=False, weights=None, input_shape=(None, None, channels)
@@ -283,8 +301,14 @@ class AudioClassifier(keras.Model):
     """
 
     def __init__(
-        self, num_outputs, frontend=None, encoder=None, pooling="max", use_batch_norm=True,
-        head_activation=None, **kwargs,
+        self,
+        num_outputs,
+        frontend=None,
+        encoder=None,
+        pooling="max",
+        use_batch_norm=True,
+        head_activation=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         layer_stack.check_positive_int("AudioClassifier", "num_outputs", num_outputs)

@@ -217,7 +217,8 @@ class WaveGram(layer_stack.LayerStack):
         super()._check_input_shape(input_shape)
         if len(input_shape) == 3 and input_shape[-1] not in (1, None):
             raise ValueError(
-                f"WaveGram expects mono waveforms (batch, samples[, 1]), got shape {tuple(input_shape)}."
+                "WaveGram expects mono waveforms (batch, samples[, 1]), got shape "
+                f"{tuple(input_shape)}."
             )
 
     def build(self, input_shape):

@@ -27,14 +27,24 @@ class _Pooling1D(keras.layers.Layer):
     # What SAME padding adds before pooling: zeros, or -inf for a maximum.
     padding_value = 0.0
 
-    def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
-                 kernel_initializer="glorot_uniform", kernel_regularizer=None,
-                 trainable=False, name="learnable_pooling", **kwargs):
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        trainable=False,
+        name="learnable_pooling",
+        **kwargs,
+    ):
         # Pooling filters and sums stay float32 under a mixed policy.
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, trainable=trainable, **kwargs)
-        self.kernel_size, self.strides, self.padding = (
-            utils.check_window_arguments(kernel_size, strides, padding))
+        self.kernel_size, self.strides, self.padding = utils.check_window_arguments(
+            kernel_size, strides, padding
+        )
         # use_bias is accepted for compatibility; like the original, no
         # pooling adds a bias.
         self.use_bias = bool(use_bias)
@@ -47,18 +57,20 @@ class _Pooling1D(keras.layers.Layer):
         if padding == "same":
             inputs = padding_lib.pad_same(inputs, self.kernel_size, self.strides)
         outputs = block_pooling.strided_depthwise_correlation(
-            inputs, ops.cast(kernel[:, :, 0], inputs.dtype), self.strides)
+            inputs, ops.cast(kernel[:, :, 0], inputs.dtype), self.strides
+        )
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],
-                padding_lib.output_length(input_shape[1], self.kernel_size, self.strides,
-                              self.padding), input_shape[2])
+        return (
+            input_shape[0],
+            padding_lib.output_length(input_shape[1], self.kernel_size, self.strides, self.padding),
+            input_shape[2],
+        )
 
     def pooling_filters(self, channels):
         """Linear poolings: the filters `(kernel_size, channels)`."""
-        raise NotImplementedError(
-            f"{self.__class__.__name__} has no linear pooling filters.")
+        raise NotImplementedError(f"{self.__class__.__name__} has no linear pooling filters.")
 
     def padded_layout(self, time):
         """`(frames, left, length)` of the pooling of `time` samples.
@@ -73,8 +85,7 @@ class _Pooling1D(keras.layers.Layer):
         else:
             left, frames = 0, (time - self.kernel_size) // self.strides + 1
         blocks_per_frame = -(-self.kernel_size // self.strides)
-        return (frames, left,
-                (frames + blocks_per_frame - 1) * self.strides)
+        return (frames, left, (frames + blocks_per_frame - 1) * self.strides)
 
     def pool_padded_channels_major(self, padded, frames):
         """Pools already padded float32 `[channels, batch, time]` inputs.
@@ -95,21 +106,20 @@ class _Pooling1D(keras.layers.Layer):
         """
         kernel = ops.transpose(self.pooling_filters(padded.shape[0]))
         kernel = ops.cast(kernel, padded.dtype)
-        return block_pooling.channels_major_block_pooling(padded, kernel, self.strides,
-                                            frames)
+        return block_pooling.channels_major_block_pooling(padded, kernel, self.strides, frames)
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer),
-        })
+        config.update(
+            {
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            }
+        )
         return config
 
 
@@ -148,15 +158,20 @@ class GaussianLowpass(_Pooling1D):
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
         self.kernel = self.add_weight(
-            name="kernel", shape=(1, 1, input_shape[2], 1),
+            name="kernel",
+            shape=(1, 1, input_shape[2], 1),
             initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32", autocast=False)
+            regularizer=self.kernel_regularizer,
+            trainable=self.trainable,
+            dtype="float32",
+            autocast=False,
+        )
 
     def lowpass_filters(self):
         """Pooling filters `(kernel_size, channels)`."""
         window = impulse_responses.gaussian_lowpass(
-            ops.cast(self.kernel, "float32"), self.kernel_size)
+            ops.cast(self.kernel, "float32"), self.kernel_size
+        )
         return window[0, :, :, 0]
 
     def pooling_filters(self, channels):
@@ -166,6 +181,7 @@ class GaussianLowpass(_Pooling1D):
     def call(self, inputs):
         kernel = ops.expand_dims(self.lowpass_filters(), -1)
         return self._depthwise(inputs, kernel, self.padding)
+
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
 class LearnablePooling1D(_Pooling1D):
@@ -193,26 +209,46 @@ class LearnablePooling1D(_Pooling1D):
         `(batch, (time - kernel_size) // strides + 1, channels)`.
     """
 
-    def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
-                 kernel_initializer="glorot_uniform", kernel_regularizer=None,
-                 trainable=False, name="learnable_pooling", **kwargs):
-        super().__init__(kernel_size, strides, padding, use_bias,
-                         kernel_initializer, kernel_regularizer, trainable,
-                         name, **kwargs)
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        trainable=False,
+        name="learnable_pooling",
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size,
+            strides,
+            padding,
+            use_bias,
+            kernel_initializer,
+            kernel_regularizer,
+            trainable,
+            name,
+            **kwargs,
+        )
         self._padding_arg = self.padding
         self.padding = "valid"
 
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
         self.kernel = self.add_weight(
-            name="kernel", shape=(1, self.kernel_size, 1, 1),
+            name="kernel",
+            shape=(1, self.kernel_size, 1, 1),
             initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32", autocast=False)
+            regularizer=self.kernel_regularizer,
+            trainable=self.trainable,
+            dtype="float32",
+            autocast=False,
+        )
 
     def pooling_filters(self, channels):
-        kernel = ops.reshape(ops.cast(self.kernel, "float32"),
-                             (self.kernel_size, 1))
+        kernel = ops.reshape(ops.cast(self.kernel, "float32"), (self.kernel_size, 1))
         return ops.broadcast_to(kernel, (self.kernel_size, channels))
 
     def call(self, inputs):
@@ -252,10 +288,14 @@ class ChannelWiseLearnablePooling1D(_Pooling1D):
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
         self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, 1, input_shape[2]),
+            name="kernel",
+            shape=(self.kernel_size, 1, input_shape[2]),
             initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, trainable=self.trainable,
-            dtype="float32", autocast=False)
+            regularizer=self.kernel_regularizer,
+            trainable=self.trainable,
+            dtype="float32",
+            autocast=False,
+        )
 
     def pooling_filters(self, channels):
         del channels  # One filter per channel, fixed by the weights.
@@ -293,12 +333,29 @@ class MaxPooling1D(_Pooling1D):
 
     padding_value = float("-inf")
 
-    def __init__(self, kernel_size, strides=1, padding="same", use_bias=True,
-                 kernel_initializer="glorot_uniform", kernel_regularizer=None,
-                 trainable=False, name="frontend_max_pooling", **kwargs):
-        super().__init__(kernel_size, strides, padding, use_bias,
-                         kernel_initializer, kernel_regularizer, trainable,
-                         name, **kwargs)
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        trainable=False,
+        name="frontend_max_pooling",
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size,
+            strides,
+            padding,
+            use_bias,
+            kernel_initializer,
+            kernel_regularizer,
+            trainable,
+            name,
+            **kwargs,
+        )
 
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
@@ -307,14 +364,17 @@ class MaxPooling1D(_Pooling1D):
         """Max-pools already padded float32 `[channels, batch, time]` inputs
         (padding -inf), `time >= (frames + m - 1) * strides` (see
         `padded_layout`): `channels_major_block_maximum`."""
-        return block_pooling.channels_major_block_maximum(padded, self.kernel_size,
-                                            self.strides, frames)
+        return block_pooling.channels_major_block_maximum(
+            padded, self.kernel_size, self.strides, frames
+        )
 
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
         if self.padding == "same":
-            inputs = padding_lib.pad_same(inputs, self.kernel_size, self.strides,
-                              constant_values=self.padding_value)
-        outputs = ops.max_pool(inputs, pool_size=self.kernel_size,
-                               strides=self.strides, padding="valid")
+            inputs = padding_lib.pad_same(
+                inputs, self.kernel_size, self.strides, constant_values=self.padding_value
+            )
+        outputs = ops.max_pool(
+            inputs, pool_size=self.kernel_size, strides=self.strides, padding="valid"
+        )
         return ops.cast(outputs, self.compute_dtype)

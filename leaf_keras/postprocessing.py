@@ -40,8 +40,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
         Same as the input.
     """
 
-    def __init__(self, coeff_init=0.04, per_channel=False, trainable=False,
-                 name="EMA", **kwargs):
+    def __init__(self, coeff_init=0.04, per_channel=False, trainable=False, name="EMA", **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, **kwargs)
         coeff_init = float(coeff_init)
@@ -57,12 +56,14 @@ class ExponentialMovingAverage(keras.layers.Layer):
             name="smooth",
             shape=(input_shape[-1],) if self.per_channel else (1,),
             initializer=keras.initializers.Constant(self.coeff_init),
-            trainable=self.learn_smooth_coef, dtype="float32", autocast=False)
+            trainable=self.learn_smooth_coef,
+            dtype="float32",
+            autocast=False,
+        )
 
     def call(self, inputs, initial_state=None):
         inputs = precision.upcast_half(inputs)
-        weight = tie_gradients.clip(ops.cast(self.smooth, inputs.dtype),
-                                        0.0, 1.0)
+        weight = tie_gradients.clip(ops.cast(self.smooth, inputs.dtype), 0.0, 1.0)
         if initial_state is None:
             initial_state = inputs[:, 0, :]
         initial_state = ops.cast(initial_state, inputs.dtype)
@@ -79,9 +80,13 @@ class ExponentialMovingAverage(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"coeff_init": self.coeff_init,
-                       "per_channel": self.per_channel,
-                       "trainable": self.learn_smooth_coef})
+        config.update(
+            {
+                "coeff_init": self.coeff_init,
+                "per_channel": self.per_channel,
+                "trainable": self.learn_smooth_coef,
+            }
+        )
         return config
 
 
@@ -129,9 +134,19 @@ class PCENLayer(keras.layers.Layer):
         >>> pcen(np.ones((2, 100, 40), "float32")).shape  # (2, 100, 40)
     """
 
-    def __init__(self, alpha=0.96, smooth_coef=0.04, delta=2.0, root=2.0,
-                 floor=1e-6, trainable=False, learn_smooth_coef=False,
-                 per_channel_smooth_coef=False, name="PCEN", **kwargs):
+    def __init__(
+        self,
+        alpha=0.96,
+        smooth_coef=0.04,
+        delta=2.0,
+        root=2.0,
+        floor=1e-6,
+        trainable=False,
+        learn_smooth_coef=False,
+        per_channel_smooth_coef=False,
+        name="PCEN",
+        **kwargs,
+    ):
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, **kwargs)
         if floor <= 0:
@@ -147,10 +162,13 @@ class PCENLayer(keras.layers.Layer):
         if self.learn_smooth_coef:
             self.ema = ExponentialMovingAverage(
                 coeff_init=self.smooth_coef,
-                per_channel=self.per_channel_smooth_coef, trainable=True)
+                per_channel=self.per_channel_smooth_coef,
+                trainable=True,
+            )
         else:
             self.ema = ExponentialMovingAverage(
-                coeff_init=self.smooth_coef, per_channel=True, trainable=False)
+                coeff_init=self.smooth_coef, per_channel=True, trainable=False
+            )
 
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
@@ -158,9 +176,13 @@ class PCENLayer(keras.layers.Layer):
 
         def constant_weight(weight_name, value):
             return self.add_weight(
-                name=weight_name, shape=(channels,),
+                name=weight_name,
+                shape=(channels,),
                 initializer=keras.initializers.Constant(value),
-                trainable=self.learn_alpha_delta_root, dtype="float32", autocast=False)
+                trainable=self.learn_alpha_delta_root,
+                dtype="float32",
+                autocast=False,
+            )
 
         self.alpha = constant_weight("alpha", self.alpha_init)
         self.delta = constant_weight("delta", self.delta_init)
@@ -169,10 +191,8 @@ class PCENLayer(keras.layers.Layer):
 
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
-        alpha = tie_gradients.minimum(ops.cast(self.alpha, inputs.dtype),
-                                         1.0)
-        root = tie_gradients.maximum(ops.cast(self.root, inputs.dtype),
-                                        1.0)
+        alpha = tie_gradients.minimum(ops.cast(self.alpha, inputs.dtype), 1.0)
+        root = tie_gradients.maximum(ops.cast(self.root, inputs.dtype), 1.0)
         delta = ops.cast(self.delta, inputs.dtype)
         smoother = ops.cast(self.ema(inputs), inputs.dtype)
         # The powers are written as exp(log) so that their gradients reuse
@@ -180,8 +200,9 @@ class PCENLayer(keras.layers.Layer):
         # powers and a log per element: twice the cost of the whole PCEN).
         one_over_root = 1.0 / root
         gain = ops.exp(-alpha * ops.log(self.floor + smoother))
-        outputs = (ops.exp(ops.log(inputs * gain + delta) * one_over_root) -
-                   ops.exp(ops.log(delta) * one_over_root))
+        outputs = ops.exp(ops.log(inputs * gain + delta) * one_over_root) - ops.exp(
+            ops.log(delta) * one_over_root
+        )
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -189,16 +210,18 @@ class PCENLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "alpha": self.alpha_init,
-            "smooth_coef": self.smooth_coef,
-            "delta": self.delta_init,
-            "root": self.root_init,
-            "floor": self.floor,
-            "trainable": self.learn_alpha_delta_root,
-            "learn_smooth_coef": self.learn_smooth_coef,
-            "per_channel_smooth_coef": self.per_channel_smooth_coef,
-        })
+        config.update(
+            {
+                "alpha": self.alpha_init,
+                "smooth_coef": self.smooth_coef,
+                "delta": self.delta_init,
+                "root": self.root_init,
+                "floor": self.floor,
+                "trainable": self.learn_alpha_delta_root,
+                "learn_smooth_coef": self.learn_smooth_coef,
+                "per_channel_smooth_coef": self.per_channel_smooth_coef,
+            }
+        )
         return config
 
 
@@ -260,9 +283,16 @@ class InstanceNormalization(keras.layers.Layer):
         Same as the input.
     """
 
-    def __init__(self, epsilon=1e-6, center=True, scale=True,
-                 beta_initializer="zeros", gamma_initializer="ones",
-                 name="tfbanks_instancenorm", **kwargs):
+    def __init__(
+        self,
+        epsilon=1e-6,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        name="tfbanks_instancenorm",
+        **kwargs,
+    ):
         kwargs.setdefault("autocast", False)
         super().__init__(name=name, **kwargs)
         self.epsilon = float(epsilon)
@@ -274,14 +304,28 @@ class InstanceNormalization(keras.layers.Layer):
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
         channels = input_shape[-1]
-        self.gamma = (self.add_weight(name="gamma", shape=(channels,),
-                                      initializer=self.gamma_initializer,
-                                      dtype="float32", autocast=False)
-                      if self.scale else None)
-        self.beta = (self.add_weight(name="beta", shape=(channels,),
-                                     initializer=self.beta_initializer,
-                                     dtype="float32", autocast=False)
-                     if self.center else None)
+        self.gamma = (
+            self.add_weight(
+                name="gamma",
+                shape=(channels,),
+                initializer=self.gamma_initializer,
+                dtype="float32",
+                autocast=False,
+            )
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(
+                name="beta",
+                shape=(channels,),
+                initializer=self.beta_initializer,
+                dtype="float32",
+                autocast=False,
+            )
+            if self.center
+            else None
+        )
 
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
@@ -299,15 +343,15 @@ class InstanceNormalization(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": keras.initializers.serialize(
-                self.beta_initializer),
-            "gamma_initializer": keras.initializers.serialize(
-                self.gamma_initializer),
-        })
+        config.update(
+            {
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": keras.initializers.serialize(self.beta_initializer),
+                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
+            }
+        )
         return config
 
 
@@ -317,12 +361,22 @@ def leaf_pcen():
     alpha 0.96, smoothing 0.04 learned per channel, delta 2, root 2, floor
     1e-12, alpha / delta / root trainable (the original's frontend default).
     """
-    return PCENLayer(alpha=0.96, smooth_coef=0.04, delta=2.0, floor=1e-12,
-                     trainable=True, learn_smooth_coef=True,
-                     per_channel_smooth_coef=True)
+    return PCENLayer(
+        alpha=0.96,
+        smooth_coef=0.04,
+        delta=2.0,
+        floor=1e-12,
+        trainable=True,
+        learn_smooth_coef=True,
+        per_channel_smooth_coef=True,
+    )
 
 
 __all__ = [
-    "ExponentialMovingAverage", "InstanceNormalization", "LogCompression",
-    "PCENLayer", "SpecAugment", "leaf_pcen",
+    "ExponentialMovingAverage",
+    "InstanceNormalization",
+    "LogCompression",
+    "PCENLayer",
+    "SpecAugment",
+    "leaf_pcen",
 ]

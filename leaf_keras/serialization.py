@@ -29,7 +29,8 @@ def serialize_class(cls):
         return cls.__name__
     raise ValueError(
         f"Cannot serialize layer class {cls!r}: register it with "
-        "@keras.saving.register_keras_serializable().")
+        "@keras.saving.register_keras_serializable()."
+    )
 
 
 def deserialize_class(name):
@@ -49,4 +50,3 @@ def deserialize_layer(config):
     if config is None or not isinstance(config, dict):
         return config
     return keras.saving.deserialize_keras_object(config)
-

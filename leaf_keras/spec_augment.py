@@ -203,9 +203,7 @@ class SpecAugment(keras.layers.Layer):
                     self.time_mask_count,
                     self.time_mask_max_ratio,
                 )
-                features = ops.where(
-                    masked_frames[:, :, None], ops.zeros_like(features), features
-                )
+                features = ops.where(masked_frames[:, :, None], ops.zeros_like(features), features)
         if self.freq_mask_max_bins > 0 and self.freq_mask_count > 0:
             masked_bins = self._band_mask(
                 batch_size, bins, self.freq_mask_max_bins, self.freq_mask_count, 1.0

@@ -29,16 +29,15 @@ class SquaredModulus(keras.layers.Layer):
         super().__init__(name=name, **kwargs)
 
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None or (
-                input_shape[-1] % 2):
+        if len(input_shape) != 3 or input_shape[-1] is None or (input_shape[-1] % 2):
             raise ValueError(
                 "SquaredModulus expects [batch, time, 2 * channels] with "
-                f"(real, imag) pairs, got shape {tuple(input_shape)}.")
+                f"(real, imag) pairs, got shape {tuple(input_shape)}."
+            )
 
     def call(self, inputs):
         channels = inputs.shape[-1] // 2
-        pairs = ops.reshape(inputs, (ops.shape(inputs)[0], ops.shape(inputs)[1],
-                                     channels, 2))
+        pairs = ops.reshape(inputs, (ops.shape(inputs)[0], ops.shape(inputs)[1], channels, 2))
         return ops.sum(ops.square(pairs), axis=-1)
 
     def compute_output_shape(self, input_shape):
@@ -68,4 +67,3 @@ class EnergyFloor(keras.layers.Layer):
         config = super().get_config()
         config["floor"] = self.floor
         return config
-

@@ -60,19 +60,18 @@ class WindowType(enum.Enum):
         if isinstance(value, str):
             key = value.strip().upper()
             if key.startswith("WINDOWTYPE."):
-                key = key[len("WINDOWTYPE."):]
-            key = {"HANN": "HANNING", "SQUARED_HANN": "SQUARED_HANNING"}.get(
-                key, key)
+                key = key[len("WINDOWTYPE.") :]
+            key = {"HANN": "HANNING", "SQUARED_HANN": "SQUARED_HANNING"}.get(key, key)
             if key in cls.__members__:
                 return cls[key]
-        elif isinstance(value, (int, np.integer)) and not isinstance(
-                value, bool):
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             for member in cls:
                 if member.value == value:
                     return member
         raise ValueError(
             f"Unknown window type {value!r}; expected one of "
-            f"{[m.name.lower() for m in cls]} or a WindowType.")
+            f"{[m.name.lower() for m in cls]} or a WindowType."
+        )
 
 
 def window(window_type, tmax):
@@ -164,4 +163,5 @@ def check_frames_shape(layer, input_shape):
     if len(input_shape) != 3 or input_shape[-1] is None:
         raise ValueError(
             f"{layer.__class__.__name__} expects inputs [batch, time, "
-            f"channels] with a known channel count, got {tuple(input_shape)}.")
+            f"channels] with a known channel count, got {tuple(input_shape)}."
+        )

@@ -23,24 +23,27 @@ def check_waveforms(shape, dtype, min_length, layer_name):
     if len(shape) not in (2, 3):
         raise ValueError(
             f"{layer_name} expects waveforms of shape [batch, time] or "
-            f"[batch, time, 1], got shape {shape} (rank {len(shape)}).")
+            f"[batch, time, 1], got shape {shape} (rank {len(shape)})."
+        )
     if len(shape) == 3 and shape[2] is not None and shape[2] != 1:
         raise ValueError(
             f"{layer_name} expects mono waveforms [batch, time, 1], got shape "
-            f"{shape} with {shape[2]} channels; mix or select one channel.")
+            f"{shape} with {shape[2]} channels; mix or select one channel."
+        )
     if dtype is not None:
         dtype = keras.backend.standardize_dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise ValueError(
                 f"{layer_name} expects float waveforms (e.g. float32 in "
                 f"[-1, 1]), got dtype {dtype} for shape {shape}; convert "
-                "integer PCM with x / 32768.")
+                "integer PCM with x / 32768."
+            )
     if shape[0] == 0:
         raise ValueError(f"{layer_name} got an empty batch, shape {shape}.")
     if shape[1] is not None and shape[1] < min_length:
         raise ValueError(
-            f"{layer_name} needs at least {min_length} samples (one window), "
-            f"got shape {shape}.")
+            f"{layer_name} needs at least {min_length} samples (one window), got shape {shape}."
+        )
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")
@@ -80,4 +83,3 @@ class WaveformInput(keras.layers.Layer):
         config = super().get_config()
         config["min_length"] = self.min_length
         return config
-

@@ -22,8 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (suite folder, backends it runs on). Experiments use tf.data, tf.distribute and
 # SavedModel, so they are TensorFlow-only by design.
 SUITES = (
-        ("layers", ("tensorflow", "jax", "torch")),
-        ("experiments", ("tensorflow",)),
+    ("layers", ("tensorflow", "jax", "torch")),
+    ("experiments", ("tensorflow",)),
 )
 
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|error|errors|xfailed|xpassed)")
@@ -58,16 +58,33 @@ def main():
             if args.backends and backend not in args.backends:
                 continue
             env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                  os.path.join("tests", suite), *args.pytest_args]
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                os.path.join("tests", suite),
+                *args.pytest_args,
+            ]
             print(f"=== {suite} on {backend}: {' '.join(command)}", flush=True)
             start = time.time()
-            process = subprocess.run(command, cwd=ROOT, env=env, text=True,
-                                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            process = subprocess.run(
+                command,
+                cwd=ROOT,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             print(process.stdout, flush=True)
             counts = _summary_counts(process.stdout)
-            print(f"=== {suite} on {backend}: exit {process.returncode}, {counts}, "
-                        f"{time.time() - start:.0f} s", flush=True)
+            print(
+                f"=== {suite} on {backend}: exit {process.returncode}, {counts}, "
+                f"{time.time() - start:.0f} s",
+                flush=True,
+            )
             for kind in totals:
                 totals[kind] += counts.get(kind, 0)
             # pytest exit code 5 means "no tests collected": that is a failure here.

@@ -26,8 +26,9 @@ least `clip_seconds`, batched by equal length, for validation and test.
 import dataclasses
 import inspect
 
-import gin
 import tensorflow as tf
+
+import gin
 
 # Importing `audioset` and `synthetic_commands` registers their TFDS builders.
 from experiments.data import audioset
@@ -56,6 +57,7 @@ class AudioTask:
         class_names: class names, in label order.
         stats: counters from loading, e.g. {"train/skipped_undecodable": 2}.
     """
+
     name: str
     train: tf.data.Dataset
     validation: tf.data.Dataset
@@ -70,6 +72,7 @@ class AudioTask:
 @dataclasses.dataclass(frozen=True)
 class Pipelines:
     """How `load_task` batches every task's splits (its arguments, validated)."""
+
     batch_size: int
     eval_batch_size: int
     clip_length: int
@@ -79,15 +82,22 @@ class Pipelines:
 
     def task(self, name, splits, class_names, multi_label=False, stats=None) -> AudioTask:
         """The AudioTask of unbatched {"train", "validation", "test"} datasets."""
+
         def evaluation(dataset):
-            return preprocessing.make_eval_pipeline(dataset, self.eval_batch_size,
-                                                    self.clip_length, self.loudness_normalization)
+            return preprocessing.make_eval_pipeline(
+                dataset, self.eval_batch_size, self.clip_length, self.loudness_normalization
+            )
 
         return AudioTask(
             name=name,
             train=preprocessing.make_train_pipeline(
-                splits["train"], self.batch_size, self.clip_length, self.loudness_normalization,
-                self.shuffle_buffer, self.seed),
+                splits["train"],
+                self.batch_size,
+                self.clip_length,
+                self.loudness_normalization,
+                self.shuffle_buffer,
+                self.seed,
+            ),
             validation=evaluation(splits["validation"]),
             test=evaluation(splits["test"]),
             num_classes=len(class_names),
@@ -105,8 +115,10 @@ def _validate(dataset, batch_size, eval_batch_size, clip_seconds, shuffle_buffer
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     if not clip_seconds or clip_seconds * SAMPLE_RATE < 401:
-        raise ValueError(f"clip_seconds must be at least one 25 ms frontend window "
-                         f"(0.025 s), got {clip_seconds!r}.")
+        raise ValueError(
+            f"clip_seconds must be at least one 25 ms frontend window "
+            f"(0.025 s), got {clip_seconds!r}."
+        )
     if shuffle_buffer < 0:
         raise ValueError(f"shuffle_buffer must be >= 0, got {shuffle_buffer!r}.")
 
@@ -117,17 +129,20 @@ def _validate(dataset, batch_size, eval_batch_size, clip_seconds, shuffle_buffer
 
 def _load_synthetic_commands(dataset, data_dir, pipelines):
     # A TFDS task whose builder generates the data: no download options.
-    splits, class_names = tfds_tasks.load_splits(tfds_tasks.TfdsTaskSpec(dataset), data_dir,
-                                                 SAMPLE_RATE)
+    splits, class_names = tfds_tasks.load_splits(
+        tfds_tasks.TfdsTaskSpec(dataset), data_dir, SAMPLE_RATE
+    )
     return pipelines.task(dataset, splits, class_names)
 
 
-def _load_speech_commands_folder(dataset, data_dir, pipelines, *, task="12_class",
-                                 test_dir=None, verify=True):
+def _load_speech_commands_folder(
+    dataset, data_dir, pipelines, *, task="12_class", test_dir=None, verify=True
+):
     if data_dir is None:
         raise ValueError("speech_commands_folder needs data_dir = the extracted folder.")
     splits, class_names, stats = speech_commands_folder.build_splits(
-        data_dir, task=task, test_dir=test_dir, verify=verify)
+        data_dir, task=task, test_dir=test_dir, verify=verify
+    )
     return pipelines.task(dataset, splits, class_names, stats=stats)
 
 
@@ -136,6 +151,7 @@ def _multi_hot(num_classes):
         labels = tf.one_hot(example["labels"], num_classes, dtype=tf.float32)
         audio = preprocessing.to_float_waveform(example["audio"])
         return audio, tf.minimum(tf.reduce_sum(labels, axis=0), 1.0)
+
     return convert
 
 
@@ -145,16 +161,21 @@ def _load_audioset(dataset, data_dir, pipelines, *, manual_dir=None):
     class_names = tuple(builder.info.metadata["class_names"])
     stats = dict(builder.info.metadata.get("stats", {}))
     # AudioSet has no separate test split: validation and test are both "eval".
-    splits = tfds_tasks.read_splits(builder, {"train": "train", "validation": "eval"},
-                                    _multi_hot(len(class_names)))
+    splits = tfds_tasks.read_splits(
+        builder, {"train": "train", "validation": "eval"}, _multi_hot(len(class_names))
+    )
     splits["test"] = splits["validation"]
     return pipelines.task(dataset, splits, class_names, multi_label=True, stats=stats)
 
 
 def _load_tfds(dataset, data_dir, pipelines, *, manual_dir=None, download=True):
     splits, class_names = tfds_tasks.load_splits(
-        tfds_tasks.resolve_spec(dataset), data_dir, SAMPLE_RATE, manual_dir=manual_dir,
-        download=download)
+        tfds_tasks.resolve_spec(dataset),
+        data_dir,
+        SAMPLE_RATE,
+        manual_dir=manual_dir,
+        download=download,
+    )
     return pipelines.task(dataset, splits, class_names)
 
 
@@ -183,15 +204,25 @@ def _loader(dataset):
 
 
 def _options(loader):
-    return tuple(name for name, parameter in inspect.signature(loader).parameters.items()
-                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+    return tuple(
+        name
+        for name, parameter in inspect.signature(loader).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    )
 
 
 @gin.configurable
-def load_task(dataset: str = "synthetic_commands", data_dir: str | None = None,
-              batch_size: int = 64, clip_seconds: float = 1.0,
-              loudness_normalization: bool = True, shuffle_buffer: int = 10000,
-              seed: int = 0, eval_batch_size: int = 64, **kwargs) -> AudioTask:
+def load_task(
+    dataset: str = "synthetic_commands",
+    data_dir: str | None = None,
+    batch_size: int = 64,
+    clip_seconds: float = 1.0,
+    loudness_normalization: bool = True,
+    shuffle_buffer: int = 10000,
+    seed: int = 0,
+    eval_batch_size: int = 64,
+    **kwargs,
+) -> AudioTask:
     """Loads a classification task as batched tf.data pipelines.
 
     Args:
@@ -226,14 +257,27 @@ def load_task(dataset: str = "synthetic_commands", data_dir: str | None = None,
     allowed = _options(loader)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"load_task({dataset!r}) got unknown options {unknown}; "
-                         f"allowed: {sorted(allowed)}.")
-    pipelines = Pipelines(batch_size=batch_size, eval_batch_size=eval_batch_size,
-                          clip_length=int(round(clip_seconds * SAMPLE_RATE)),
-                          loudness_normalization=loudness_normalization,
-                          shuffle_buffer=shuffle_buffer, seed=seed)
+        raise ValueError(
+            f"load_task({dataset!r}) got unknown options {unknown}; allowed: {sorted(allowed)}."
+        )
+    pipelines = Pipelines(
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        clip_length=int(round(clip_seconds * SAMPLE_RATE)),
+        loudness_normalization=loudness_normalization,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+    )
     return loader(dataset, data_dir, pipelines, **options)
 
 
-__all__ = ["AudioTask", "LOADERS", "load_task", "audioset", "preprocessing",
-           "speech_commands_folder", "synthetic_commands", "tfds_tasks"]
+__all__ = [
+    "AudioTask",
+    "LOADERS",
+    "load_task",
+    "audioset",
+    "preprocessing",
+    "speech_commands_folder",
+    "synthetic_commands",
+    "tfds_tasks",
+]

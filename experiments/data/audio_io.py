@@ -58,16 +58,17 @@ def inspect_wav(path: str, sample_rate: int) -> tuple:
     except (wave.Error, EOFError, OSError) as error:
         raise UndecodableAudioError(f"{path}: not a readable PCM WAV file ({error}).") from error
     if sample_width != 2:
-        raise UndecodableAudioError(
-            f"{path}: {8 * sample_width}-bit samples; expected 16-bit PCM.")
+        raise UndecodableAudioError(f"{path}: {8 * sample_width}-bit samples; expected 16-bit PCM.")
     if file_rate != sample_rate:
         raise UndecodableAudioError(
-            f"{path}: sample rate {file_rate} Hz; expected {sample_rate} Hz.")
+            f"{path}: sample rate {file_rate} Hz; expected {sample_rate} Hz."
+        )
     data_bytes = num_frames * num_channels * sample_width
     # The smallest WAV header (RIFF + fmt + data chunk headers) is 44 bytes.
     if os.path.getsize(path) < 44 + data_bytes:
         raise UndecodableAudioError(
-            f"{path}: truncated ({os.path.getsize(path)} bytes for {num_frames} frames).")
+            f"{path}: truncated ({os.path.getsize(path)} bytes for {num_frames} frames)."
+        )
     if num_frames == 0:
         raise UndecodableAudioError(f"{path}: contains no samples.")
     return num_frames, num_channels
@@ -97,7 +98,8 @@ def read_audio(path: str) -> tuple:
                 expected = reader.getnframes() * channels * 2
                 if len(raw) != expected:
                     raise UndecodableAudioError(
-                        f"{path}: truncated ({len(raw)} of {expected} data bytes).")
+                        f"{path}: truncated ({len(raw)} of {expected} data bytes)."
+                    )
                 if not raw:
                     raise UndecodableAudioError(f"{path}: contains no samples.")
                 samples = np.frombuffer(raw, dtype="<i2").reshape(-1, channels)
@@ -111,7 +113,8 @@ def read_audio(path: str) -> tuple:
     except ImportError as error:
         raise UndecodableAudioError(
             f"{path}: not a 16-bit PCM WAV file ({wave_error}); install `soundfile` to read "
-            "FLAC/OGG/24-bit files.") from error
+            "FLAC/OGG/24-bit files."
+        ) from error
     try:
         samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
     except Exception as error:  # soundfile raises several error types.

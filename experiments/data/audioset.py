@@ -26,9 +26,9 @@ import csv
 import dataclasses
 import os
 
-from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from experiments.data import audio_io
 from experiments.data import resample as resample_lib
@@ -61,14 +61,17 @@ def read_segments(path: str) -> list:
     audio_io.require_path(path, "AudioSet segments list")
     segments = []
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = csv.reader((line for line in handle if not line.lstrip().startswith("#")),
-                          skipinitialspace=True)
+        rows = csv.reader(
+            (line for line in handle if not line.lstrip().startswith("#")), skipinitialspace=True
+        )
         for line_number, row in enumerate(rows, start=1):
             if not row:
                 continue
             if len(row) != 4:
-                raise ValueError(f"{path}: row {line_number} has {len(row)} fields, expected 4 "
-                                 f"(YTID, start_seconds, end_seconds, labels): {row}")
+                raise ValueError(
+                    f"{path}: row {line_number} has {len(row)} fields, expected 4 "
+                    f"(YTID, start_seconds, end_seconds, labels): {row}"
+                )
             ytid, start, end, labels = row
             mids = [mid.strip() for mid in labels.split(",") if mid.strip()]
             segments.append((ytid.strip(), float(start), float(end), mids))
@@ -86,6 +89,7 @@ def find_clip(audio_dir: str, ytid: str) -> str | None:
 @dataclasses.dataclass
 class AudioSetConfig(tfds.core.BuilderConfig):
     """Which segment lists make up the train split."""
+
     train_csvs: tuple = ("balanced_train_segments.csv",)
 
 
@@ -98,21 +102,26 @@ class AudioSet(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
     BUILDER_CONFIGS = [
         AudioSetConfig(name="balanced", description="Train on balanced_train_segments."),
-        AudioSetConfig(name="full", description="Train on balanced + unbalanced segments.",
-                       train_csvs=("balanced_train_segments.csv",
-                                   "unbalanced_train_segments.csv")),
+        AudioSetConfig(
+            name="full",
+            description="Train on balanced + unbalanced segments.",
+            train_csvs=("balanced_train_segments.csv", "unbalanced_train_segments.csv"),
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "audio": tfds.features.Audio(shape=(None,), dtype=np.int16,
-                                             sample_rate=SAMPLE_RATE),
-                "labels": tfds.features.Tensor(shape=(None,), dtype=np.int64),
-                "ytid": tfds.features.Text(),
-                "start_seconds": np.float32,
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "audio": tfds.features.Audio(
+                        shape=(None,), dtype=np.int16, sample_rate=SAMPLE_RATE
+                    ),
+                    "labels": tfds.features.Tensor(shape=(None,), dtype=np.int64),
+                    "ytid": tfds.features.Text(),
+                    "start_seconds": np.float32,
+                }
+            ),
             metadata=tfds.core.MetadataDict(),
             homepage="https://research.google.com/audioset/",
         )
@@ -121,18 +130,26 @@ class AudioSet(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
         manual_dir = os.fspath(dl_manager.manual_dir)
         audio_io.require_path(manual_dir, "AudioSet manual_dir", is_dir=True)
         mids, names = read_class_labels(os.path.join(manual_dir, CLASS_LABELS_CSV))
-        audio_dir = audio_io.require_path(os.path.join(manual_dir, "audio"),
-                                          "AudioSet clip folder", is_dir=True)
+        audio_dir = audio_io.require_path(
+            os.path.join(manual_dir, "audio"), "AudioSet clip folder", is_dir=True
+        )
         self.info.metadata["class_mids"] = list(mids)
         self.info.metadata["class_names"] = list(names)
         self.info.metadata["stats"] = {}
         split_csvs = {"train": self.builder_config.train_csvs, "eval": ("eval_segments.csv",)}
-        segments = {split: [segment for filename in csvs
-                            for segment in read_segments(os.path.join(manual_dir, filename))]
-                    for split, csvs in split_csvs.items()}
+        segments = {
+            split: [
+                segment
+                for filename in csvs
+                for segment in read_segments(os.path.join(manual_dir, filename))
+            ]
+            for split, csvs in split_csvs.items()
+        }
         index_of = {mid: index for index, mid in enumerate(mids)}
-        return {split: self._generate_examples(split, rows, audio_dir, index_of)
-                for split, rows in segments.items()}
+        return {
+            split: self._generate_examples(split, rows, audio_dir, index_of)
+            for split, rows in segments.items()
+        }
 
     def _generate_examples(self, split, segments, audio_dir, index_of):
         stats = self.info.metadata["stats"]
@@ -147,13 +164,13 @@ class AudioSet(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
             path = find_clip(audio_dir, ytid)
             if path is None:
                 stats[f"{split}/missing"] += 1
-                logging.warning("AudioSet %s: no clip for %s in %s; skipped.", split, ytid,
-                                audio_dir)
+                logging.warning(
+                    "AudioSet %s: no clip for %s in %s; skipped.", split, ytid, audio_dir
+                )
                 continue
             try:
                 samples, rate = audio_io.read_audio(path)
-                samples = resample_lib.resample_numpy(samples.astype(np.float64), rate,
-                                                      SAMPLE_RATE)
+                samples = resample_lib.resample_numpy(samples.astype(np.float64), rate, SAMPLE_RATE)
             except (audio_io.UndecodableAudioError, ValueError) as error:
                 stats[f"{split}/skipped_undecodable"] += 1
                 logging.warning("AudioSet %s: skipped %s", split, error)
@@ -162,7 +179,15 @@ class AudioSet(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
             labels = [index_of[mid] for mid in label_mids if mid in index_of]
             stats[f"{split}/unknown_labels"] += len(label_mids) - len(labels)
             stats[f"{split}/examples"] += 1
-            yield key, {"audio": samples, "labels": np.array(sorted(labels), np.int64),
-                        "ytid": ytid, "start_seconds": start}
-        logging.info("AudioSet %s: %s", split,
-                     {k: v for k, v in stats.items() if k.startswith(split)})
+            yield (
+                key,
+                {
+                    "audio": samples,
+                    "labels": np.array(sorted(labels), np.int64),
+                    "ytid": ytid,
+                    "start_seconds": start,
+                },
+            )
+        logging.info(
+            "AudioSet %s: %s", split, {k: v for k, v in stats.items() if k.startswith(split)}
+        )

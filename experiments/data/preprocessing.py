@@ -17,8 +17,9 @@ evaluation batches; datasets with variable lengths get smaller batches, never
 different results.
 """
 
-import gin
 import tensorflow as tf
+
+import gin
 
 # Scale for integer PCM: int16 values map to [-1, 1).
 INT16_SCALE = 32768.0
@@ -46,7 +47,8 @@ def to_float_waveform(audio: tf.Tensor) -> tf.Tensor:
         audio = tf.reduce_mean(audio, axis=-1)
     elif audio.shape.rank != 1:
         raise ValueError(
-            f"Expected audio of shape [time] or [time, channels], got shape {audio.shape}.")
+            f"Expected audio of shape [time] or [time, channels], got shape {audio.shape}."
+        )
     return audio
 
 
@@ -56,8 +58,9 @@ def db_to_linear(decibels):
 
 
 @gin.configurable
-def loudness_normalization(samples: tf.Tensor, target_db: float = 15.0,
-                           max_gain_db: float = 30.0) -> tf.Tensor:
+def loudness_normalization(
+    samples: tf.Tensor, target_db: float = 15.0, max_gain_db: float = 30.0
+) -> tf.Tensor:
     """Scales a waveform so that its standard deviation is `target_db` dB.
 
     gain = min(10^(max_gain_db/20), 10^(target_db/20) / (std(samples) + 1e-9)),
@@ -97,9 +100,10 @@ def random_crop_or_pad(samples: tf.Tensor, length: int, seed: tf.Tensor) -> tf.T
     """
     padded = pad_to_length(samples, length)
     max_offset = tf.shape(padded)[0] - length
-    offset = tf.random.stateless_uniform([], seed=seed, minval=0, maxval=max_offset + 1,
-                                         dtype=tf.int32)
-    return tf.reshape(padded[offset:offset + length], [length])
+    offset = tf.random.stateless_uniform(
+        [], seed=seed, minval=0, maxval=max_offset + 1, dtype=tf.int32
+    )
+    return tf.reshape(padded[offset : offset + length], [length])
 
 
 def batch_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
@@ -112,12 +116,18 @@ def batch_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Datase
     return dataset.group_by_window(
         key_func=lambda audio, label: tf.cast(tf.shape(audio)[0], tf.int64),
         reduce_func=lambda _, window: window.batch(batch_size),
-        window_size=batch_size)
+        window_size=batch_size,
+    )
 
 
-def make_train_pipeline(dataset: tf.data.Dataset, batch_size: int, clip_length: int,
-                        loudness_normalize: bool, shuffle_buffer: int,
-                        seed: int) -> tf.data.Dataset:
+def make_train_pipeline(
+    dataset: tf.data.Dataset,
+    batch_size: int,
+    clip_length: int,
+    loudness_normalize: bool,
+    shuffle_buffer: int,
+    seed: int,
+) -> tf.data.Dataset:
     """Shuffled, randomly cropped, batched training pipeline of (waveform, label).
 
     Args:
@@ -148,8 +158,9 @@ def make_train_pipeline(dataset: tf.data.Dataset, batch_size: int, clip_length: 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def make_eval_pipeline(dataset: tf.data.Dataset, batch_size: int, min_length: int,
-                       loudness_normalize: bool) -> tf.data.Dataset:
+def make_eval_pipeline(
+    dataset: tf.data.Dataset, batch_size: int, min_length: int, loudness_normalize: bool
+) -> tf.data.Dataset:
     """Deterministic evaluation pipeline on whole clips (see the module docstring).
 
     Args:
@@ -162,6 +173,7 @@ def make_eval_pipeline(dataset: tf.data.Dataset, batch_size: int, min_length: in
     Returns:
         Dataset of (float32 [B, T], label [B, ...]) where T varies across batches.
     """
+
     def _prepare(audio, label):
         audio = pad_to_length(audio, min_length)
         if loudness_normalize:

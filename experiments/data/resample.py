@@ -28,7 +28,8 @@ def integer_ratio(input_rate: int, output_rate: int) -> tuple:
     if output_rate % input_rate and input_rate % output_rate:
         raise ValueError(
             f"Cannot resample {input_rate} Hz to {output_rate} Hz: only integer ratios are "
-            "supported; convert the audio beforehand (e.g. with sox or ffmpeg).")
+            "supported; convert the audio beforehand (e.g. with sox or ffmpeg)."
+        )
     return max(output_rate // input_rate, 1), max(input_rate // output_rate, 1)
 
 
@@ -70,4 +71,4 @@ def resample_numpy(samples: np.ndarray, input_rate: int, output_rate: int) -> np
     stuffed = np.zeros(len(samples) * up)
     stuffed[::up] = samples
     filtered = np.convolve(stuffed, taps, mode="same")
-    return filtered[::down][:(len(samples) * up + down - 1) // down]
+    return filtered[::down][: (len(samples) * up + down - 1) // down]

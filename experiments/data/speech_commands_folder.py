@@ -28,8 +28,8 @@ file does not exist are counted in `<split>/missing`. Neither is fatal.
 
 import os
 
-from absl import logging
 import tensorflow as tf
+from absl import logging
 
 from experiments.data import audio_io
 
@@ -51,8 +51,11 @@ def _read_list(path: str) -> list:
 
 
 def _word_folders(root: str) -> list:
-    return sorted(name for name in os.listdir(root)
-                  if not name.startswith("_") and os.path.isdir(os.path.join(root, name)))
+    return sorted(
+        name
+        for name in os.listdir(root)
+        if not name.startswith("_") and os.path.isdir(os.path.join(root, name))
+    )
 
 
 def _list_wavs(folder: str) -> list:
@@ -82,8 +85,9 @@ class _SplitBuilder:
         """Returns the number of frames, or None (counted and logged) if unusable."""
         if not os.path.isfile(path):
             self._count("missing")
-            logging.warning("Speech Commands %s: listed file %s does not exist; skipped.",
-                            self.split, path)
+            logging.warning(
+                "Speech Commands %s: listed file %s does not exist; skipped.", self.split, path
+            )
             return None
         if not self.verify:
             return -1
@@ -122,15 +126,21 @@ class _SplitBuilder:
 
     def dataset(self) -> tf.data.Dataset:
         """Unbatched (float32 waveform [time], int32 label) in a fixed order."""
-        rows = (tf.constant(self.paths, tf.string), tf.constant(self.starts, tf.int32),
-                tf.constant(self.lengths, tf.int32), tf.constant(self.labels, tf.int32))
+        rows = (
+            tf.constant(self.paths, tf.string),
+            tf.constant(self.starts, tf.int32),
+            tf.constant(self.lengths, tf.int32),
+            tf.constant(self.labels, tf.int32),
+        )
         if not self.paths:
             rows = (tf.zeros([0], tf.string),) + tuple(tf.zeros([0], tf.int32) for _ in range(3))
-        return (tf.data.Dataset.from_tensor_slices(rows)
-                .map(_decode_row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                # The header check catches bad files up front; this only guards against
-                # files that change on disk while training.
-                .ignore_errors(log_warning=True))
+        return (
+            tf.data.Dataset.from_tensor_slices(rows)
+            .map(_decode_row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            # The header check catches bad files up front; this only guards against
+            # files that change on disk while training.
+            .ignore_errors(log_warning=True)
+        )
 
 
 def _decode_row(path, start, length, label):
@@ -140,8 +150,9 @@ def _decode_row(path, start, length, label):
     return audio[start:end], label
 
 
-def build_splits(root: str, task: str = "12_class", test_dir: str | None = None,
-                 verify: bool = True):
+def build_splits(
+    root: str, task: str = "12_class", test_dir: str | None = None, verify: bool = True
+):
     """Lists the examples of each split of a local Speech Commands folder.
 
     Args:
@@ -168,7 +179,8 @@ def build_splits(root: str, task: str = "12_class", test_dir: str | None = None,
     words = _word_folders(root)
     if not words:
         raise audio_io.DataNotFoundError(
-            f"Speech Commands folder {root!r} has no word folders (e.g. {root}/yes/*.wav).")
+            f"Speech Commands folder {root!r} has no word folders (e.g. {root}/yes/*.wav)."
+        )
 
     twelve = task == "12_class"
     class_names = TWELVE_CLASS_NAMES if twelve else tuple(words)
@@ -209,24 +221,32 @@ def build_splits(root: str, task: str = "12_class", test_dir: str | None = None,
         if os.path.isdir(noise_dir):
             for filename in _list_wavs(noise_dir):
                 split = "validation" if filename in VALIDATION_NOISE_FILES else "train"
-                splits[split].add_silence_pieces(os.path.join(noise_dir, filename),
-                                                 class_names.index(SILENCE))
+                splits[split].add_silence_pieces(
+                    os.path.join(noise_dir, filename), class_names.index(SILENCE)
+                )
         else:
-            logging.warning("Speech Commands folder %s has no %s folder: no _silence_ examples.",
-                            root, BACKGROUND_NOISE)
+            logging.warning(
+                "Speech Commands folder %s has no %s folder: no _silence_ examples.",
+                root,
+                BACKGROUND_NOISE,
+            )
         if use_test_dir:
             audio_io.require_path(test_dir, "Speech Commands test-set folder", is_dir=True)
-            for word in sorted(name for name in os.listdir(test_dir)
-                               if os.path.isdir(os.path.join(test_dir, name))):
+            for word in sorted(
+                name for name in os.listdir(test_dir) if os.path.isdir(os.path.join(test_dir, name))
+            ):
                 for filename in _list_wavs(os.path.join(test_dir, word)):
-                    splits["test"].add_clip(os.path.join(test_dir, word, filename),
-                                            label_of(word))
+                    splits["test"].add_clip(os.path.join(test_dir, word, filename), label_of(word))
 
     for split in splits.values():
         bad = stats[f"{split.split}/skipped_undecodable"] + stats[f"{split.split}/missing"]
         if bad:
-            logging.warning("Speech Commands %s: %d files skipped (%d missing, %d undecodable).",
-                            split.split, bad, stats[f"{split.split}/missing"],
-                            stats[f"{split.split}/skipped_undecodable"])
+            logging.warning(
+                "Speech Commands %s: %d files skipped (%d missing, %d undecodable).",
+                split.split,
+                bad,
+                stats[f"{split.split}/missing"],
+                stats[f"{split.split}/skipped_undecodable"],
+            )
     datasets = {name: builder.dataset() for name, builder in splits.items()}
     return datasets, class_names, stats

@@ -21,16 +21,16 @@ from experiments.data import tfds_tasks
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
 CLASS_NAMES = (
-    "rising_chirp",     # exponential sweep up
-    "falling_chirp",    # exponential sweep down
-    "double_beep",      # two short tones separated by a gap
-    "tremolo_tone",     # tone with 5-12 Hz amplitude modulation
+    "rising_chirp",  # exponential sweep up
+    "falling_chirp",  # exponential sweep down
+    "double_beep",  # two short tones separated by a gap
+    "tremolo_tone",  # tone with 5-12 Hz amplitude modulation
     "low_noise_burst",  # band-limited noise around 200-900 Hz
     "high_noise_burst",  # band-limited noise around 3-6 kHz
-    "low_harmonics",    # harmonic stack, f0 90-160 Hz
-    "high_harmonics",   # harmonic stack, f0 330-520 Hz
-    "slow_clicks",      # click train, 3-7 clicks per second
-    "fast_clicks",      # click train, 20-35 clicks per second
+    "low_harmonics",  # harmonic stack, f0 90-160 Hz
+    "high_harmonics",  # harmonic stack, f0 330-520 Hz
+    "slow_clicks",  # click train, 3-7 clicks per second
+    "fast_clicks",  # click train, 20-35 clicks per second
 )
 SPLIT_INDEX = {"train": 0, "validation": 1, "test": 2}
 DEFAULT_SEED = 1234
@@ -43,7 +43,7 @@ def _envelope(num_samples: int) -> np.ndarray:
     fade = min(FADE_SAMPLES, num_samples // 2)
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
     env[:fade] = ramp
-    env[num_samples - fade:] = ramp[::-1]
+    env[num_samples - fade :] = ramp[::-1]
     return env
 
 
@@ -110,7 +110,7 @@ def _event(label: int, rng) -> np.ndarray:
     position = rng.uniform(0, SAMPLE_RATE / rate)
     while position + len(click) < num:
         index = int(position)
-        out[index:index + len(click)] += click
+        out[index : index + len(click)] += click
         position += SAMPLE_RATE / rate * rng.uniform(0.85, 1.15)
     return out
 
@@ -120,12 +120,13 @@ def synthesize_clip(label: int, rng) -> np.ndarray:
     event = _event(label, rng)[:CLIP_SAMPLES]
     clip = np.zeros(CLIP_SAMPLES)
     onset = rng.integers(0, CLIP_SAMPLES - len(event) + 1)
-    clip[onset:onset + len(event)] = event
-    event_rms = np.sqrt(np.mean(event ** 2)) + 1e-9
-    noise = _pink_noise(rng, CLIP_SAMPLES) if rng.random() < 0.5 else rng.standard_normal(
-        CLIP_SAMPLES)
+    clip[onset : onset + len(event)] = event
+    event_rms = np.sqrt(np.mean(event**2)) + 1e-9
+    noise = (
+        _pink_noise(rng, CLIP_SAMPLES) if rng.random() < 0.5 else rng.standard_normal(CLIP_SAMPLES)
+    )
     snr_db = rng.uniform(3.0, 20.0)
-    noise *= event_rms / (np.sqrt(np.mean(noise ** 2)) + 1e-9) / 10 ** (snr_db / 20)
+    noise *= event_rms / (np.sqrt(np.mean(noise**2)) + 1e-9) / 10 ** (snr_db / 20)
     clip += noise
     peak_dbfs = rng.uniform(-30.0, -3.0)
     clip *= 10 ** (peak_dbfs / 20) / (np.abs(clip).max() + 1e-9)
@@ -141,16 +142,25 @@ def generate_split(split: str, num_examples: int, seed: int = DEFAULT_SEED):
     if split not in SPLIT_INDEX:
         raise ValueError(f"Unknown split {split!r}; expected one of {tuple(SPLIT_INDEX)}.")
     labels = np.arange(num_examples) % len(CLASS_NAMES)
-    audio = np.stack([
-        synthesize_clip(int(label), np.random.default_rng([seed, SPLIT_INDEX[split], index]))
-        for index, label in enumerate(labels)]) if num_examples else np.zeros((0, CLIP_SAMPLES),
-                                                                                np.int16)
+    audio = (
+        np.stack(
+            [
+                synthesize_clip(
+                    int(label), np.random.default_rng([seed, SPLIT_INDEX[split], index])
+                )
+                for index, label in enumerate(labels)
+            ]
+        )
+        if num_examples
+        else np.zeros((0, CLIP_SAMPLES), np.int16)
+    )
     return audio, labels.astype(np.int64)
 
 
 @dataclasses.dataclass
 class SyntheticCommandsConfig(tfds.core.BuilderConfig):
     """Split sizes and seed of a `synthetic_commands` variant."""
+
     num_train: int = 500
     num_validation: int = 100
     num_test: int = 100
@@ -164,18 +174,26 @@ class SyntheticCommands(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuild
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         SyntheticCommandsConfig(name="default", description="500/100/100 clips."),
-        SyntheticCommandsConfig(name="tiny", description="40/20/20 clips, for tests.",
-                                num_train=40, num_validation=20, num_test=20),
+        SyntheticCommandsConfig(
+            name="tiny",
+            description="40/20/20 clips, for tests.",
+            num_train=40,
+            num_validation=20,
+            num_test=20,
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "audio": tfds.features.Audio(shape=(CLIP_SAMPLES,), dtype=np.int16,
-                                             sample_rate=SAMPLE_RATE),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "audio": tfds.features.Audio(
+                        shape=(CLIP_SAMPLES,), dtype=np.int16, sample_rate=SAMPLE_RATE
+                    ),
+                    "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                }
+            ),
             supervised_keys=("audio", "label"),
         )
 

@@ -11,9 +11,9 @@ the `code_path` of this package's own builders) are here too.
 import dataclasses
 import inspect
 
-from etils import epath
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from etils import epath
 
 from experiments.data import preprocessing
 from experiments.data import resample as resample_lib
@@ -33,6 +33,7 @@ class TfdsTaskSpec:
             mapped to 0..N-1 in sorted order of the ids seen in the train split.
         manual: True if TFDS needs a manual download (given via `manual_dir`).
     """
+
     tfds_name: str
     splits: tuple = ("train", "validation", "test")
     label_key: str = "label"
@@ -56,17 +57,22 @@ TFDS_TASKS = {
     "voxceleb": TfdsTaskSpec("voxceleb", manual=True),
     # Musical pitch (128 MIDI pitches) and instrument family (11 classes).
     "nsynth_pitch": TfdsTaskSpec("nsynth", ("train", "valid", "test"), label_key="pitch"),
-    "nsynth_instrument": TfdsTaskSpec("nsynth", ("train", "valid", "test"),
-                                      label_key="instrument/family"),
+    "nsynth_instrument": TfdsTaskSpec(
+        "nsynth", ("train", "valid", "test"), label_key="instrument/family"
+    ),
     # Spoken digits, 10 classes; 8 kHz (resampled to 16 kHz), one split sliced 80/10/10.
-    "spoken_digit": TfdsTaskSpec("spoken_digit", ("train[:80%]", "train[80%:90%]", "train[90%:]"),
-                                 sample_rate=8000),
+    "spoken_digit": TfdsTaskSpec(
+        "spoken_digit", ("train[:80%]", "train[80%:90%]", "train[90%:]"), sample_rate=8000
+    ),
     # Speaker identification on LibriSpeech train-clean-100 (251 speakers), utterances
     # split 80/10/10 in TFDS order.
     "librispeech_speakers": TfdsTaskSpec(
-        "librispeech", ("train_clean100[:80%]", "train_clean100[80%:90%]",
-                        "train_clean100[90%:]"),
-        label_key="speaker_id", audio_key="speech", label_vocabulary=True),
+        "librispeech",
+        ("train_clean100[:80%]", "train_clean100[80%:90%]", "train_clean100[90%:]"),
+        label_key="speaker_id",
+        audio_key="speech",
+        label_vocabulary=True,
+    ),
 }
 
 
@@ -93,12 +99,11 @@ def _get_nested(tree, key: str):
 def resolve_spec(dataset: str) -> TfdsTaskSpec:
     """The spec of a TFDS_TASKS name, or the default spec of a "tfds:<name>" one."""
     if dataset.startswith(GENERIC_PREFIX):
-        return TfdsTaskSpec(dataset[len(GENERIC_PREFIX):])
+        return TfdsTaskSpec(dataset[len(GENERIC_PREFIX) :])
     return TFDS_TASKS[dataset]
 
 
-def prepare(name: str, data_dir: str | None, manual_dir: str | None = None,
-            download: bool = True):
+def prepare(name: str, data_dir: str | None, manual_dir: str | None = None, download: bool = True):
     """The TFDS builder `name`, downloaded and prepared in `data_dir` if `download`."""
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
@@ -122,8 +127,13 @@ def read_splits(builder, splits: dict, convert) -> dict:
     return datasets
 
 
-def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
-                manual_dir: str | None = None, download: bool = True):
+def load_splits(
+    spec: TfdsTaskSpec,
+    data_dir: str | None,
+    target_rate: int,
+    manual_dir: str | None = None,
+    download: bool = True,
+):
     """Reads a TFDS task's splits as unbatched (float32 [time], int32 label) datasets.
 
     Args:
@@ -142,17 +152,22 @@ def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
         class_names = tuple(label_feature.names)
         lookup = None
     elif spec.label_vocabulary:
-        ids = builder.as_dataset(split=spec.splits[0], decoders=_skip_audio(spec),
-                                 shuffle_files=False)
+        ids = builder.as_dataset(
+            split=spec.splits[0], decoders=_skip_audio(spec), shuffle_files=False
+        )
         vocabulary = sorted({int(_get_nested(x, spec.label_key)) for x in ids.as_numpy_iterator()})
         class_names = tuple(str(v) for v in vocabulary)
         lookup = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary, tf.int64),
-                                                tf.range(len(vocabulary), dtype=tf.int64)), -1)
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocabulary, tf.int64), tf.range(len(vocabulary), dtype=tf.int64)
+            ),
+            -1,
+        )
     else:
         raise ValueError(
             f"TFDS dataset {spec.tfds_name!r}: label feature {spec.label_key!r} is "
-            f"{type(label_feature).__name__}, not a ClassLabel.")
+            f"{type(label_feature).__name__}, not a ClassLabel."
+        )
 
     def _convert(example):
         audio = preprocessing.to_float_waveform(_get_nested(example, spec.audio_key))
@@ -162,12 +177,14 @@ def load_splits(spec: TfdsTaskSpec, data_dir: str | None, target_rate: int,
             label = lookup.lookup(tf.cast(label, tf.int64))
         return audio, tf.cast(label, tf.int32)
 
-    datasets = read_splits(builder, dict(zip(("train", "validation", "test"), spec.splits)),
-                           _convert)
+    datasets = read_splits(
+        builder, dict(zip(("train", "validation", "test"), spec.splits)), _convert
+    )
     if lookup is not None:
         # Speakers never seen in training cannot be classified; drop them.
-        datasets = {name: ds.filter(lambda audio, label: label >= 0)
-                    for name, ds in datasets.items()}
+        datasets = {
+            name: ds.filter(lambda audio, label: label >= 0) for name, ds in datasets.items()
+        }
     return datasets, class_names
 
 

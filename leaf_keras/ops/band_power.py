@@ -41,8 +41,7 @@ def band_power(x_real, x_imag, g_real, g_imag):
         o_real, o_imag = ops.fft(conjugate_products(x_real, x_imag))
         # out = F conj(y), d power / d out = 2 out, and the adjoint of the
         # DFT F is F^H, so d y = conj(F^H (2 out dp)) = F(conj(2 out dp)).
-        d_real, d_imag = ops.fft((2.0 * o_real * upstream,
-                                  -2.0 * o_imag * upstream))
+        d_real, d_imag = ops.fft((2.0 * o_real * upstream, -2.0 * o_imag * upstream))
         # The filter spectra are broadcast over rows: sum their gradient.
         grad_g_real = ops.sum(d_real * x_real + d_imag * x_imag, axis=1)
         grad_g_imag = ops.sum(d_imag * x_real - d_real * x_imag, axis=1)

@@ -12,9 +12,9 @@ milliseconds.
 from keras import ops
 
 
-def strided_depthwise_correlation(inputs, kernel, strides,
-                                  data_format="channels_last",
-                                  max_blocks_per_frame=16):
+def strided_depthwise_correlation(
+    inputs, kernel, strides, data_format="channels_last", max_blocks_per_frame=16
+):
     """VALID, strided per-channel correlation `out[b, f, c] = sum_k
     kernel[k, c] * inputs[b, f * strides + k, c]`.
 
@@ -41,16 +41,18 @@ def strided_depthwise_correlation(inputs, kernel, strides,
         (channels last) or `[batch, channels, frames]` (channels first).
     """
     if data_format not in ("channels_last", "channels_first"):
-        raise ValueError("data_format must be 'channels_last' or "
-                         f"'channels_first', got {data_format!r}.")
+        raise ValueError(
+            f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}."
+        )
     channels_first = data_format == "channels_first"
     kernel_size = kernel.shape[0]
     blocks_per_frame = -(-kernel_size // strides)
     if blocks_per_frame > max_blocks_per_frame:
         if channels_first:
             inputs = ops.transpose(inputs, (0, 2, 1))
-        outputs = ops.depthwise_conv(inputs, ops.expand_dims(kernel, -1),
-                                     strides=strides, padding="valid")
+        outputs = ops.depthwise_conv(
+            inputs, ops.expand_dims(kernel, -1), strides=strides, padding="valid"
+        )
         return ops.transpose(outputs, (0, 2, 1)) if channels_first else outputs
     time_axis = 2 if channels_first else 1
     batch, time = ops.shape(inputs)[0], ops.shape(inputs)[time_axis]
@@ -60,26 +62,21 @@ def strided_depthwise_correlation(inputs, kernel, strides,
     # Trim or zero-extend to whole blocks; extra samples meet zero taps.
     needed = num_blocks * strides
     extension = needed - time
-    extension = (max(extension, 0) if isinstance(extension, int) else
-                 ops.maximum(extension, 0))
+    extension = max(extension, 0) if isinstance(extension, int) else ops.maximum(extension, 0)
     if channels_first:
-        inputs = ops.pad(inputs[:, :, :needed],
-                         [[0, 0], [0, 0], [0, extension]])
+        inputs = ops.pad(inputs[:, :, :needed], [[0, 0], [0, 0], [0, extension]])
         blocks = ops.reshape(inputs, (batch, channels, num_blocks, strides))
     else:
         inputs = ops.pad(inputs[:, :needed], [[0, 0], [0, extension], [0, 0]])
         blocks = ops.reshape(inputs, (batch, num_blocks, strides, channels))
-    kernel = ops.pad(kernel,
-                     [[0, blocks_per_frame * strides - kernel_size], [0, 0]])
+    kernel = ops.pad(kernel, [[0, blocks_per_frame * strides - kernel_size], [0, 0]])
     outputs = None
     for offset in range(blocks_per_frame):
-        taps = kernel[offset * strides:(offset + 1) * strides]
+        taps = kernel[offset * strides : (offset + 1) * strides]
         if channels_first:
-            term = ops.einsum("bcfk,kc->bcf",
-                              blocks[:, :, offset:offset + frames], taps)
+            term = ops.einsum("bcfk,kc->bcf", blocks[:, :, offset : offset + frames], taps)
         else:
-            term = ops.einsum("bfkc,kc->bfc",
-                              blocks[:, offset:offset + frames], taps)
+            term = ops.einsum("bfkc,kc->bfc", blocks[:, offset : offset + frames], taps)
         outputs = term if outputs is None else outputs + term
     return outputs
 
@@ -110,16 +107,14 @@ def channels_major_block_pooling(inputs, kernel, strides, frames):
     blocks_per_frame = -(-taps // strides)
     kernel = ops.pad(kernel, [[0, 0], [0, blocks_per_frame * strides - taps]])
     # [channels, m * strides] -> [channels, strides, m].
-    kernel = ops.transpose(
-        ops.reshape(kernel, (channels, blocks_per_frame, strides)), (0, 2, 1))
+    kernel = ops.transpose(ops.reshape(kernel, (channels, blocks_per_frame, strides)), (0, 2, 1))
     batch = ops.shape(inputs)[1]
-    inputs = inputs[:, :, :(frames + blocks_per_frame - 1) * strides]
-    products = ops.matmul(ops.reshape(inputs, (channels, -1, strides)),
-                          kernel)
+    inputs = inputs[:, :, : (frames + blocks_per_frame - 1) * strides]
+    products = ops.matmul(ops.reshape(inputs, (channels, -1, strides)), kernel)
     products = ops.reshape(products, (channels, batch, -1, blocks_per_frame))
     outputs = products[:, :, :frames, 0]
     for offset in range(1, blocks_per_frame):
-        outputs = outputs + products[:, :, offset:offset + frames, offset]
+        outputs = outputs + products[:, :, offset : offset + frames, offset]
     return outputs
 
 
@@ -146,12 +141,11 @@ def channels_major_block_maximum(inputs, kernel_size, strides, frames):
     tail = kernel_size - (blocks_per_frame - 1) * strides
     channels, batch = inputs.shape[0], ops.shape(inputs)[1]
     blocks = ops.reshape(
-        inputs[:, :, :(frames + blocks_per_frame - 1) * strides],
-        (channels, batch, -1, strides))
+        inputs[:, :, : (frames + blocks_per_frame - 1) * strides], (channels, batch, -1, strides)
+    )
     whole = ops.max(blocks, axis=3)
     heads = whole if tail == strides else ops.max(blocks[..., :tail], axis=3)
-    outputs = heads[:, :, blocks_per_frame - 1:blocks_per_frame - 1 + frames]
+    outputs = heads[:, :, blocks_per_frame - 1 : blocks_per_frame - 1 + frames]
     for offset in range(blocks_per_frame - 1):
-        outputs = ops.maximum(outputs, whole[:, :, offset:offset + frames])
+        outputs = ops.maximum(outputs, whole[:, :, offset : offset + frames])
     return outputs
-

@@ -22,6 +22,7 @@ from keras import ops
 from leaf_keras.ops import padding
 from leaf_keras.ops import precision
 
+
 def _next_fast_length(n, even=False):
     """Smallest 2^a 3^b 5^c >= n: FFT sizes that every backend handles fast.
 
@@ -45,25 +46,28 @@ def _next_fast_length(n, even=False):
 
 def _check_conv_operands(inputs, filters, name):
     if len(inputs.shape) != 3:
-        raise ValueError(f"{name} expects inputs [batch, time, 1], got shape "
-                         f"{tuple(inputs.shape)}.")
+        raise ValueError(
+            f"{name} expects inputs [batch, time, 1], got shape {tuple(inputs.shape)}."
+        )
     if len(filters.shape) != 3:
-        raise ValueError(f"{name} expects filters [kernel_size, 1, channels], "
-                         f"got shape {tuple(filters.shape)}.")
+        raise ValueError(
+            f"{name} expects filters [kernel_size, 1, channels], got shape {tuple(filters.shape)}."
+        )
     if inputs.shape[-1] is not None and inputs.shape[-1] != 1:
-        raise ValueError(f"{name} supports one input channel; got inputs of "
-                         f"shape {tuple(inputs.shape)}.")
+        raise ValueError(
+            f"{name} supports one input channel; got inputs of shape {tuple(inputs.shape)}."
+        )
     if filters.shape[1] != 1:
-        raise ValueError(f"{name} supports one input channel; got filters of "
-                         f"shape {tuple(filters.shape)}.")
+        raise ValueError(
+            f"{name} supports one input channel; got filters of shape {tuple(filters.shape)}."
+        )
 
 
 def _complex_correlate(x_real, x_imag, h_real, h_imag):
     """Spectrum of a correlation: X * conj(H), broadcast over channels."""
     x_real = ops.expand_dims(x_real, 1)
     x_imag = ops.expand_dims(x_imag, 1)
-    return (x_real * h_real + x_imag * h_imag,
-            x_imag * h_real - x_real * h_imag)
+    return (x_real * h_real + x_imag * h_imag, x_imag * h_real - x_real * h_imag)
 
 
 def fft_conv1d(inputs, filters, fft_length=None):
@@ -100,14 +104,12 @@ def fft_conv1d(inputs, filters, fft_length=None):
         else:
             fft_length = time + kernel_size - 1
     x_real, x_imag = ops.rfft(signal, fft_length=fft_length)
-    h_real, h_imag = ops.rfft(ops.transpose(filters[:, 0, :]),
-                              fft_length=fft_length)
+    h_real, h_imag = ops.rfft(ops.transpose(filters[:, 0, :]), fft_length=fft_length)
     spectrum = _complex_correlate(x_real, x_imag, h_real, h_imag)
     outputs = ops.irfft(spectrum, fft_length=fft_length)[:, :, :time]
     outputs = ops.transpose(outputs, (0, 2, 1))
     # Restate the static channel count, which dynamic FFT lengths hide.
-    outputs = ops.reshape(outputs, (ops.shape(inputs)[0], time,
-                                    filters.shape[2]))
+    outputs = ops.reshape(outputs, (ops.shape(inputs)[0], time, filters.shape[2]))
     return ops.cast(outputs, dtype)
 
 
@@ -132,8 +134,9 @@ def overlap_add_conv1d(inputs, filters, fft_length=4096):
     _check_conv_operands(inputs, filters, "overlap_add_conv1d")
     kernel_size = filters.shape[0]
     if fft_length < 2 * kernel_size - 1:
-        raise ValueError(f"fft_length={fft_length} must be >= 2 * kernel_size "
-                         f"- 1 = {2 * kernel_size - 1}.")
+        raise ValueError(
+            f"fft_length={fft_length} must be >= 2 * kernel_size - 1 = {2 * kernel_size - 1}."
+        )
     dtype = keras.backend.standardize_dtype(inputs.dtype)
     inputs = precision.upcast_half(inputs)
     filters = ops.cast(filters, inputs.dtype)
@@ -153,22 +156,24 @@ def overlap_add_conv1d(inputs, filters, fft_length=4096):
     x_imag = ops.expand_dims(x_imag, 1)
     h_real = h_real[:, None, :]
     h_imag = h_imag[:, None, :]
-    full = ops.irfft((x_real * h_real - x_imag * h_imag,
-                      x_real * h_imag + x_imag * h_real), fft_length=fft_length)
+    full = ops.irfft(
+        (x_real * h_real - x_imag * h_imag, x_real * h_imag + x_imag * h_real),
+        fft_length=fft_length,
+    )
     # Each block's full convolution has block + K - 1 <= 2 * block samples:
     # its head stays in place and its tail spills into the next block.
     head = full[..., :block]
-    tail = ops.pad(full[..., block:block + kernel_size - 1],
-                   [[0, 0], [0, 0], [0, 0], [0, block - kernel_size + 1]])
+    tail = ops.pad(
+        full[..., block : block + kernel_size - 1],
+        [[0, 0], [0, 0], [0, 0], [0, block - kernel_size + 1]],
+    )
     zeros = ops.zeros_like(head[:, :, :1, :])
-    summed = (ops.concatenate([head, zeros], axis=2) +
-              ops.concatenate([zeros, tail], axis=2))
+    summed = ops.concatenate([head, zeros], axis=2) + ops.concatenate([zeros, tail], axis=2)
     full_signal = ops.reshape(summed, (batch, channels, -1))
     left, _ = padding.same_padding(time, kernel_size)
     start = kernel_size - 1 - left
-    outputs = full_signal[:, :, start:start + time]
-    outputs = ops.reshape(ops.transpose(outputs, (0, 2, 1)),
-                          (batch, time, channels))
+    outputs = full_signal[:, :, start : start + time]
+    outputs = ops.reshape(ops.transpose(outputs, (0, 2, 1)), (batch, time, channels))
     return ops.cast(outputs, dtype)
 
 
@@ -194,8 +199,7 @@ def _conj_filter_spectra(filters_real, filters_imag, fft_length):
     """
     kernel_size = filters_real.shape[1]
     pad = [[0, 0], [0, fft_length - kernel_size]]
-    h_real, h_imag = ops.fft((ops.pad(filters_real, pad),
-                              -ops.pad(filters_imag, pad)))
+    h_real, h_imag = ops.fft((ops.pad(filters_real, pad), -ops.pad(filters_imag, pad)))
     scale = 1.0 / ops.cast(fft_length, filters_real.dtype)
     return h_real * scale, h_imag * scale
 
@@ -203,12 +207,10 @@ def _conj_filter_spectra(filters_real, filters_imag, fft_length):
 def _block_fft_length(kernel_size):
     """Block FFT size: `BLOCK_FFT_LENGTH`, or more for long kernels (the
     hop N - K + 1 must cover the K - 1 samples each block borrows)."""
-    return max(BLOCK_FFT_LENGTH,
-               _next_fast_length(4 * (kernel_size - 1), even=True))
+    return max(BLOCK_FFT_LENGTH, _next_fast_length(4 * (kernel_size - 1), even=True))
 
 
-def _correlation_plan(time, kernel_size, length, implementation, fft_length,
-                      hop_multiple=1):
+def _correlation_plan(time, kernel_size, length, implementation, fft_length, hop_multiple=1):
     """`(fft_length, hop, num_blocks)` for `length` outputs per signal.
 
     One FFT (`num_blocks = 1`, `hop` = `length` rounded up to
@@ -217,8 +219,9 @@ def _correlation_plan(time, kernel_size, length, implementation, fft_length,
     each block needs from the next one.
     """
     if implementation not in ("auto", "single", "blocks"):
-        raise ValueError("implementation must be 'auto', 'single' or 'blocks', "
-                         f"got {implementation!r}.")
+        raise ValueError(
+            f"implementation must be 'auto', 'single' or 'blocks', got {implementation!r}."
+        )
     static = isinstance(length, int) and isinstance(time, int)
     if implementation == "auto":
         single = static and length + kernel_size - 1 <= MAX_SINGLE_FFT_LENGTH
@@ -226,8 +229,11 @@ def _correlation_plan(time, kernel_size, length, implementation, fft_length,
     if implementation == "single":
         hop = (length + hop_multiple - 1) // hop_multiple * hop_multiple
         if fft_length is None:
-            fft_length = (_next_fast_length(hop + kernel_size - 1, even=True)
-                          if static else hop + kernel_size - 1)
+            fft_length = (
+                _next_fast_length(hop + kernel_size - 1, even=True)
+                if static
+                else hop + kernel_size - 1
+            )
         return fft_length, hop, 1
     if fft_length is None:
         fft_length = _block_fft_length(kernel_size)
@@ -237,7 +243,8 @@ def _correlation_plan(time, kernel_size, length, implementation, fft_length,
         raise ValueError(
             f"A block fft_length of {fft_length} leaves a hop of {hop} "
             f"samples (a multiple of {hop_multiple}); it must be >= "
-            f"kernel_size - 1 = {kernel_size - 1}: use a larger fft_length.")
+            f"kernel_size - 1 = {kernel_size - 1}: use a larger fft_length."
+        )
     return fft_length, hop, (length + hop - 1) // hop
 
 
@@ -250,11 +257,9 @@ def _signal_blocks(inputs, lead, fft_length, hop, num_blocks):
     # Rows of `hop` samples; block j is row j followed by the head of row
     # j + 1 (N - hop <= hop samples), so no gather is needed and the number
     # of blocks may be dynamic.
-    signal = ops.pad(inputs, [[0, 0],
-                              [lead, (num_blocks + 1) * hop - time - lead]])
+    signal = ops.pad(inputs, [[0, 0], [lead, (num_blocks + 1) * hop - time - lead]])
     rows = ops.reshape(signal, (ops.shape(inputs)[0], num_blocks + 1, hop))
-    blocks = ops.concatenate(
-        [rows[:, :-1], rows[:, 1:, :fft_length - hop]], axis=2)
+    blocks = ops.concatenate([rows[:, :-1], rows[:, 1:, : fft_length - hop]], axis=2)
     return ops.reshape(blocks, (-1, fft_length))
 
 
@@ -265,7 +270,8 @@ def _check_correlation_operands(inputs, filters_real, filters_imag, name):
         raise ValueError(
             f"{name} expects inputs [batch, time] and filters [channels, "
             f"kernel_size], got {tuple(inputs.shape)} and "
-            f"{tuple(filters_real.shape)}.")
+            f"{tuple(filters_real.shape)}."
+        )
     dtype = keras.backend.standardize_dtype(inputs.dtype)
     inputs = precision.upcast_half(inputs)
     filters_real = ops.cast(filters_real, inputs.dtype)
@@ -312,15 +318,14 @@ def _spectral_energies(x_real, x_imag, h_real, h_imag, mask):
             (upstream,) = args
         weights = 2.0 * upstream * mask
         # u has cotangent g = 2 mask dE u.
-        return _spectral_gradients(x_real, x_imag, h_real, h_imag,
-                                   weights * z_real, -weights * z_imag) + (
-                                       ops.zeros_like(mask),)
+        return _spectral_gradients(
+            x_real, x_imag, h_real, h_imag, weights * z_real, -weights * z_imag
+        ) + (ops.zeros_like(mask),)
 
     return energies, grad
 
 
-def _spectral_gradients(x_real, x_imag, h_real, h_imag, conj_g_real,
-                        conj_g_imag):
+def _spectral_gradients(x_real, x_imag, h_real, h_imag, conj_g_real, conj_g_imag):
     """Gradients w.r.t. `(X, H)` of `u = fft(conj(X) H)[..., :hop]`.
 
     Args:
@@ -340,12 +345,13 @@ def _spectral_gradients(x_real, x_imag, h_real, h_imag, conj_g_real,
     xr, xi = x_real[None], x_imag[None]
     hr, hi = h_real[:, None], h_imag[:, None]
     pad = [[0, 0], [0, 0], [0, fft_length - hop]]
-    q_real, q_imag = ops.fft((ops.pad(conj_g_real, pad),
-                              ops.pad(conj_g_imag, pad)))
-    return (ops.sum(hr * q_real - hi * q_imag, axis=0),
-            ops.sum(hr * q_imag + hi * q_real, axis=0),
-            ops.sum(xr * q_real + xi * q_imag, axis=1),
-            ops.sum(xi * q_real - xr * q_imag, axis=1))
+    q_real, q_imag = ops.fft((ops.pad(conj_g_real, pad), ops.pad(conj_g_imag, pad)))
+    return (
+        ops.sum(hr * q_real - hi * q_imag, axis=0),
+        ops.sum(hr * q_imag + hi * q_real, axis=0),
+        ops.sum(xr * q_real + xi * q_imag, axis=1),
+        ops.sum(xi * q_real - xr * q_imag, axis=1),
+    )
 
 
 @ops.custom_gradient
@@ -365,15 +371,23 @@ def _spectral_outputs(x_real, x_imag, h_real, h_imag, mask):
     def grad(*args, upstream=None):
         if upstream is None:
             (upstream,) = args
-        return _spectral_gradients(x_real, x_imag, h_real, h_imag,
-                                   upstream[0] * mask, upstream[1] * mask) + (
-                                       ops.zeros_like(mask),)
+        return _spectral_gradients(
+            x_real, x_imag, h_real, h_imag, upstream[0] * mask, upstream[1] * mask
+        ) + (ops.zeros_like(mask),)
 
     return outputs, grad
 
 
-def correlation_energies(inputs, filters_real, filters_imag, start, length,
-                         hop_multiple=1, fft_length=None, implementation="auto"):
+def correlation_energies(
+    inputs,
+    filters_real,
+    filters_imag,
+    start,
+    length,
+    hop_multiple=1,
+    fft_length=None,
+    implementation="auto",
+):
     """Squared moduli of complex correlations, in a pooling's padded layout.
 
     With `z[b, c, n] = sum_m x[b, n + m - (K - 1) // 2] h_c[m]` (the SAME,
@@ -421,14 +435,30 @@ def correlation_energies(inputs, filters_real, filters_imag, start, length,
         A float32 tensor `[channels, batch, L]`.
     """
     spectra, mask, (channels, batch, length) = _padded_correlation_layout(
-        inputs, filters_real, filters_imag, start, length, hop_multiple,
-        fft_length, implementation, "correlation_energies")
+        inputs,
+        filters_real,
+        filters_imag,
+        start,
+        length,
+        hop_multiple,
+        fft_length,
+        implementation,
+        "correlation_energies",
+    )
     energies = _spectral_energies(*spectra, mask)
     return ops.reshape(energies, (channels, batch, length))
 
 
-def correlation_outputs(inputs, filters_real, filters_imag, start, length,
-                        hop_multiple=1, fft_length=None, implementation="auto"):
+def correlation_outputs(
+    inputs,
+    filters_real,
+    filters_imag,
+    start,
+    length,
+    hop_multiple=1,
+    fft_length=None,
+    implementation="auto",
+):
     """Complex correlations in a pooling's padded channels-major layout.
 
     `(real, imag)[c, b, p] = z[b, c, start + p]` (`z` as in
@@ -442,16 +472,34 @@ def correlation_outputs(inputs, filters_real, filters_imag, start, length,
         A pair `(real, imag)` of float32 tensors `[channels, batch, L]`.
     """
     spectra, mask, (channels, batch, length) = _padded_correlation_layout(
-        inputs, filters_real, filters_imag, start, length, hop_multiple,
-        fft_length, implementation, "correlation_outputs")
+        inputs,
+        filters_real,
+        filters_imag,
+        start,
+        length,
+        hop_multiple,
+        fft_length,
+        implementation,
+        "correlation_outputs",
+    )
     outputs = _spectral_outputs(*spectra, mask)
-    return (ops.reshape(outputs[0], (channels, batch, length)),
-            ops.reshape(outputs[1], (channels, batch, length)))
+    return (
+        ops.reshape(outputs[0], (channels, batch, length)),
+        ops.reshape(outputs[1], (channels, batch, length)),
+    )
 
 
-def _padded_correlation_layout(inputs, filters_real, filters_imag, start,
-                               length, hop_multiple, fft_length, implementation,
-                               name):
+def _padded_correlation_layout(
+    inputs,
+    filters_real,
+    filters_imag,
+    start,
+    length,
+    hop_multiple,
+    fft_length,
+    implementation,
+    name,
+):
     """Spectra and mask of `correlation_energies` / `correlation_outputs`.
 
     Returns:
@@ -461,27 +509,26 @@ def _padded_correlation_layout(inputs, filters_real, filters_imag, start,
         signal, and the sizes of the `[channels, batch, L]` result.
     """
     inputs, filters_real, filters_imag, _ = _check_correlation_operands(
-        inputs, filters_real, filters_imag, name)
+        inputs, filters_real, filters_imag, name
+    )
     kernel_size = filters_real.shape[1]
     left, _ = padding.same_padding(ops.shape(inputs)[1], kernel_size)
     if isinstance(start, int) and start > 0:
         raise ValueError(f"start must be <= 0, got {start}.")
     batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
-    if isinstance(length, int) and isinstance(time, int) and (
-            start + length < time):
-        raise ValueError(f"start + length = {start + length} must cover the "
-                         f"{time} input samples.")
+    if isinstance(length, int) and isinstance(time, int) and (start + length < time):
+        raise ValueError(f"start + length = {start + length} must cover the {time} input samples.")
     fft_length, hop, num_blocks = _correlation_plan(
-        time, kernel_size, length, implementation, fft_length, hop_multiple)
+        time, kernel_size, length, implementation, fft_length, hop_multiple
+    )
     blocks = _signal_blocks(inputs, left - start, fft_length, hop, num_blocks)
     x_real, x_imag = ops.fft((blocks, ops.zeros_like(blocks)))
-    h_real, h_imag = _conj_filter_spectra(filters_real, filters_imag,
-                                          fft_length)
-    positions = ops.reshape(ops.arange(num_blocks * hop, dtype="int32"),
-                            (num_blocks, hop)) + start
-    mask = ops.cast(ops.logical_and(positions >= 0, positions < time),
-                    inputs.dtype)
+    h_real, h_imag = _conj_filter_spectra(filters_real, filters_imag, fft_length)
+    positions = ops.reshape(ops.arange(num_blocks * hop, dtype="int32"), (num_blocks, hop)) + start
+    mask = ops.cast(ops.logical_and(positions >= 0, positions < time), inputs.dtype)
     mask = ops.reshape(ops.tile(mask[None], (batch, 1, 1)), (-1, hop))
-    return ((x_real, x_imag, h_real, h_imag), mask,
-            (filters_real.shape[0], batch, num_blocks * hop))
-
+    return (
+        (x_real, x_imag, h_real, h_imag),
+        mask,
+        (filters_real.shape[0], batch, num_blocks * hop),
+    )

@@ -33,23 +33,20 @@ def _chunked_recurrence(decay, inputs, chunk_size):
     channels = inputs.shape[0]
     rows, time = ops.shape(inputs)[1], ops.shape(inputs)[2]
     num_chunks = (time + chunk_size - 1) // chunk_size
-    padded = ops.pad(inputs,
-                     [[0, 0], [0, 0], [0, num_chunks * chunk_size - time]])
+    padded = ops.pad(inputs, [[0, 0], [0, 0], [0, num_chunks * chunk_size - time]])
     # Channels lead, so both products are plain batched matmuls over
     # channels (no transposes of the data inside them).
     chunks = ops.reshape(padded, (channels, rows * num_chunks, chunk_size))
     steps = ops.arange(chunk_size, dtype=inputs.dtype)
     lags = steps[None, :] - steps[:, None]  # [u, t]: t - u
     within = _decay_powers(decay[:, None, None], lags[None])  # [C, u, t]
-    local = ops.reshape(ops.matmul(chunks, within),
-                        (channels, rows, num_chunks, chunk_size))
+    local = ops.reshape(ops.matmul(chunks, within), (channels, rows, num_chunks, chunk_size))
     # State entering chunk j: sum over i < j of D^(j - 1 - i) * end_i, with
     # D = decay^chunk_size and end_i the last local state of chunk i.
     ends = local[:, :, :, -1]  # [C, rows, chunks]
     chunk_index = ops.arange(num_chunks, dtype=inputs.dtype)
     chunk_lags = chunk_index[None, :] - chunk_index[:, None] - 1.0  # [i, j]
-    across = _decay_powers(decay[:, None, None],
-                           chunk_size * chunk_lags[None])
+    across = _decay_powers(decay[:, None, None], chunk_size * chunk_lags[None])
     across = ops.where(chunk_lags[None] >= 0, across, ops.zeros_like(across))
     carried = ops.matmul(ends, across)  # [C, rows, chunks]
     growth = _decay_powers(decay[:, None], steps[None, :] + 1.0)  # [C, t]
@@ -90,8 +87,9 @@ def linear_recurrence(decay, inputs, chunk_size=64):
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            adjoint = ops.flip(_chunked_recurrence(
-                decay, ops.flip(upstream, axis=2), chunk_size), axis=2)
+            adjoint = ops.flip(
+                _chunked_recurrence(decay, ops.flip(upstream, axis=2), chunk_size), axis=2
+            )
             previous = ops.pad(states[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
             return ops.sum(adjoint * previous, axis=(1, 2)), adjoint
 
@@ -99,4 +97,3 @@ def linear_recurrence(decay, inputs, chunk_size=64):
 
     states = recurrence(decay, ops.transpose(inputs, (2, 0, 1)))
     return ops.transpose(states, (1, 2, 0))
-

@@ -45,20 +45,23 @@ SPEECH_COMMANDS_LAYOUT = {
 AUDIOSET_LAYOUT = {
     "mids": ("/m/a0", "/m/a1", "/m/a2", "/m/a3"),
     "names": ("Alpha", "Beta, with comma", "Gamma", "Delta"),
-    "train": {"tr_A": ["/m/a0", "/m/a1"], "tr_B": ["/m/a2"], "tr_missing": ["/m/a0"],
-              "tr_corrupt": ["/m/a3"]},
+    "train": {
+        "tr_A": ["/m/a0", "/m/a1"],
+        "tr_B": ["/m/a2"],
+        "tr_missing": ["/m/a0"],
+        "tr_corrupt": ["/m/a3"],
+    },
     "eval": {"ev_E": ["/m/a3", "/m/a0"], "ev_F": ["/m/a1", "/m/zzz"]},
 }
 
 
 BENCHMARKS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "benchmarks")
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "benchmarks"
+)
 
 
 def _load_benchmark(name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(BENCHMARKS_DIR, name + ".py"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS_DIR, name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -143,11 +146,15 @@ def audioset_manual_dir(tmp_path_factory):
         handle.write("index,mid,display_name\n")
         for index, (mid, name) in enumerate(zip(layout["mids"], layout["names"])):
             handle.write(f'{index},{mid},"{name}"\n')
-    header = ("# Segments csv created Sun Mar  5 10:54:31 2017\n"
-              "# num_ytids=4, num_segs=4, num_unique_labels=4, num_positive_labels=5\n"
-              "# YTID, start_seconds, end_seconds, positive_labels\n")
-    for filename, split in (("balanced_train_segments.csv", "train"),
-                            ("eval_segments.csv", "eval")):
+    header = (
+        "# Segments csv created Sun Mar  5 10:54:31 2017\n"
+        "# num_ytids=4, num_segs=4, num_unique_labels=4, num_positive_labels=5\n"
+        "# YTID, start_seconds, end_seconds, positive_labels\n"
+    )
+    for filename, split in (
+        ("balanced_train_segments.csv", "train"),
+        ("eval_segments.csv", "eval"),
+    ):
         with open(os.path.join(root, filename), "w") as handle:
             handle.write(header)
             for ytid, mids in layout[split].items():
@@ -167,8 +174,10 @@ def audioset_manual_dir(tmp_path_factory):
 def synthetic_commands_data_dir(tmp_path_factory):
     # Imported here so that collecting other tests does not import TFDS.
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
     # Importing the module registers the builder with TFDS.
     from experiments.data import synthetic_commands  # noqa: F401 pylint: disable=all
+
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     tfds.builder("synthetic_commands/tiny", data_dir=data_dir).download_and_prepare()
     return data_dir

@@ -9,9 +9,10 @@ process started through `main_with_fault_injection.py`.
 
 import os
 
-from absl import logging
-import gin
 import keras
+from absl import logging
+
+import gin
 
 GIN_MODULE = "fault_injection"
 
@@ -50,8 +51,9 @@ class InjectNaNAfterBatches(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._seen += 1
         if self._seen == self.num_batches:
-            logging.warning("InjectNaNAfterBatches: poisoning the weights after %d batches.",
-                            self._seen)
+            logging.warning(
+                "InjectNaNAfterBatches: poisoning the weights after %d batches.", self._seen
+            )
             for variable in self.model.trainable_variables:
                 variable.assign(keras.ops.full(variable.shape, float("nan"), variable.dtype))
 

@@ -22,8 +22,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(TESTS_DIR))
 FAULT_INJECTION_MAIN = os.path.join(TESTS_DIR, "main_with_fault_injection.py")
 
-FRONTEND_CONFIGS = ("leaf", "leaf_custom", "mel", "mel_pcen", "sincnet", "sincnet_plus",
-                    "tfbanks")
+FRONTEND_CONFIGS = ("leaf", "leaf_custom", "mel", "mel_pcen", "sincnet", "sincnet_plus", "tfbanks")
 
 
 def tiny_bindings(data_dir, epochs=1):
@@ -45,16 +44,26 @@ def tiny_bindings(data_dir, epochs=1):
 
 
 def subprocess_env(**extra):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     env.update(extra)
     return env
 
 
 def _run_python(arguments, timeout, env):
-    return subprocess.run([sys.executable, *arguments], cwd=REPO_ROOT,
-                          env=subprocess_env(**env), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=REPO_ROOT,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def run_main(args, timeout=300, fault_injection=False, **env):
@@ -84,8 +93,9 @@ def run_in_process(configs, bindings, workdir):
 
     gin.clear_config()
     try:
-        experiment.parse_gin([os.path.join(REPO_ROOT, "gin", f"{c}.gin") for c in configs],
-                             bindings)
+        experiment.parse_gin(
+            [os.path.join(REPO_ROOT, "gin", f"{c}.gin") for c in configs], bindings
+        )
         return experiment.run_experiment(workdir=str(workdir))
     finally:
         gin.clear_config()

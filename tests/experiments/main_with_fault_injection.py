@@ -5,10 +5,10 @@ Same flags and behaviour as `experiments.main`; gin bindings may also name
 repository root with the repository on PYTHONPATH (see `fixtures_train.run_main`).
 """
 
+import fault_injection
 from absl import app
 
 from experiments import main
-import fault_injection
 
 if __name__ == "__main__":
     fault_injection.register()

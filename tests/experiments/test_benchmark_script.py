@@ -11,21 +11,21 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "benchmark_frontends.py")
 
 
-def test_temp_bytes_are_read_from_the_step_buffer_assignment(
-        tmp_path, load_benchmark):
+def test_temp_bytes_are_read_from_the_step_buffer_assignment(tmp_path, load_benchmark):
     benchmark = load_benchmark("benchmark_frontends")
-    step = tmp_path / "module_0001.a_inference_step_12__XlaMustCompile.cpu_after_optimizations-buffer-assignment.txt"
+    suffix = "__XlaMustCompile.cpu_after_optimizations-buffer-assignment.txt"
+    step = tmp_path / f"module_0001.a_inference_step_12{suffix}"
     step.write_text(
         "BufferAssignment:\n"
         "allocation 0: size 4000, parameter 0, shape |f32[1000]|:\n"
         "allocation 7: size 139300348, preallocated-temp:\n"
-        " value: <1 fusion @0> (size=64,offset=0): f32[16]{0}\n")
-    other = tmp_path / "module_0002.a_inference_other_3__XlaMustCompile.cpu_after_optimizations-buffer-assignment.txt"
+        " value: <1 fusion @0> (size=64,offset=0): f32[16]{0}\n"
+    )
+    other = tmp_path / f"module_0002.a_inference_other_3{suffix}"
     other.write_text("allocation 3: size 999999999, preallocated-temp:\n")
     assert benchmark._xla_dump_temp_bytes(str(tmp_path)) == 139300348  # pylint: disable=protected-access
     empty = tmp_path / "empty"
@@ -37,14 +37,33 @@ def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
     pytest.importorskip("tensorflow")
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
-         "mel", "leaf_band_limited", "--batch-configs", "2x0.5",
-         "--repeats", "1", "--warmup", "1", "--json", str(out),
-         "--markdown"],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp_path)))
+        [
+            sys.executable,
+            SCRIPT,
+            "--backends",
+            "tensorflow",
+            "--frontends",
+            "mel",
+            "leaf_band_limited",
+            "--batch-configs",
+            "2x0.5",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+            "--markdown",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp_path)),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json  # pylint: disable=g-import-not-at-top
+
     results = json.loads(out.read_text())
     assert [r["frontend"] for r in results] == ["mel", "leaf_band_limited"]
     for result in results:
@@ -52,14 +71,12 @@ def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
         # XLA's temp buffers: positive, and within TF's allocator peak (which
         # counts whole pool chunks).
         assert 0 < result["xla_temp_mb"] <= result["tf_allocator_peak_mb"]
-    rows = [line for line in proc.stdout.splitlines()
-            if line.startswith("| tensorflow")]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| tensorflow")]
     assert len(rows) == 2
     header = proc.stdout.splitlines()[0]
     assert all(row.count("|") == header.count("|") for row in rows)
     # The dump folders (TMPDIR of the run) are deleted.
-    assert not [name for name in os.listdir(tmp_path)
-                if name.startswith("xla_dump_")]
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("xla_dump_")]
 
 
 def _stand_in_checkout(checkout, module_path, source):
@@ -90,18 +107,37 @@ class Leaf(torch.nn.Module):
 
 def test_the_pytorch_port_runs_from_its_checkout_in_eager_torch(tmp_path):
     pytest.importorskip("torch")
-    checkout = _stand_in_checkout(tmp_path / "EfficientLEAF", "model/leaf.py",
-                                  _FAKE_PORT)
+    checkout = _stand_in_checkout(tmp_path / "EfficientLEAF", "model/leaf.py", _FAKE_PORT)
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--backends", "tensorflow", "jax",
-         "--frontends", "port_leaf", "--batch-configs", "2x0.5",
-         "--repeats", "1", "--warmup", "1", "--port-path", str(checkout),
-         "--json", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+        [
+            sys.executable,
+            SCRIPT,
+            "--backends",
+            "tensorflow",
+            "jax",
+            "--frontends",
+            "port_leaf",
+            "--batch-configs",
+            "2x0.5",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--port-path",
+            str(checkout),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json  # pylint: disable=g-import-not-at-top
+
     results = json.loads(out.read_text())
     # PyTorch code: one row per configuration, whatever --backends says.
     assert len(results) == 1, results
@@ -140,25 +176,45 @@ class SincNetPlus(_Frontend): pass
 '''
 
 
-def test_every_original_frontend_runs_from_its_checkout(tmp_path,
-                                                       load_benchmark):
+def test_every_original_frontend_runs_from_its_checkout(tmp_path, load_benchmark):
     pytest.importorskip("tensorflow")
-    checkout = _stand_in_checkout(tmp_path / "leaf-audio",
-                                  "leaf_audio/frontend.py", _FAKE_LEAF_AUDIO)
+    checkout = _stand_in_checkout(
+        tmp_path / "leaf-audio", "leaf_audio/frontend.py", _FAKE_LEAF_AUDIO
+    )
     benchmark = load_benchmark("benchmark_frontends")
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
-         *benchmark.LEAF_AUDIO_FRONTENDS, "--batch-configs", "2x0.5",
-         "--repeats", "1", "--warmup", "1", "--leaf-audio-compile", "graph",
-         "--leaf-audio-path", str(checkout), "--json", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+        [
+            sys.executable,
+            SCRIPT,
+            "--backends",
+            "tensorflow",
+            "--frontends",
+            *benchmark.LEAF_AUDIO_FRONTENDS,
+            "--batch-configs",
+            "2x0.5",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--leaf-audio-compile",
+            "graph",
+            "--leaf-audio-path",
+            str(checkout),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json  # pylint: disable=g-import-not-at-top
+
     results = json.loads(out.read_text())
-    assert [r["frontend"] for r in results] == list(
-        benchmark.LEAF_AUDIO_FRONTENDS)
+    assert [r["frontend"] for r in results] == list(benchmark.LEAF_AUDIO_FRONTENDS)
     for result in results:
         assert "error" not in result, result
         assert result["time_s"] > 0
@@ -192,19 +248,38 @@ def test_efficientleaf_runs_in_its_papers_final_configuration(tmp_path):
     EfficientLEAF paper's final runs (its experiments.sh), not the class
     defaults, whose stride-1 high groups are ~15x slower."""
     pytest.importorskip("torch")
-    checkout = _stand_in_checkout(tmp_path / "EfficientLEAF",
-                                  "model/efficientleaf.py",
-                                  _FAKE_EFFICIENTLEAF)
+    checkout = _stand_in_checkout(
+        tmp_path / "EfficientLEAF", "model/efficientleaf.py", _FAKE_EFFICIENTLEAF
+    )
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
-         "port_efficientleaf_8g", "--batch-configs", "2x0.5", "--repeats",
-         "1", "--warmup", "1", "--port-path", str(checkout), "--json",
-         str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+        [
+            sys.executable,
+            SCRIPT,
+            "--backends",
+            "tensorflow",
+            "--frontends",
+            "port_efficientleaf_8g",
+            "--batch-configs",
+            "2x0.5",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--port-path",
+            str(checkout),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json  # pylint: disable=g-import-not-at-top
+
     paper = {"num_groups": 8, "conv_win_factor": 6, "stride_factor": 16}
     received = json.loads((checkout / "model" / "kwargs.json").read_text())
     assert received == paper
@@ -214,14 +289,27 @@ def test_efficientleaf_runs_in_its_papers_final_configuration(tmp_path):
     assert result["time_s"] > 0
 
 
-def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(
-        tmp_path):
+def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(tmp_path):
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--backends", "tensorflow", "--frontends",
-         "port_leaf", "port_efficientleaf_8g", "--batch-configs", "2x0.5",
-         "--port-path", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+        [
+            sys.executable,
+            SCRIPT,
+            "--backends",
+            "tensorflow",
+            "--frontends",
+            "port_leaf",
+            "port_efficientleaf_8g",
+            "--batch-configs",
+            "2x0.5",
+            "--port-path",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"no model/leaf.py under {str(tmp_path)!r}" in proc.stderr
     assert "| torch |" not in proc.stdout

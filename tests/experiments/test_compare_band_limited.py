@@ -11,8 +11,9 @@ from experiments import compare_band_limited
 
 
 def _classifier(frontend):
-    model = leaf_keras.AudioClassifier(num_outputs=3, frontend=frontend,
-                                       encoder=leaf_keras.ConvNet(filters=(4,)))
+    model = leaf_keras.AudioClassifier(
+        num_outputs=3, frontend=frontend, encoder=leaf_keras.ConvNet(filters=(4,))
+    )
     model(np.zeros((1, 1600), np.float32))
     return model
 
@@ -22,8 +23,7 @@ def test_checkpoint_weights_rebuild_the_trained_frontend(engine, tmp_path):
     model = _classifier(leaf_keras.Leaf(filterbank=engine))
     rng = np.random.default_rng(0)
     frontend = model.frontend
-    frontend.set_weights([w * rng.uniform(0.9, 1.1, w.shape)
-                          for w in frontend.get_weights()])
+    frontend.set_weights([w * rng.uniform(0.9, 1.1, w.shape) for w in frontend.get_weights()])
     path = os.path.join(tmp_path, "best.weights.h5")
     model.save_weights(path)
     weights = compare_band_limited.read_frontend_weights(path)

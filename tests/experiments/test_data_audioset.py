@@ -5,20 +5,25 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import AUDIOSET_LAYOUT
 
 from experiments import data
 from experiments.data import audio_io
 from experiments.data import audioset
 from experiments.data import resample
 
-from conftest import AUDIOSET_LAYOUT
-
 
 @pytest.fixture(scope="module")
 def audioset_task(audioset_manual_dir, tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("audioset_tfds"))
-    return data.load_task("audioset", data_dir=data_dir, manual_dir=audioset_manual_dir,
-                          batch_size=4, eval_batch_size=4, loudness_normalization=False)
+    return data.load_task(
+        "audioset",
+        data_dir=data_dir,
+        manual_dir=audioset_manual_dir,
+        batch_size=4,
+        eval_batch_size=4,
+        loudness_normalization=False,
+    )
 
 
 def _by_ytid_order(dataset):
@@ -27,11 +32,14 @@ def _by_ytid_order(dataset):
 
 def test_csv_readers(audioset_manual_dir):
     mids, names = audioset.read_class_labels(
-        os.path.join(audioset_manual_dir, "class_labels_indices.csv"))
+        os.path.join(audioset_manual_dir, "class_labels_indices.csv")
+    )
     assert mids == AUDIOSET_LAYOUT["mids"] and names == AUDIOSET_LAYOUT["names"]
     segments = audioset.read_segments(os.path.join(audioset_manual_dir, "eval_segments.csv"))
-    assert segments == [("ev_E", 30.0, 40.0, ["/m/a3", "/m/a0"]),
-                        ("ev_F", 30.0, 40.0, ["/m/a1", "/m/zzz"])]
+    assert segments == [
+        ("ev_E", 30.0, 40.0, ["/m/a3", "/m/a0"]),
+        ("ev_F", 30.0, 40.0, ["/m/a1", "/m/zzz"]),
+    ]
 
 
 def test_multi_hot_labels_and_counts(audioset_task):
@@ -70,8 +78,9 @@ def test_missing_manual_files_raise(tmp_path):
         audioset.read_segments(str(bad))
 
 
-def test_prepared_dataset_reloads_with_its_stats(audioset_task, audioset_manual_dir,
-                                                 tmp_path_factory):
+def test_prepared_dataset_reloads_with_its_stats(
+    audioset_task, audioset_manual_dir, tmp_path_factory
+):
     data_dir = str(tmp_path_factory.mktemp("audioset_reload"))
     first = data.load_task("audioset/balanced", data_dir=data_dir, manual_dir=audioset_manual_dir)
     # The second load reads the prepared TFDS files, so it needs no manual_dir.

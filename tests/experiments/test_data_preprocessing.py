@@ -16,10 +16,12 @@ def _numpy_loudness(x, target_db=15.0, max_gain_db=30.0):
 
 def test_to_float_waveform_scales_and_downmixes():
     ints = np.array([-32768, 0, 16384, 32767], np.int16)
-    np.testing.assert_allclose(preprocessing.to_float_waveform(ints).numpy(),
-                               [-1.0, 0.0, 0.5, 32767 / 32768])
-    np.testing.assert_allclose(preprocessing.to_float_waveform(ints.astype(np.int64)).numpy(),
-                               ints / 32768.0)
+    np.testing.assert_allclose(
+        preprocessing.to_float_waveform(ints).numpy(), [-1.0, 0.0, 0.5, 32767 / 32768]
+    )
+    np.testing.assert_allclose(
+        preprocessing.to_float_waveform(ints.astype(np.int64)).numpy(), ints / 32768.0
+    )
     floats = np.array([0.25, -0.5], np.float32)
     np.testing.assert_array_equal(preprocessing.to_float_waveform(floats).numpy(), floats)
     stereo = np.array([[0.2, 0.4], [-0.2, 0.0]], np.float32)
@@ -38,10 +40,12 @@ def test_loudness_normalization_matches_numpy(scale):
 def test_loudness_normalization_reaches_target_and_caps_gain():
     x = 0.5 * np.random.default_rng(1).standard_normal(4000).astype(np.float32)
     assert np.std(preprocessing.loudness_normalization(x).numpy()) == pytest.approx(
-        10 ** (15 / 20), rel=1e-3)
+        10 ** (15 / 20), rel=1e-3
+    )
     quiet = 1e-4 * x
-    np.testing.assert_allclose(preprocessing.loudness_normalization(quiet).numpy(),
-                               10 ** 1.5 * quiet, rtol=1e-5)
+    np.testing.assert_allclose(
+        preprocessing.loudness_normalization(quiet).numpy(), 10**1.5 * quiet, rtol=1e-5
+    )
 
 
 def test_random_crop_or_pad_lengths_and_content():
@@ -53,25 +57,30 @@ def test_random_crop_or_pad_lengths_and_content():
     for seed in range(20):
         crop = preprocessing.random_crop_or_pad(long, 160, tf.constant([seed, 0])).numpy()
         assert crop.shape == (160,)
-        np.testing.assert_array_equal(crop, long[int(crop[0]):int(crop[0]) + 160])
+        np.testing.assert_array_equal(crop, long[int(crop[0]) : int(crop[0]) + 160])
         offsets.add(int(crop[0]))
     assert len(offsets) > 10  # Crops really are random.
     again = preprocessing.random_crop_or_pad(long, 160, tf.constant([3, 0])).numpy()
     np.testing.assert_array_equal(
-        again, preprocessing.random_crop_or_pad(long, 160, tf.constant([3, 0])).numpy())
+        again, preprocessing.random_crop_or_pad(long, 160, tf.constant([3, 0])).numpy()
+    )
 
 
 def _clips(lengths):
     clips = [np.full(n, i + 1, np.float32) for i, n in enumerate(lengths)]
     return tf.data.Dataset.from_generator(
         lambda: ((c, np.int32(i)) for i, c in enumerate(clips)),
-        output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)))
+        output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)),
+    )
 
 
 def test_eval_pipeline_pads_short_clips_and_never_mixes_lengths():
     lengths = [500, 300, 800, 800, 800, 500, 1200]
-    batches = list(preprocessing.make_eval_pipeline(_clips(lengths), batch_size=2,
-                                                    min_length=600, loudness_normalize=False))
+    batches = list(
+        preprocessing.make_eval_pipeline(
+            _clips(lengths), batch_size=2, min_length=600, loudness_normalize=False
+        )
+    )
     seen = []
     for audio, labels in batches:
         assert audio.shape[0] <= 2
@@ -91,8 +100,13 @@ def test_train_pipeline_shapes_and_seeded_reproducibility():
 
     def epoch(seed):
         pipeline = preprocessing.make_train_pipeline(
-            _clips(lengths), batch_size=4, clip_length=640, loudness_normalize=True,
-            shuffle_buffer=10, seed=seed)
+            _clips(lengths),
+            batch_size=4,
+            clip_length=640,
+            loudness_normalize=True,
+            shuffle_buffer=10,
+            seed=seed,
+        )
         return [(a.numpy(), l.numpy()) for a, l in pipeline]
 
     first = epoch(3)
@@ -117,8 +131,9 @@ def test_resample_matches_scipy_resample_poly():
         expected = scipy.signal.resample_poly(x, up, down)
         got = resample.resample(tf.constant(x, tf.float32), rate_in, rate_out).numpy()
         np.testing.assert_allclose(got, expected, atol=2e-3)
-        np.testing.assert_allclose(resample.resample_numpy(x, rate_in, rate_out), expected,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            resample.resample_numpy(x, rate_in, rate_out), expected, atol=1e-6
+        )
     with pytest.raises(ValueError, match="44100"):
         resample.resample(tf.constant(x, tf.float32), 44100, 16000)
     with pytest.raises(ValueError, match="44100"):
@@ -127,8 +142,9 @@ def test_resample_matches_scipy_resample_poly():
 
 def test_resample_keeps_a_sine():
     t_in = np.arange(8000) / 8000.0
-    got = resample.resample(tf.constant(np.sin(2 * np.pi * 440 * t_in), tf.float32),
-                            8000, 16000).numpy()
+    got = resample.resample(
+        tf.constant(np.sin(2 * np.pi * 440 * t_in), tf.float32), 8000, 16000
+    ).numpy()
     expected = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000.0)
     np.testing.assert_allclose(got[400:-400], expected[400:-400], atol=1e-2)
 
@@ -138,11 +154,13 @@ def test_train_and_eval_preprocessing_agree_on_clips_of_the_training_length():
     rng = np.random.default_rng(5)
     clips = [0.1 * rng.standard_normal(640).astype(np.float32) for _ in range(5)]
     dataset = tf.data.Dataset.from_tensor_slices((np.stack(clips), np.arange(5, dtype=np.int32)))
-    train = preprocessing.make_train_pipeline(dataset, batch_size=5, clip_length=640,
-                                              loudness_normalize=True, shuffle_buffer=0, seed=0)
-    evaluation = preprocessing.make_eval_pipeline(dataset, batch_size=5, min_length=640,
-                                                  loudness_normalize=True)
-    (train_audio, train_labels), = list(train)
-    (eval_audio, eval_labels), = list(evaluation)
+    train = preprocessing.make_train_pipeline(
+        dataset, batch_size=5, clip_length=640, loudness_normalize=True, shuffle_buffer=0, seed=0
+    )
+    evaluation = preprocessing.make_eval_pipeline(
+        dataset, batch_size=5, min_length=640, loudness_normalize=True
+    )
+    ((train_audio, train_labels),) = list(train)
+    ((eval_audio, eval_labels),) = list(evaluation)
     np.testing.assert_array_equal(train_labels, eval_labels)
     np.testing.assert_allclose(train_audio, eval_audio, rtol=1e-6)

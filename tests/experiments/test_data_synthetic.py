@@ -51,8 +51,12 @@ def test_classes_differ_in_spectrum():
 
 
 def test_load_task_synthetic_tiny(synthetic_commands_data_dir):
-    task = data.load_task("synthetic_commands/tiny", data_dir=synthetic_commands_data_dir,
-                          batch_size=16, eval_batch_size=8)
+    task = data.load_task(
+        "synthetic_commands/tiny",
+        data_dir=synthetic_commands_data_dir,
+        batch_size=16,
+        eval_batch_size=8,
+    )
     assert task.num_classes == 10 and task.class_names == sc.CLASS_NAMES
     assert not task.multi_label and task.sample_rate == 16000
     train = [(a.numpy(), l.numpy()) for a, l in task.train]
@@ -68,10 +72,15 @@ def test_load_task_synthetic_tiny(synthetic_commands_data_dir):
 
 
 def test_stored_clips_equal_the_generator(synthetic_commands_data_dir):
-    task = data.load_task("synthetic_commands/tiny", data_dir=synthetic_commands_data_dir,
-                          loudness_normalization=False)
-    stored = sorted((tuple(np.round(a * 32768).astype(np.int16)[:64]), int(l))
-                    for a, l in task.test.unbatch().as_numpy_iterator())
+    task = data.load_task(
+        "synthetic_commands/tiny",
+        data_dir=synthetic_commands_data_dir,
+        loudness_normalization=False,
+    )
+    stored = sorted(
+        (tuple(np.round(a * 32768).astype(np.int16)[:64]), int(l))
+        for a, l in task.test.unbatch().as_numpy_iterator()
+    )
     audio, labels = sc.generate_split("test", 20)
     expected = sorted((tuple(a[:64]), int(l)) for a, l in zip(audio, labels))
     assert stored == expected

@@ -1,10 +1,10 @@
 """Tests of TFDS-backed tasks with tfds.testing.mock_data (nothing is downloaded)."""
 
-import gin
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import gin
 from experiments import data
 from experiments.data import tfds_tasks
 
@@ -12,8 +12,10 @@ from experiments.data import tfds_tasks
 def _load(name, **kwargs):
     with tfds.testing.mock_data(num_examples=6):
         task = data.load_task(name, batch_size=4, eval_batch_size=4, shuffle_buffer=8, **kwargs)
-        batches = {split: [(a.numpy(), l.numpy()) for a, l in getattr(task, split)]
-                   for split in ("train", "validation", "test")}
+        batches = {
+            split: [(a.numpy(), l.numpy()) for a, l in getattr(task, split)]
+            for split in ("train", "validation", "test")
+        }
     return task, batches
 
 
@@ -80,12 +82,14 @@ def test_bad_arguments_raise_value_errors():
 def test_load_task_is_gin_configurable(synthetic_commands_data_dir):
     gin.clear_config()
     try:
-        gin.parse_config([
-            "load_task.dataset = 'synthetic_commands/tiny'",
-            f"load_task.data_dir = '{synthetic_commands_data_dir}'",
-            "load_task.batch_size = 5",
-            "loudness_normalization.target_db = 10.0",
-        ])
+        gin.parse_config(
+            [
+                "load_task.dataset = 'synthetic_commands/tiny'",
+                f"load_task.data_dir = '{synthetic_commands_data_dir}'",
+                "load_task.batch_size = 5",
+                "loudness_normalization.target_db = 10.0",
+            ]
+        )
         task = data.load_task()
         audio, labels = next(iter(task.train))
         assert audio.shape == (5, 16000) and task.name == "synthetic_commands/tiny"
@@ -96,12 +100,14 @@ def test_load_task_is_gin_configurable(synthetic_commands_data_dir):
 def test_task_options_bind_through_gin(speech_commands_dir):
     gin.clear_config()
     try:
-        gin.parse_config([
-            "load_task.dataset = 'speech_commands_folder'",
-            f"load_task.data_dir = '{speech_commands_dir}'",
-            "load_task.task = 'all_words'",
-            "load_task.manual_dir = None",  # None-valued options count as unset.
-        ])
+        gin.parse_config(
+            [
+                "load_task.dataset = 'speech_commands_folder'",
+                f"load_task.data_dir = '{speech_commands_dir}'",
+                "load_task.task = 'all_words'",
+                "load_task.manual_dir = None",  # None-valued options count as unset.
+            ]
+        )
         task = data.load_task()
         assert task.class_names == ("cat", "dog", "no", "up", "yes")
     finally:

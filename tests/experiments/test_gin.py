@@ -3,10 +3,10 @@
 import glob
 import os
 
-import gin
+import fixtures_train
 import pytest
 
-import fixtures_train
+import gin
 from experiments import configurables
 from experiments import experiment
 
@@ -21,8 +21,10 @@ def _clear_gin():
 
 
 def _all_gin_files():
-    return sorted(os.path.relpath(path, fixtures_train.REPO_ROOT)
-                  for path in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True))
+    return sorted(
+        os.path.relpath(path, fixtures_train.REPO_ROOT)
+        for path in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True)
+    )
 
 
 def test_gin_folder_is_not_a_package():
@@ -42,11 +44,19 @@ def test_every_gin_file_parses_and_validates(path):
 _PAPER = {"n_filters": 40, "window_size": 401, "stride": 160, "sample_rate": 16000}
 
 
-@pytest.mark.parametrize("config, class_name", [
-    ("leaf", "Leaf"), ("leaf_custom", "Leaf"), ("mel", "MelFilterbanks"),
-    ("mel_pcen", "MelPCEN"), ("sincnet", "SincNet"), ("sincnet_plus", "SincNetPlus"),
-    ("tfbanks", "TimeDomainFilterbanks"), ("quickstart", "Leaf"),
-])
+@pytest.mark.parametrize(
+    "config, class_name",
+    [
+        ("leaf", "Leaf"),
+        ("leaf_custom", "Leaf"),
+        ("mel", "MelFilterbanks"),
+        ("mel_pcen", "MelPCEN"),
+        ("sincnet", "SincNet"),
+        ("sincnet_plus", "SincNetPlus"),
+        ("tfbanks", "TimeDomainFilterbanks"),
+        ("quickstart", "Leaf"),
+    ],
+)
 def test_frontend_configs_build_the_papers_frontend(config, class_name):
     import leaf_keras  # pylint: disable=import-outside-toplevel
 
@@ -90,13 +100,16 @@ def test_leaf_custom_uses_log_compression_pann_and_spec_augment():
     assert type(encoder).__name__ == "PANN" and encoder.depth == 7
 
 
-@pytest.mark.parametrize("binding, message", [
-    ("Leaf.n_filtres = 40", "Leaf.n_filtres"),               # **kwargs Keras class
-    ("train.num_epoch = 1", "num_epoch"),                    # plain function
-    ("GaborInit.max_frequency = 8000.0", "max_frequency"),   # class with _ALLOWED kwargs
-    ("ConvNet.filter = [4]", "ConvNet.filter"),
-    ("Leafy.n_filters = 40", "Leafy"),                       # unknown configurable
-])
+@pytest.mark.parametrize(
+    "binding, message",
+    [
+        ("Leaf.n_filtres = 40", "Leaf.n_filtres"),  # **kwargs Keras class
+        ("train.num_epoch = 1", "num_epoch"),  # plain function
+        ("GaborInit.max_frequency = 8000.0", "max_frequency"),  # class with _ALLOWED kwargs
+        ("ConvNet.filter = [4]", "ConvNet.filter"),
+        ("Leafy.n_filters = 40", "Leafy"),  # unknown configurable
+    ],
+)
 def test_misspelled_bindings_are_rejected(binding, message):
     with pytest.raises(ValueError, match=message):
         experiment.parse_gin(["gin/leaf.gin"], [binding])
@@ -104,13 +117,19 @@ def test_misspelled_bindings_are_rejected(binding, message):
 
 def test_valid_inherited_parameters_are_accepted():
     # `name` and `trainable` come from keras.layers.Layer / keras.Sequential.
-    experiment.parse_gin(["gin/leaf.gin"], ["Leaf.name = 'my_leaf'", "PCENLayer.trainable = False",
-                                            "SincNet.learn_pooling = False"])
+    experiment.parse_gin(
+        ["gin/leaf.gin"],
+        ["Leaf.name = 'my_leaf'", "PCENLayer.trainable = False", "SincNet.learn_pooling = False"],
+    )
 
 
 def test_registered_configurables():
     selectors = configurables.register_all()
-    for name in ("leaf_keras.frontend.Leaf", "leaf_keras.models.AudioClassifier",
-                 "leaf_keras.postprocessing.PCENLayer", "keras.initializers.Constant",
-                 "keras.layers.Dense"):
+    for name in (
+        "leaf_keras.frontend.Leaf",
+        "leaf_keras.models.AudioClassifier",
+        "leaf_keras.postprocessing.PCENLayer",
+        "keras.initializers.Constant",
+        "keras.layers.Dense",
+    ):
         assert name in selectors

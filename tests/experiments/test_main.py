@@ -3,16 +3,16 @@
 import json
 import os
 
+import fixtures_train
 import numpy as np
 import pytest
-
-import fixtures_train
 
 
 def _check_workdir(workdir, metrics):
     """Checkpoint, metrics.json and export exist; the checkpoint and export reload."""
     import keras  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     from experiments import train  # pylint: disable=import-outside-toplevel
 
     checkpoint = os.path.join(workdir, "checkpoints", "best.weights.h5")
@@ -47,22 +47,24 @@ def test_frontend_config_end_to_end(config, synthetic_commands_data_dir, tmp_pat
     workdir = tmp_path / config
     bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir)
     metrics = fixtures_train.run_in_process(
-        [config, "datasets/synthetic_commands"], bindings, workdir)
+        [config, "datasets/synthetic_commands"], bindings, workdir
+    )
     keras, train, checkpoint, waveforms, exported = _check_workdir(str(workdir), metrics)
 
     # Rebuild the model from the same config and load the best checkpoint into it.
     from experiments import experiment  # pylint: disable=import-outside-toplevel
+
     gin.clear_config()
     try:
-        experiment.parse_gin([f"gin/{config}.gin", "gin/datasets/synthetic_commands.gin"],
-                             bindings)
+        experiment.parse_gin([f"gin/{config}.gin", "gin/datasets/synthetic_commands.gin"], bindings)
         model = train.build_model(num_outputs=10, sample_rate=16000)
     finally:
         gin.clear_config()
     model.load_weights(checkpoint)
     # run_experiment evaluates, then exports, the best checkpoint.
     expected = keras.ops.convert_to_numpy(
-        keras.ops.softmax(model(waveforms, training=False), axis=-1))
+        keras.ops.softmax(model(waveforms, training=False), axis=-1)
+    )
     np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -70,9 +72,10 @@ def test_quickstart_command_line(synthetic_commands_data_dir, tmp_path):
     """The README's quickstart command, made tiny with bindings."""
     workdir = tmp_path / "quickstart"
     process = fixtures_train.run_main(
-        ["--gin_config=gin/quickstart.gin", f"--workdir={workdir}"] + [
-            f"--gin_bindings={b}" for b in fixtures_train.tiny_bindings(
-                synthetic_commands_data_dir)] + ["--gin_bindings=export.tflite = True"])
+        ["--gin_config=gin/quickstart.gin", f"--workdir={workdir}"]
+        + [f"--gin_bindings={b}" for b in fixtures_train.tiny_bindings(synthetic_commands_data_dir)]
+        + ["--gin_bindings=export.tflite = True"]
+    )
     assert process.returncode == 0, fixtures_train.describe(process)
     with open(workdir / "metrics.json") as f:
         metrics = json.load(f)
@@ -80,6 +83,7 @@ def test_quickstart_command_line(synthetic_commands_data_dir, tmp_path):
     assert (workdir / "export" / "model.tflite").exists()
     # LEAF logs its Gabor filters (Hz) for TensorBoard: before training and per epoch.
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     tags = {}
     for event_file in (workdir / "tensorboard" / "gabor").iterdir():
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):
@@ -94,9 +98,14 @@ def test_misspelled_binding_fails_before_reading_data(tmp_path):
     """Through the command line; tests/experiments/test_gin.py covers more cases."""
     data_dir = tmp_path / "tfds_never_created"
     process = fixtures_train.run_main(
-        ["--gin_config=gin/quickstart.gin", f"--workdir={tmp_path / 'work'}",
-         f"--gin_bindings=load_task.data_dir = '{data_dir}'",
-         "--gin_bindings=Leaf.n_filtres = 40"], timeout=120)
+        [
+            "--gin_config=gin/quickstart.gin",
+            f"--workdir={tmp_path / 'work'}",
+            f"--gin_bindings=load_task.data_dir = '{data_dir}'",
+            "--gin_bindings=Leaf.n_filtres = 40",
+        ],
+        timeout=120,
+    )
     assert process.returncode != 0
     assert "Leaf.n_filtres" in process.stderr, fixtures_train.describe(process)
     # Nothing was read or generated, nothing trained.

@@ -37,9 +37,11 @@ def test_average_precision_and_auc_match_brute_force(seed):
     # Few distinct values so that ties happen often.
     scores = rng.integers(0, 4, size) if seed % 2 else rng.normal(size=size)
     assert metrics.average_precision(targets, scores) == pytest.approx(
-        brute_force_average_precision(targets, scores), abs=1e-12)
+        brute_force_average_precision(targets, scores), abs=1e-12
+    )
     assert metrics.roc_auc(targets, scores) == pytest.approx(
-        brute_force_auc(targets, scores), abs=1e-12)
+        brute_force_auc(targets, scores), abs=1e-12
+    )
 
 
 def test_known_values():
@@ -79,8 +81,9 @@ def test_multilabel_metrics_average_over_defined_classes():
     # Class 2 has no positive: skipped.
     assert result["num_classes_evaluated"] == 2
     assert result["num_classes_skipped"] == 1
-    expected_ap = np.mean([brute_force_average_precision(targets[:, c], scores[:, c])
-                           for c in range(2)])
+    expected_ap = np.mean(
+        [brute_force_average_precision(targets[:, c], scores[:, c]) for c in range(2)]
+    )
     expected_auc = np.mean([brute_force_auc(targets[:, c], scores[:, c]) for c in range(2)])
     assert result["mAP"] == pytest.approx(expected_ap)
     assert result["AUC"] == pytest.approx(expected_auc)

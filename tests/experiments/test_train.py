@@ -5,9 +5,8 @@ import json
 import os
 import textwrap
 
-import numpy as np
-
 import fixtures_train
+import numpy as np
 
 # LEAF: its learned frontend weights are compared too.
 MIRRORED_FRONTEND = "leaf"
@@ -23,8 +22,9 @@ def _all_finite_h5(path):
 
     arrays = []
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: arrays.append(item[()])
-                     if isinstance(item, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None
+        )
     assert arrays
     return all(np.all(np.isfinite(a)) for a in arrays if np.asarray(a).dtype.kind == "f")
 
@@ -33,13 +33,19 @@ def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
     workdir = tmp_path / "resume"
     args = [f"--workdir={workdir}"] + fixtures_train.gin_args(
         ["mel", "datasets/synthetic_commands"],
-        fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3) + [
-            "run_experiment.export = False"])
+        fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3)
+        + ["run_experiment.export = False"],
+    )
     # Two batches per epoch: the process dies after the first batch of the second epoch,
     # like a pre-empted job (os._exit, no cleanup).
-    crashing = fixtures_train.run_main(args + [
-        "--gin_bindings=train.extra_callbacks = [@CrashAfterBatches()]",
-        "--gin_bindings=CrashAfterBatches.num_batches = 3"], fault_injection=True)
+    crashing = fixtures_train.run_main(
+        args
+        + [
+            "--gin_bindings=train.extra_callbacks = [@CrashAfterBatches()]",
+            "--gin_bindings=CrashAfterBatches.num_batches = 3",
+        ],
+        fault_injection=True,
+    )
     assert crashing.returncode == 17, fixtures_train.describe(crashing)
     assert _epochs_logged(workdir) == [0]
     with open(workdir / "backup" / "training_metadata.json") as f:
@@ -60,16 +66,22 @@ def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic_commands_data_dir, tmp_path):
     workdir = tmp_path / "nan"
-    process = fixtures_train.run_main([f"--workdir={workdir}"] + fixtures_train.gin_args(
-        ["mel", "datasets/synthetic_commands"],
-        fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3) + [
-            # After the first batch of epoch 2 every weight becomes NaN, so the loss of
-            # its second batch is NaN (after that batch's update, as in real divergence).
-            "train.extra_callbacks = [@InjectNaNAfterBatches()]",
-            "InjectNaNAfterBatches.num_batches = 3"]), fault_injection=True)
+    process = fixtures_train.run_main(
+        [f"--workdir={workdir}"]
+        + fixtures_train.gin_args(
+            ["mel", "datasets/synthetic_commands"],
+            fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3)
+            + [
+                # After the first batch of epoch 2 every weight becomes NaN, so the loss of
+                # its second batch is NaN (after that batch's update, as in real divergence).
+                "train.extra_callbacks = [@InjectNaNAfterBatches()]",
+                "InjectNaNAfterBatches.num_batches = 3",
+            ],
+        ),
+        fault_injection=True,
+    )
     assert process.returncode != 0
-    assert "NaN or infinite at epoch 2, batch 2" in process.stderr, fixtures_train.describe(
-        process)
+    assert "NaN or infinite at epoch 2, batch 2" in process.stderr, fixtures_train.describe(process)
     checkpoints = workdir / "checkpoints"
     with open(checkpoints / "last.json") as f:
         assert json.load(f)["epoch"] == 1
@@ -119,6 +131,6 @@ def test_mirrored_on_two_cpus_matches_single_device(synthetic_commands_data_dir,
     process = fixtures_train.run_script(code)
     assert process.returncode == 0, fixtures_train.describe(process)
     line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["replicas"] == {"default": 1, "mirrored": 2}
     assert result["worst"] < 1e-4, result
