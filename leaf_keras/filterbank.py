@@ -220,32 +220,25 @@ def _elementwise_activation(activation, inputs):
     )
 
 
-def _overrides_call(layer, *bases):
-    """Whether `layer`'s class has its own `call` (not one of `bases`'):
-    the fused engine computes the bases' `call`, so a subclass that changes
-    it runs on the layers engine, where its `call` runs."""
-    return all(type(layer).call is not base.call for base in bases)
+def _overrides_call(layer, bases):
+    """Whether `layer` subclasses one of `bases` but has its own `call`: the
+    fused engine computes the bases' `call`, so such a subclass runs on the
+    layers engine, where its `call` runs."""
+    return isinstance(layer, bases) and all(type(layer).call is not base.call for base in bases)
 
 
 def check_fusable(conv, activation, pool):
     """Raises ValueError naming the stage the fused engine cannot compute."""
-    overridden = [
-        layer
-        for layer, bases in (
-            (conv, (convolution.ParametricConv1D, keras.layers.Conv1D)),
-            (activation, (stages.SquaredModulus, keras.layers.ReLU, keras.layers.LeakyReLU)),
-            (pool, _FUSABLE_POOLINGS),
-        )
-        if _overrides_call(layer, *bases)
-    ]
-    known = isinstance(conv, (convolution.ParametricConv1D, keras.layers.Conv1D)) and isinstance(
-        pool, _FUSABLE_POOLINGS
-    )
-    if known and overridden:
-        raise ValueError(
-            f"{overridden[0]!r} overrides `call`, which the fused filterbank "
-            "would not run; use filterbank='layers'."
-        )
+    for layer, bases in (
+        (conv, (convolution.ParametricConv1D, keras.layers.Conv1D)),
+        (activation, (stages.SquaredModulus, keras.layers.ReLU, keras.layers.LeakyReLU)),
+        (pool, _FUSABLE_POOLINGS),
+    ):
+        if _overrides_call(layer, bases):
+            raise ValueError(
+                f"{layer!r} overrides `call`, which the fused filterbank would not run; "
+                "use filterbank='layers'."
+            )
     if isinstance(conv, convolution.ParametricConv1D):
         conv_ok = conv.strides == 1 and conv.padding == "same" and not conv.use_bias
     elif isinstance(conv, keras.layers.Conv1D):

@@ -1,4 +1,10 @@
-"""Frontend contract: shapes, serialization, jit, mixed precision, bad input."""
+"""leaf_keras.frontend: LEAF and its learnable baselines (and the frontend
+contract the mel baselines share): shapes, serialization, jit, mixed
+precision, bad input, and `Leaf(band_limited=True)`.
+
+The fused and layers engines of the filterbank stage are compared in
+test_filterbank.py, the band-limited layer itself in test_band_limited.py.
+"""
 
 import os
 
@@ -8,10 +14,12 @@ import pytest
 
 import leaf_keras
 
+import layer_test
+import testing_utils
+
 FRONTENDS = {
     "leaf": leaf_keras.Leaf,
-    "leaf_preemp_norm": lambda: leaf_keras.Leaf(preemp=True,
-                                                mean_var_norm=True),
+    "leaf_preemp_norm": lambda: leaf_keras.Leaf(preemp=True, mean_var_norm=True),
     "tfbanks": leaf_keras.TimeDomainFilterbanks,
     "sincnet": leaf_keras.SincNet,
     "sincnet_plus": leaf_keras.SincNetPlus,
@@ -33,15 +41,18 @@ def _expected_frames(frontend, time):
 
 @pytest.fixture
 def waveforms():
-    return (np.random.default_rng(0).standard_normal((2, TIME)) * 0.1
-            ).astype(np.float32)
+    return (np.random.default_rng(0).standard_normal((2, TIME)) * 0.1).astype(np.float32)
 
 
 @pytest.mark.parametrize("name", sorted(FRONTENDS))
 def test_contract_attributes_and_shapes(name, waveforms):
     frontend = FRONTENDS[name]()
-    assert (frontend.sample_rate, frontend.n_filters, frontend.window_size,
-            frontend.stride) == (16000, 40, 401, 160)
+    assert (frontend.sample_rate, frontend.n_filters, frontend.window_size, frontend.stride) == (
+        16000,
+        40,
+        401,
+        160,
+    )
     out = _np(frontend(waveforms))
     assert out.shape == (2, _expected_frames(frontend, TIME), 40)
     out3 = _np(frontend(waveforms[:, :, None]))
@@ -51,113 +62,33 @@ def test_contract_attributes_and_shapes(name, waveforms):
     assert frontend.compute_output_shape((None, None)) == (None, None, 40)
 
 
-# Frontends whose filterbank the fused engine can compute, with the stages
-# it fuses. Each factory takes the Leaf arguments (e.g. filterbank=...).
-FUSED = {
-    # Gabor FFT correlation, squared modulus, Gaussian pooling.
-    "leaf_preemp": lambda **kw: leaf_keras.Leaf(preemp=True, **kw),
-    # Free Conv1D filters, squared modulus, shared VALID pooling.
-    "tfbanks": leaf_keras.TimeDomainFilterbanks,
-    # Sinc filters, LeakyReLU, max pooling (-inf padding).
-    "sincnet": leaf_keras.SincNet,
-    # An odd channel count: the last pair has a zero imaginary filter.
-    "sincnet_5_filters": lambda **kw: leaf_keras.SincNet(n_filters=5, **kw),
-    # Sinc filters, LeakyReLU, Gaussian pooling.
-    "sincnet_plus": leaf_keras.SincNetPlus,
-    # Unit-norm free filters, ReLU, per-channel learnable pooling.
-    "normalized_relu_channelwise": lambda **kw: leaf_keras.Leaf(
-        conv1d_cls=leaf_keras.NormalizedConv1D,
-        activation=keras.layers.ReLU(),
-        pooling_cls=leaf_keras.ChannelWiseLearnablePooling1D,
-        pooling_init=leaf_keras.LowpassInit(), compression_fn=None, **kw),
-}
-
-
-@pytest.mark.parametrize("name", sorted(FUSED))
-def test_fused_engine_equals_layers_engine(name, waveforms):
-    """The fused engine computes convolution, activation and pooling as one
-    channels-first pass: it must equal the layers engine (the sub-layers one
-    after the other) with the same weights, in value and in gradient, for
-    every fusable combination of stages."""
-    import testing_utils  # pylint: disable=g-import-not-at-top
-    fused_model = FUSED[name]()
-    layers_model = FUSED[name](filterbank="layers")
-    assert isinstance(fused_model.filterbank, leaf_keras.FusedFilterbank)
-    assert type(layers_model.filterbank) is leaf_keras.Filterbank
-    fused_model.build(waveforms.shape)
-    layers_model.build(waveforms.shape)
-    # Move the filter and pooling parameters away from their initial values.
-    rng = np.random.default_rng(1)
-    layers_model.set_weights([w * rng.uniform(0.8, 1.2, w.shape)
-                              for w in fused_model.get_weights()])
-    fused_model.set_weights(layers_model.get_weights())
-
-    fused, staged = _np(fused_model(waveforms)), _np(layers_model(waveforms))
-    assert fused.shape == staged.shape
-    np.testing.assert_allclose(fused, staged, rtol=1e-4,
-                               atol=1e-4 * np.abs(staged).max())
-    cotangent = keras.ops.convert_to_tensor(
-        rng.standard_normal(fused.shape).astype(np.float32))
-    _, fused_grads = testing_utils.value_and_gradients(
-        lambda: keras.ops.sum(fused_model(waveforms) * cotangent),
-        fused_model.trainable_weights)
-    _, staged_grads = testing_utils.value_and_gradients(
-        lambda: keras.ops.sum(layers_model(waveforms) * cotangent),
-        layers_model.trainable_weights)
-    for weight, fused_grad, staged_grad in zip(
-            fused_model.trainable_weights, fused_grads, staged_grads):
-        np.testing.assert_allclose(
-            fused_grad, staged_grad, rtol=1e-4,
-            atol=1e-4 * np.abs(staged_grad).max(), err_msg=weight.path)
-
-
-@pytest.mark.parametrize("name", sorted(FUSED))
-def test_fused_filterbank_traces_with_an_unknown_batch(name, waveforms):
-    """A graph traced with an unknown batch (as `model.fit` traces on
-    TensorFlow) keeps the static channel count the poolings reshape with."""
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("only TensorFlow traces graphs with an unknown batch")
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    frontend = FUSED[name]()
-    expected = _np(frontend(waveforms))
-    traced = tf.function(frontend, input_signature=[
-        tf.TensorSpec((None, TIME), tf.float32)])
-    np.testing.assert_allclose(_np(traced(waveforms)), expected, rtol=1e-5,
-                               atol=1e-6)
-
-
-def test_auto_engine_falls_back_to_layers_for_stages_it_cannot_fuse():
-    # An activation with act(0) != 0, or one the fused engine does not
-    # know, runs layer by layer; asking for the fused engine names why not.
-    for kwargs in ({"activation": keras.layers.Activation("tanh")},
-                   {"pooling_cls": leaf_keras.pooling.MaxPooling1D,
-                    "activation": keras.layers.Softmax()},
-                   {"activation": keras.layers.ReLU(threshold=0.5)}):
-        model = leaf_keras.Leaf(**kwargs)
-        assert model.filterbank.engine == "layers"
-        with pytest.raises(ValueError, match="fused filterbank needs"):
-            leaf_keras.Leaf(filterbank="fused", **kwargs)
-    assert leaf_keras.Leaf().filterbank.engine == "fused"
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    ({"filterbank": "fast"}, "filterbank must be one of"),
-    ({"filterbank": "layers", "band_limited": True}, "contradicts"),
-    ({"filterbank": "band_limited",
-      "conv1d_cls": leaf_keras.SincConv1D}, "cannot replace"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"filterbank": "fast"}, "filterbank must be one of"),
+        ({"filterbank": "layers", "band_limited": True}, "contradicts"),
+        ({"filterbank": "band_limited", "conv1d_cls": leaf_keras.SincConv1D}, "cannot replace"),
+    ],
+)
 def test_bad_engine_arguments_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         leaf_keras.Leaf(**kwargs)
 
 
 ENGINES = {
-    **{f"leaf_{engine}": (lambda engine=engine: leaf_keras.Leaf(
-        preemp=True, mean_var_norm=True, spec_augment=True,
-        filterbank=engine)) for engine in ("fused", "layers", "band_limited")},
-    **{f"{name}_{engine}": (lambda name=name, engine=engine: FUSED[name](
-        filterbank=engine)) for name in ("tfbanks", "sincnet", "sincnet_plus")
-       for engine in ("fused", "layers")},
+    **{
+        f"leaf_{engine}": (
+            lambda engine=engine: leaf_keras.Leaf(
+                preemp=True, mean_var_norm=True, spec_augment=True, filterbank=engine
+            )
+        )
+        for engine in ("fused", "layers", "band_limited")
+    },
+    **{
+        f"{name}_{engine}": (lambda name=name, engine=engine: FRONTENDS[name](filterbank=engine))
+        for name in ("tfbanks", "sincnet", "sincnet_plus")
+        for engine in ("fused", "layers")
+    },
 }
 
 
@@ -174,9 +105,11 @@ def test_every_listed_stage_runs_its_call(name, waveforms):
         watched += [fb.conv, fb.activation, fb.pooling]
     calls = []
     for layer in watched:
+
         def counted(*args, _call=layer.call, _layer=layer, **kwargs):
             calls.append(_layer)
             return _call(*args, **kwargs)
+
         layer.call = counted
     frontend(waveforms, training=True)
     assert [layer for layer in watched if layer not in calls] == []
@@ -193,15 +126,14 @@ def test_leaf_gabor_helpers():
 
 @pytest.mark.parametrize("name", sorted(FRONTENDS))
 def test_save_load_round_trip(name, waveforms, tmp_path):
-    model = keras.Sequential([FRONTENDS[name](),
-                              keras.layers.GlobalAveragePooling1D(),
-                              keras.layers.Dense(3)])
+    model = keras.Sequential(
+        [FRONTENDS[name](), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3)]
+    )
     expected = _np(model(waveforms))
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(_np(restored(waveforms)), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(_np(restored(waveforms)), expected, rtol=1e-5, atol=1e-5)
     frontend = model.layers[0]
     clone = frontend.__class__.from_config(frontend.get_config())
     assert clone.get_config() == frontend.get_config()
@@ -211,15 +143,13 @@ def test_functional_model_with_unknown_time_and_jit(waveforms):
     inputs = keras.Input((None,))
     features = leaf_keras.Leaf()(inputs)
     assert tuple(features.shape) == (None, None, 40)
-    outputs = keras.layers.Dense(2)(keras.layers.GlobalMaxPooling1D()(
-        features))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalMaxPooling1D()(features))
     model = keras.Model(inputs, outputs)
     eager = _np(model(waveforms))
     # torch.compile (Keras' jit on torch) takes ~1.5 min to compile here; the
     # XLA-compiled TensorFlow/JAX paths are the ones that matter for speed.
     model.compile(jit_compile=keras.backend.backend() != "torch")
-    np.testing.assert_allclose(model.predict(waveforms, verbose=0), eager,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.predict(waveforms, verbose=0), eager, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -238,20 +168,22 @@ def test_mixed_precision_close_to_float32(policy, name, waveforms):
     assert np.isfinite(actual).all()
     # Half precision keeps ~3 (float16) or ~2 (bfloat16) significant digits.
     tolerance = 2e-2 if policy == "mixed_float16" else 6e-2
-    assert np.abs(actual - expected).max() <= tolerance * np.abs(
-        expected).max()
+    assert np.abs(actual - expected).max() <= tolerance * np.abs(expected).max()
 
 
 @pytest.mark.parametrize("name", sorted(FRONTENDS))
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((TIME,), np.float32), "rank 1"),
-    (np.zeros((1, TIME, 1, 1), np.float32), "rank 4|incompatible shape"),
-    (np.zeros((1, TIME, 2), np.float32), "2 channels|incompatible shape"),
-    (np.zeros((1, TIME), np.int16), "dtype int16"),
-    (np.zeros((1, TIME), bool), "dtype bool"),
-    (np.zeros((1, 100), np.float32), "at least 401 samples"),
-    (np.zeros((0, TIME), np.float32), "empty batch"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((TIME,), np.float32), "rank 1"),
+        (np.zeros((1, TIME, 1, 1), np.float32), "rank 4|incompatible shape"),
+        (np.zeros((1, TIME, 2), np.float32), "2 channels|incompatible shape"),
+        (np.zeros((1, TIME), np.int16), "dtype int16"),
+        (np.zeros((1, TIME), bool), "dtype bool"),
+        (np.zeros((1, 100), np.float32), "at least 401 samples"),
+        (np.zeros((0, TIME), np.float32), "empty batch"),
+    ],
+)
 def test_bad_input_raises_clear_value_error(name, bad, message):
     frontend = FRONTENDS[name]()
     if "incompatible" in message:
@@ -263,14 +195,154 @@ def test_bad_input_raises_clear_value_error(name, bad, message):
 @pytest.mark.parametrize("name", sorted(FRONTENDS))
 def test_silence_and_loud_input_give_finite_outputs_and_gradients(name):
     import testing_utils  # pylint: disable=g-import-not-at-top
+
     frontend = FRONTENDS[name]()
-    loud = (np.random.default_rng(0).standard_normal((1, TIME)) * 1e3
-            ).astype(np.float32)
+    loud = (np.random.default_rng(0).standard_normal((1, TIME)) * 1e3).astype(np.float32)
     for inputs in (np.zeros((1, TIME), np.float32), loud):
         output = _np(frontend(inputs))
         assert np.isfinite(output).all()
         weights = frontend.trainable_weights
         if weights:
             _, grads = testing_utils.value_and_gradients(
-                lambda x=inputs: keras.ops.sum(frontend(x)), weights)
+                lambda x=inputs: keras.ops.sum(frontend(x)), weights
+            )
             assert all(np.isfinite(g).all() for g in grads if g is not None)
+
+
+# ------------------------------------------------ Leaf(band_limited=True)
+# The opt-in decimated engine wired into the frontend: same weights as the
+# exact path, output within 1e-2 of it (after PCEN) at initialization and
+# with the reference's trained-like perturbed weights, config and .keras
+# round trips. (The layer itself, BandLimitedGaborPooling, is tested in
+# test_band_limited.py.)
+TOLERANCE = 1e-2
+
+
+@pytest.fixture(scope="module")
+def reference_waveforms():
+    return testing_utils.load_reference()["input"]
+
+
+def _copy_exact_weights(exact, fast):
+    """Copies Gabor, pooling and PCEN weights from an exact to a fast Leaf."""
+    fused = fast.band_limited_filterbank
+    fused.set_weights([exact.complex_conv.get_weights()[0], exact.pooling.get_weights()[0]])
+    fast.compression_fn.set_weights(exact.compression_fn.get_weights())
+
+
+def test_initial_output_matches_exact_path(reference_waveforms):
+    exact = leaf_keras.Leaf()
+    fast = leaf_keras.Leaf(band_limited=True)
+    expected = keras.ops.convert_to_numpy(exact(reference_waveforms))
+    actual = keras.ops.convert_to_numpy(fast(reference_waveforms))
+    assert actual.shape == expected.shape == (2, 100, 40)
+    error = testing_utils.relative_error(actual, expected)
+    print(f"band-limited vs exact at init: {error:.2e}")
+    assert error <= TOLERANCE
+
+
+def test_perturbed_weights_match_exact_path(reference_waveforms):
+    reference = testing_utils.load_reference()
+    exact = leaf_keras.Leaf()
+    leaf_keras.load_leaf_audio_weights(
+        exact, testing_utils.case_entries(reference, "leaf_perturbed", "weight")
+    )
+    fast = leaf_keras.Leaf(band_limited=True)
+    fast(reference_waveforms[:, :800])  # build
+    _copy_exact_weights(exact, fast)
+    expected = keras.ops.convert_to_numpy(exact(reference_waveforms))
+    actual = keras.ops.convert_to_numpy(fast(reference_waveforms))
+    error = testing_utils.relative_error(actual, expected)
+    print(f"band-limited vs exact, perturbed weights: {error:.2e}")
+    assert error <= TOLERANCE
+
+
+def test_gabor_parameters_are_shared_between_modes():
+    exact = leaf_keras.Leaf()
+    fast = leaf_keras.Leaf(band_limited=True)
+    np.testing.assert_allclose(
+        fast.gabor_center_frequencies_hz(), exact.gabor_center_frequencies_hz(), rtol=1e-6
+    )
+    np.testing.assert_allclose(fast.gabor_bandwidths_hz(), exact.gabor_bandwidths_hz(), rtol=1e-6)
+    assert fast.complex_conv is None
+    assert fast.pooling is fast.band_limited_filterbank
+
+
+def test_keras_round_trip(tmp_path, reference_waveforms):
+    model = keras.Sequential(
+        [
+            keras.Input((None,)),
+            leaf_keras.Leaf(band_limited=True),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    clip = reference_waveforms[:, :4000]
+    expected = model.predict(clip, verbose=0)
+    path = os.path.join(tmp_path, "band_limited.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.layers[0].band_limited
+    np.testing.assert_allclose(restored.predict(clip, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rejects_non_gabor_stages():
+    with pytest.raises(ValueError, match="band_limited"):
+        leaf_keras.SincNet(band_limited=True)
+    with pytest.raises(ValueError, match="band_limited"):
+        leaf_keras.TimeDomainFilterbanks(band_limited=True)
+
+
+# ------------------------------------------------------ layer contracts
+# The frontends own their stages, created under the global dtype policy.
+# With 1200 samples: ceil(1200 / 160) = 8 frames (TimeDomainFilterbanks'
+# VALID pooling: (1200 - 401) // 160 + 1 = 5). The default configurations
+# on this file's `waveforms`: the tests above run the same shapes (on JAX,
+# where every eager op compiles once per shape, they share the compilations).
+def test_leaf_layer_contract(waveforms):
+    # Gabor kernel, pooling widths, PCEN alpha, delta, root and smoothing.
+    layer_test.run_layer_test(
+        leaf_keras.Leaf,
+        input_data=waveforms,
+        expected_output_shape=(2, 8, 40),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=6,
+        expected_num_non_trainable_weights=0,
+    )
+
+
+def test_time_domain_filterbanks_layer_contract(waveforms):
+    # Free Gabor-initialized filters and the shared pooling filter.
+    layer_test.run_layer_test(
+        leaf_keras.TimeDomainFilterbanks,
+        input_data=waveforms,
+        expected_output_shape=(2, 5, 40),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
+    )
+
+
+def test_sincnet_layer_contract(waveforms):
+    # Sinc cutoffs, layer normalization gamma and beta.
+    layer_test.run_layer_test(
+        leaf_keras.SincNet,
+        input_data=waveforms,
+        expected_output_shape=(2, 8, 40),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=3,
+        expected_num_non_trainable_weights=0,
+    )
+
+
+def test_sincnet_plus_layer_contract(waveforms):
+    # Sinc cutoffs and pooling widths learned; the PCEN is fixed (alpha,
+    # delta, root and smoothing are non-trainable weights).
+    layer_test.run_layer_test(
+        leaf_keras.SincNetPlus,
+        input_data=waveforms,
+        expected_output_shape=(2, 8, 40),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=4,
+    )

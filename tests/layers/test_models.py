@@ -1,13 +1,18 @@
-"""Tests of leaf_keras.models on the current Keras backend (tiny inputs, small widths)."""
+"""Tests of leaf_keras.models on the current Keras backend (tiny inputs, small widths).
 
-import numpy as np
-import pytest
+The PANN encoders (leaf_keras.pann, re-exported by models) are tested in
+test_pann.py; the parametrized tests below that cover every encoder stay here.
+"""
 
 import keras
+import numpy as np
+import pytest
 from keras import ops
 
 from leaf_keras import models
 from leaf_keras.spec_augment import SpecAugment
+
+import layer_test
 
 BINS = 16
 # On JAX every eagerly run op is compiled once per shape, which makes eager training of
@@ -104,86 +109,12 @@ def test_conv_block_layer_order_matches_original():
     kinds = [type(layer).__name__ for layer in block.stack]
     unit = ["Conv2D", "Activation", "BatchNormalization", "Dropout"]
     assert kinds == unit + unit + ["MaxPooling2D"]
-    assert [layer.kernel_size for layer in block.stack if hasattr(layer, "kernel_size")] == [(3, 1), (1, 3)]
+    assert [layer.kernel_size for layer in block.stack if hasattr(layer, "kernel_size")] == [
+        (3, 1),
+        (1, 3),
+    ]
     plain = models.ConvBlock(4, use_batch_norm=False, max_pooling=False)
     assert [type(layer).__name__ for layer in plain.stack] == ["Conv2D", "Activation"] * 2
-
-
-def test_pann_default_is_cnn14_without_building():
-    pann = models.PANN()
-    blocks = [layer for layer in pann.stack if isinstance(layer, models.PANNConvBlock)]
-    assert [block.filters for block in blocks] == [64, 128, 256, 512, 1024, 2048]
-    assert [block.pool_size for block in blocks] == [(2, 2)] * 5 + [(1, 1)]
-    assert [layer.rate for layer in pann.stack if isinstance(layer, keras.layers.Dropout)] == [0.2] * 6
-    assert pann.compute_output_shape((None, None, 64, 1)) == (None, None, 2, 2048)
-    assert pann.compute_output_shape((3, 101, 40, 1)) == (3, 4, 2, 2048)
-
-
-def test_pann_average_pooling_handles_inputs_smaller_than_the_pools():
-    pann = models.PANN(depth=3, dropout_rate=0.0)
-    assert tuple(_numpy(pann(_features(1, 3, 2))).shape) == (1, 1, 1, 256)
-
-
-def test_pann_conv_block_matches_manual_computation():
-    block = models.PANNConvBlock(3, (2, 2))
-    features = _features(1, 4, 4, channels=2)
-    out = _numpy(block(features, training=False))
-    # Rebuild the computation with numpy: conv ("same", no bias) -> BN (inference) -> ReLU.
-    x = features[0]
-    for conv, norm in ((block.stack[0], block.stack[1]), (block.stack[3], block.stack[4])):
-        kernel = _numpy(conv.kernel)
-        padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
-        y = np.zeros(x.shape[:2] + (kernel.shape[-1],), "float32")
-        for i in range(x.shape[0]):
-            for j in range(x.shape[1]):
-                y[i, j] = np.einsum("abc,abcd->d", padded[i:i + 3, j:j + 3], kernel)
-        scale = _numpy(norm.gamma) / np.sqrt(_numpy(norm.moving_variance) + norm.epsilon)
-        x = np.maximum((y - _numpy(norm.moving_mean)) * scale + _numpy(norm.beta), 0.0)
-    expected = x.reshape(2, 2, 2, 2, 3).mean(axis=(1, 3))
-    np.testing.assert_allclose(out[0], expected, rtol=1e-4, atol=1e-5)
-
-
-def test_pann_wav_block_shapes():
-    block = models.PANNWavBlock(8, 4)
-    waveforms = _waveforms(2, 103)[..., None]
-    assert tuple(_numpy(block(waveforms)).shape) == (2, 25, 8)
-    assert block.compute_output_shape((2, 103, 1)) == (2, 25, 8)
-    dilations = [layer.dilation_rate for layer in block.stack if isinstance(layer, keras.layers.Conv1D)]
-    assert dilations == [(1,), (2,)]
-
-
-# ---------------------------------------------------------------------------- WaveGram
-
-
-def test_wavegram_on_raw_waveforms():
-    wavegram = models.WaveGram()
-    waveforms = _waveforms(2, 3200)
-    out = _numpy(wavegram(waveforms, training=False))
-    assert out.shape == (2, 5, 64) and np.all(np.isfinite(out))
-    np.testing.assert_allclose(_numpy(wavegram(waveforms[..., None], training=False)), out, rtol=1e-6)
-    # 4156 samples: ceil(4156 / 5) = 832 -> 208 -> 52 -> 13 -> ceil(13 / 2) = 7 frames; one
-    # sample less gives 831 -> 207 -> 51 -> 12 -> 6 (the max poolings drop partial windows).
-    for samples, frames in ((4156, 7), (4155, 6)):
-        assert tuple(_numpy(wavegram(_waveforms(1, samples))).shape) == (1, frames, 64)
-        assert wavegram.compute_output_shape((1, samples)) == (1, frames, 64)
-    assert _output_shape_with_none_time(models.WaveGram(), (None,)) == (None, None, 64)
-    assert (wavegram.n_filters, wavegram.stride, wavegram.sample_rate) == (64, 640, 16000)
-    assert wavegram.window_size == 2556
-
-
-def test_wavegram_receptive_field_is_window_size():
-    wavegram = models.WaveGram()
-    samples, frame = 6400, 5  # an interior frame, away from the "same" padding
-    positions = np.arange(0, samples, 80)
-    # One example per perturbed sample; in inference mode examples do not interact.
-    waveforms = np.repeat(_waveforms(1, samples), len(positions) + 1, axis=0)
-    waveforms[np.arange(1, len(positions) + 1), positions] += 1.0
-    out = _numpy(wavegram(waveforms, training=False))[:, frame]
-    affected = positions[np.any(out[1:] != out[0], axis=1)]
-    assert len(affected) > 5
-    # Everything that influences the frame lies within window_size samples of it.
-    assert affected[-1] - affected[0] <= wavegram.window_size
-    assert affected[0] <= frame * wavegram.stride <= affected[-1]
 
 
 # ---------------------------------------------------------------------------- EfficientNet
@@ -211,7 +142,9 @@ def test_efficientnet_shapes_small_inputs_and_no_imagenet_preprocessing(efficien
     assert tuple(_numpy(encoder(_features(1, 5, 3), training=False)).shape) == (1, 1, 1, 1280)
 
 
-@pytest.mark.skipif(ON_JAX, reason="EfficientNet-B0 training costs minutes of XLA compilation on JAX/CPU")
+@pytest.mark.skipif(
+    ON_JAX, reason="EfficientNet-B0 training costs minutes of XLA compilation on JAX/CPU"
+)
 def test_efficientnet_classifier_trains_and_round_trips(efficientnet_encoder, tmp_path):
     model = models.AudioClassifier(3, encoder=efficientnet_encoder, use_batch_norm=False)
     restored = _train_save_load(model, _features(2, 20, 8, channels=0), 3, tmp_path)
@@ -224,12 +157,23 @@ def test_efficientnet_classifier_trains_and_round_trips(efficientnet_encoder, tm
 @pytest.mark.parametrize(
     "make_model, inputs, run_eagerly",
     [
-        (lambda: models.AudioClassifier(3, encoder=models.ConvNet([4, 8])), _features(4, 24, BINS, 0),
-         False),
-        (lambda: models.AudioClassifier(3, encoder=models.PANN(depth=2, dropout_rate=0.1)),
-         _features(4, 12, 8, 0), True),
-        (lambda: models.AudioClassifier(3, frontend=models.WaveGram(), encoder=models.ConvNet([4]),
-                                        pooling="avg"), _waveforms(4, 3200), True),
+        (
+            lambda: models.AudioClassifier(3, encoder=models.ConvNet([4, 8])),
+            _features(4, 24, BINS, 0),
+            False,
+        ),
+        (
+            lambda: models.AudioClassifier(3, encoder=models.PANN(depth=2, dropout_rate=0.1)),
+            _features(4, 12, 8, 0),
+            True,
+        ),
+        (
+            lambda: models.AudioClassifier(
+                3, frontend=models.WaveGram(), encoder=models.ConvNet([4]), pooling="avg"
+            ),
+            _waveforms(4, 3200),
+            True,
+        ),
     ],
     ids=["convnet_compiled", "pann", "wavegram"],
 )
@@ -300,8 +244,14 @@ def test_classifier_shapes_with_none_time():
         models.PANN(depth=3, dropout_rate=0.1),
         models.WaveGram(sample_rate=8000),
         models.EfficientNetB0Encoder(min_size=40),
-        models.AudioClassifier(3, frontend=models.WaveGram(), encoder=models.ConvNet([4]),
-                               pooling="avg", use_batch_norm=False, head_activation="sigmoid"),
+        models.AudioClassifier(
+            3,
+            frontend=models.WaveGram(),
+            encoder=models.ConvNet([4]),
+            pooling="avg",
+            use_batch_norm=False,
+            head_activation="sigmoid",
+        ),
     ],
     ids=lambda layer: type(layer).__name__,
 )
@@ -344,3 +294,78 @@ def test_bad_input_shapes_raise():
         models.EfficientNetB0Encoder().build((None, None, 8, None))
     with pytest.raises(ValueError, match=r"\(batch, frames, bins\[, channels\]\).*\(2, 5\)"):
         models.AudioClassifier(2)(np.zeros((2, 5), "float32"))
+
+
+# ---------------------------------------------------------------------------- layer contracts
+# The blocks create their sub-layers (convolutions, batch normalizations) under the
+# global dtype policy. Batch normalization runs in inference mode (no `training`).
+# The configurations and inputs of test_encoder_shapes_keep_none_time (or their first
+# blocks): on JAX, where every eager op compiles once per shape, they share its
+# compilations.
+
+
+def test_conv_block_layer_contract():
+    # Two convolutions (kernel, bias) and two batch normalizations (gamma, beta; moving
+    # mean and variance).
+    layer_test.run_layer_test(
+        models.ConvBlock,
+        {"filters": 4, "max_pooling": False},
+        input_data=_features(),
+        expected_output_shape=(2, 24, BINS, 4),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=4,
+    )
+
+
+def test_conv_net_layer_contract():
+    # Two pooling blocks (the encoder of the classifier below): 24 x 16 -> 6 x 4.
+    layer_test.run_layer_test(
+        models.ConvNet,
+        {"filters": [4, 8], "dropout": 0.1},
+        input_data=_features(),
+        expected_output_shape=(2, 6, 4, 8),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=16,
+        expected_num_non_trainable_weights=8,
+    )
+
+
+def test_efficientnet_encoder_layer_contract():
+    # An untrained EfficientNet-B0 with inference-mode batch norm and no input
+    # normalization scales its input by ~1e-6: unit inputs give outputs (~1e-7) in
+    # float16's subnormal range, where float16 keeps no relative precision. Inputs of
+    # amplitude 100 keep them (~1e-2) in its normal range.
+    skip = {}
+    if ON_JAX:
+        skip = {
+            "call": "running EfficientNet-B0 eagerly on JAX/CPU costs minutes of XLA "
+            "compilation (see test_efficientnet_shapes_...)",
+            "symbolic_none_time": "building EfficientNet-B0 on JAX/CPU compiles its "
+            "initializers (~1 min); its None-time output shape is "
+            "checked by test_efficientnet_shapes_...",
+        }
+    layer_test.run_layer_test(
+        models.EfficientNetB0Encoder,
+        input_shape=(1, 8, 8, 1),
+        input_range=(-100.0, 100.0),
+        expected_output_shape=(1, 1, 1, 1280),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=211,
+        expected_num_non_trainable_weights=98,
+        skip=skip,
+    )
+
+
+def test_audio_classifier_layer_contract():
+    # Features (batch, frames, bins) to logits: the output has no time axis. Weights:
+    # the features' batch normalization, two ConvBlocks and the dense head.
+    layer_test.run_layer_test(
+        lambda **kwargs: models.AudioClassifier(3, encoder=models.ConvNet([4, 8]), **kwargs),
+        input_data=_features(channels=0),
+        expected_output_shape=(2, 3),
+        output_time_axis=None,
+        mixed_precision_via="global",
+        expected_num_trainable_weights=20,
+        expected_num_non_trainable_weights=10,
+    )

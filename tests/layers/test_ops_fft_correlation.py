@@ -8,6 +8,9 @@ exact algorithms: on a long input (2 x ~0.9-1.1 s, five or more blocks)
 they must agree with each other and with a float64 scipy reference to
 float32 round-off, in value and in gradient, for lengths that fill the last
 block exactly and lengths that do not.
+
+On short inputs, `fft_conv1d`, `overlap_add_conv1d` and
+`correlation_outputs` must equal numpy's direct SAME correlation.
 """
 
 import keras
@@ -16,11 +19,11 @@ import pytest
 import scipy.signal
 
 import leaf_keras
-import testing_utils
 from leaf_keras import filterbank
-from leaf_keras import pooling
 from leaf_keras import stages
 from leaf_keras.ops import fft_correlation
+
+import testing_utils
 
 KERNEL_SIZE = 401
 LEFT = (KERNEL_SIZE - 1) // 2
@@ -38,18 +41,25 @@ def _complex_filters(rng, channels=3):
     t = np.arange(KERNEL_SIZE) - LEFT
     sigma = rng.uniform(20.0, 120.0, (channels, 1))
     mu = rng.uniform(0.1, 3.0, (channels, 1))
-    filters = np.exp(-t**2 / (2 * sigma**2) + 1j * mu * t) / sigma
+    filters = np.exp(-(t**2) / (2 * sigma**2) + 1j * mu * t) / sigma
     return filters.real.astype(np.float32), filters.imag.astype(np.float32)
 
 
 def _reference_correlation(x, filters):
     """float64 `z[b, c, n] = sum_m xp[b, n + m] h_c[m]` (SAME, TF rule)."""
-    padded = np.pad(x.astype(np.float64),
-                    [[0, 0], [LEFT, KERNEL_SIZE - 1 - LEFT]])
+    padded = np.pad(x.astype(np.float64), [[0, 0], [LEFT, KERNEL_SIZE - 1 - LEFT]])
     # scipy.signal.correlate conjugates its second argument.
-    return np.stack([np.stack([
-        scipy.signal.correlate(row, np.conj(h), mode="valid", method="fft")
-        for h in filters]) for row in padded])
+    return np.stack(
+        [
+            np.stack(
+                [
+                    scipy.signal.correlate(row, np.conj(h), mode="valid", method="fft")
+                    for h in filters
+                ]
+            )
+            for row in padded
+        ]
+    )
 
 
 @pytest.mark.parametrize("time", [5 * CORRELATION_HOP, 18000])
@@ -62,63 +72,66 @@ def test_correlation_outputs_blocks_match_single_and_scipy(time):
     filters = real.astype(np.float64) + 1j * imag
     expected = _reference_correlation(x, filters)
     # d loss / d filters and d loss / d x of loss = sum(Re z cr + Im z ci).
-    padded = np.pad(x.astype(np.float64),
-                    [[0, 0], [LEFT, KERNEL_SIZE - 1 - LEFT]])
+    padded = np.pad(x.astype(np.float64), [[0, 0], [LEFT, KERNEL_SIZE - 1 - LEFT]])
     expected_grads = [
-        sum(np.stack([scipy.signal.correlate(padded[b], cotangent[b, c],
-                                             mode="valid", method="fft")
-                      for c in range(3)]) for b in range(2))
-        for cotangent in (cotangent_real, cotangent_imag)]
+        sum(
+            np.stack(
+                [
+                    scipy.signal.correlate(padded[b], cotangent[b, c], mode="valid", method="fft")
+                    for c in range(3)
+                ]
+            )
+            for b in range(2)
+        )
+        for cotangent in (cotangent_real, cotangent_imag)
+    ]
     expected_grad_x = sum(
-        np.stack([scipy.signal.convolve(cotangent[b, c], h[c], method="fft")
-                  for b in range(2)]) for c in range(3)
+        np.stack([scipy.signal.convolve(cotangent[b, c], h[c], method="fft") for b in range(2)])
+        for c in range(3)
         for cotangent, h in ((cotangent_real, real), (cotangent_imag, imag))
-    )[:, LEFT:LEFT + time]
+    )[:, LEFT : LEFT + time]
 
-    variables = [keras.Variable(x), keras.Variable(real),
-                 keras.Variable(imag)]
-    cotangents = [keras.ops.convert_to_tensor(cotangent)
-                  for cotangent in (cotangent_real, cotangent_imag)]
+    variables = [keras.Variable(x), keras.Variable(real), keras.Variable(imag)]
+    cotangents = [
+        keras.ops.convert_to_tensor(cotangent) for cotangent in (cotangent_real, cotangent_imag)
+    ]
+
     def correlation(x, real, imag, method):
         # [channels, batch, L >= time] -> [batch, channels, time].
         z_real, z_imag = fft_correlation.correlation_outputs(
-            x, real, imag, start=0, length=time, implementation=method)
-        return tuple(keras.ops.transpose(part[:, :, :time], (1, 0, 2))
-                     for part in (z_real, z_imag))
+            x, real, imag, start=0, length=time, implementation=method
+        )
+        return tuple(keras.ops.transpose(part[:, :, :time], (1, 0, 2)) for part in (z_real, z_imag))
 
     for method in ("blocks", "single"):
         z_real, z_imag = correlation(x, real, imag, method)
         assert tuple(z_real.shape) == (2, 3, time)
-        assert testing_utils.relative_error(
-            np.stack([_np(z_real), _np(z_imag)]),
-            np.stack([expected.real, expected.imag])) < TOLERANCE, method
+        assert (
+            testing_utils.relative_error(
+                np.stack([_np(z_real), _np(z_imag)]), np.stack([expected.real, expected.imag])
+            )
+            < TOLERANCE
+        ), method
 
         def loss(method=method):
             z_real, z_imag = correlation(*variables, method)
-            return (keras.ops.sum(z_real * cotangents[0]) +
-                    keras.ops.sum(z_imag * cotangents[1]))
+            return keras.ops.sum(z_real * cotangents[0]) + keras.ops.sum(z_imag * cotangents[1])
 
-        _, (grad_x, grad_real, grad_imag) = testing_utils.value_and_gradients(
-            loss, variables)
-        assert testing_utils.relative_error(
-            grad_real, expected_grads[0]) < TOLERANCE, method
-        assert testing_utils.relative_error(
-            grad_imag, expected_grads[1]) < TOLERANCE, method
-        assert testing_utils.relative_error(
-            grad_x, expected_grad_x) < TOLERANCE, method
+        _, (grad_x, grad_real, grad_imag) = testing_utils.value_and_gradients(loss, variables)
+        assert testing_utils.relative_error(grad_real, expected_grads[0]) < TOLERANCE, method
+        assert testing_utils.relative_error(grad_imag, expected_grads[1]) < TOLERANCE, method
+        assert testing_utils.relative_error(grad_x, expected_grad_x) < TOLERANCE, method
 
 
 def _reference_leaf_energies(x, conv, pool):
     """float64 Gabor correlation, squared modulus and SAME Gaussian pooling."""
     real, imag = (_np(part) for part in conv.complex_filters())
-    energies = np.abs(_reference_correlation(
-        x, real.astype(np.float64) + 1j * imag))**2
+    energies = np.abs(_reference_correlation(x, real.astype(np.float64) + 1j * imag)) ** 2
     window = _np(pool.lowpass_filters()).astype(np.float64)  # [K, channels]
     time = x.shape[1]
     frames = -(-time // pool.strides)
     pad_total = max((frames - 1) * pool.strides + pool.kernel_size - time, 0)
-    energies = np.pad(energies, [[0, 0], [0, 0],
-                                 [pad_total // 2, pad_total - pad_total // 2]])
+    energies = np.pad(energies, [[0, 0], [0, 0], [pad_total // 2, pad_total - pad_total // 2]])
     starts = np.arange(frames) * pool.strides
     taps = starts[:, None] + np.arange(pool.kernel_size)  # [frames, K]
     # [batch, channels, frames, K] . [K, channels] -> [batch, frames, channels]
@@ -148,14 +161,14 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
     rng = np.random.default_rng(time)
     x = (0.1 * rng.standard_normal((2, time))).astype(np.float32)
     expected = _reference_leaf_energies(x, conv, pool)
-    cotangent = keras.ops.convert_to_tensor(
-        rng.standard_normal(expected.shape).astype(np.float32))
+    cotangent = keras.ops.convert_to_tensor(rng.standard_normal(expected.shape).astype(np.float32))
     preemp = leaf.preemp_conv
     weights = [conv.kernel, pool.kernel, preemp.kernel]
     grads = {}
     for method in ("blocks", "single"):
-        fused = filterbank.FusedFilterbank(conv, stages.SquaredModulus(), pool,
-                                           implementation=method)
+        fused = filterbank.Filterbank(
+            conv, stages.SquaredModulus(), pool, engine="fused", implementation=method
+        )
         energies = _np(fused(x[:, :, None]))
         assert energies.shape == expected.shape
         assert testing_utils.relative_error(energies, expected) < TOLERANCE
@@ -177,52 +190,81 @@ def test_leaf_energies_blocks_match_single_and_scipy(time):
         return keras.ops.sum(outputs * cotangent)
 
     _, staged_grads = testing_utils.value_and_gradients(staged_loss, weights)
-    for blocked, single, staged in zip(grads["blocks"], grads["single"],
-                                       staged_grads):
+    for blocked, single, staged in zip(grads["blocks"], grads["single"], staged_grads):
         assert testing_utils.relative_error(blocked, single) < TOLERANCE
         assert testing_utils.relative_error(blocked, staged) < TOLERANCE
 
 
-@pytest.mark.parametrize("padding", ["same", "valid"])
-@pytest.mark.parametrize("time", [401, 1000, 1761])
-def test_pool_padded_channels_major_matches_layer(padding, time):
-    pool = pooling.GaussianLowpass(401, 160, padding=padding,
-                                   kernel_initializer="ones")
-    rng = np.random.default_rng(time)
-    x = rng.random((2, time, 3)).astype(np.float32)
-    pool.build(x.shape)
-    pool.kernel.assign(rng.uniform(0.1, 0.6, (1, 1, 3, 1)))
-    expected = _np(pool(x))
-    frames, left, length = pool.padded_layout(time)
-    padded = np.pad(np.transpose(x, (2, 0, 1)),
-                    [[0, 0], [0, 0], [left, max(length - time - left, 0)]])
-    channels_major = _np(pool.pool_padded_channels_major(
-        padded[:, :, :length], frames))
-    np.testing.assert_allclose(np.transpose(channels_major, (1, 2, 0)),
-                               expected, rtol=1e-5, atol=1e-6)
-
-
 def test_unknown_time_uses_blocks_under_tf_function():
     if keras.backend.backend() != "tensorflow":
-        pytest.skip("a dynamic time axis inside a compiled function is a "
-                    "TensorFlow graph feature")
+        pytest.skip("a dynamic time axis inside a compiled function is a TensorFlow graph feature")
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     leaf = leaf_keras.Leaf()
-    x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))
-         ).astype(np.float32)
+    x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))).astype(np.float32)
     eager = _np(leaf(x))
-    graph = tf.function(leaf, input_signature=[
-        tf.TensorSpec((None, None), tf.float32)])
+    graph = tf.function(leaf, input_signature=[tf.TensorSpec((None, None), tf.float32)])
     np.testing.assert_allclose(graph(x).numpy(), eager, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"implementation": "fft"}, "implementation must be"),
-    ({"implementation": "blocks", "fft_length": 512}, "leaves a hop of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"implementation": "fft"}, "implementation must be"),
+        ({"implementation": "blocks", "fft_length": 512}, "leaves a hop of"),
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, message):
     real, imag = _complex_filters(np.random.default_rng(0))
     x = np.zeros((1, 2000), np.float32)
     with pytest.raises(ValueError, match=message):
-        fft_correlation.correlation_outputs(x, real, imag, start=0,
-                                            length=2000, **kwargs)
+        fft_correlation.correlation_outputs(x, real, imag, start=0, length=2000, **kwargs)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 4, 31])
+@pytest.mark.parametrize("function", ["fft", "overlap_add"])
+def test_fft_convolutions_match_a_direct_same_correlation(kernel_size, function):
+    rng = np.random.default_rng(kernel_size)
+    x = rng.standard_normal((2, 300, 1)).astype(np.float32)
+    h = rng.standard_normal((kernel_size, 1, 3)).astype(np.float32)
+    left = (kernel_size - 1) // 2
+    padded = np.pad(x[:, :, 0], [[0, 0], [left, kernel_size - 1 - left]])
+    expected = np.stack(
+        [
+            np.stack([np.correlate(padded[b], h[:, 0, c], "valid") for c in range(3)], -1)
+            for b in range(2)
+        ]
+    )
+    if function == "fft":
+        actual = leaf_keras.fft_conv1d(x, h)
+    else:
+        actual = leaf_keras.overlap_add_conv1d(x, h, fft_length=64)
+    np.testing.assert_allclose(_np(actual), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 4, 31])
+def test_correlation_outputs_match_numpy(kernel_size):
+    from leaf_keras.ops import fft_correlation  # pylint: disable=g-import-not-at-top
+
+    rng = np.random.default_rng(kernel_size)
+    x = rng.standard_normal((2, 300)).astype(np.float32)
+    h = (rng.standard_normal((3, kernel_size)) + 1j * rng.standard_normal((3, kernel_size))).astype(
+        np.complex64
+    )
+    left = (kernel_size - 1) // 2
+    padded = np.pad(x, [[0, 0], [left, kernel_size - 1 - left]])
+    # np.correlate conjugates its second argument: pass conj(h).
+    expected = np.stack(
+        [
+            np.stack([np.correlate(padded[b], np.conj(h[c]), "valid") for c in range(3)])
+            for b in range(2)
+        ]
+    )
+    real, imag = fft_correlation.correlation_outputs(
+        x, h.real.copy(), h.imag.copy(), start=0, length=300
+    )
+    # [channels, batch, time] -> [batch, channels, time]
+    real, imag = (np.transpose(_np(part), (1, 0, 2)) for part in (real, imag))
+    assert real.shape == (2, 3, 300)
+    np.testing.assert_allclose(real, expected.real, atol=1e-4)
+    np.testing.assert_allclose(imag, expected.imag, atol=1e-4)

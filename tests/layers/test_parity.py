@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import leaf_keras
+
 import testing_utils
 
 TOLERANCE = 1e-4
@@ -38,8 +39,7 @@ CASES = {
     "sincnet_plus_perturbed": leaf_keras.SincNetPlus,
 }
 SENSITIVITY_DRAWS = 3
-ROUND_OFF_SENSITIVE = ("sincnet", "sincnet_perturbed", "sincnet_plus",
-                       "sincnet_plus_perturbed")
+ROUND_OFF_SENSITIVE = ("sincnet", "sincnet_perturbed", "sincnet_plus", "sincnet_plus_perturbed")
 SUMMARY = {}
 
 
@@ -51,7 +51,8 @@ def reference():
 def _build(case, reference):
     frontend = CASES[case]()
     variables = leaf_keras.load_leaf_audio_weights(
-        frontend, testing_utils.case_entries(reference, case, "weight"))
+        frontend, testing_utils.case_entries(reference, case, "weight")
+    )
     return frontend, variables
 
 
@@ -64,16 +65,13 @@ def _errors_against(frontend, variables, case, reference, inputs):
     def loss_fn():
         return keras.ops.sum(frontend(inputs) * cotangent)
 
-    loss, grads = testing_utils.value_and_gradients(
-        loss_fn, [variables[name] for name in names])
-    values = {"output": keras.ops.convert_to_numpy(frontend(inputs)),
-              "loss": loss}
+    loss, grads = testing_utils.value_and_gradients(loss_fn, [variables[name] for name in names])
+    values = {"output": keras.ops.convert_to_numpy(frontend(inputs)), "loss": loss}
     values.update({f"grad/{n}": g for n, g in zip(names, grads)})
     return values
 
 
-def _round_off_sensitivity(frontend, variables, case, reference, inputs,
-                           values):
+def _round_off_sensitivity(frontend, variables, case, reference, inputs, values):
     """Largest relative change of each quantity under one-ulp perturbations.
 
     Each of `SENSITIVITY_DRAWS` draws recomputes everything with the input
@@ -89,20 +87,17 @@ def _round_off_sensitivity(frontend, variables, case, reference, inputs,
     weight perturbation.
     """
     sensitivity = {key: 0.0 for key in values}
-    originals = {name: keras.ops.convert_to_numpy(variable)
-                 for name, variable in variables.items()}
+    originals = {name: keras.ops.convert_to_numpy(variable) for name, variable in variables.items()}
     for seed in range(SENSITIVITY_DRAWS):
         rng = np.random.default_rng(seed)
-        noisy = (inputs * (1.0 + 1e-7 * rng.standard_normal(inputs.shape))
-                 ).astype(np.float32)
-        changed = {"input": _errors_against(frontend, variables, case,
-                                            reference, noisy)}
+        noisy = (inputs * (1.0 + 1e-7 * rng.standard_normal(inputs.shape))).astype(np.float32)
+        changed = {"input": _errors_against(frontend, variables, case, reference, noisy)}
         for name, value in originals.items():
-            variables[name].assign(value * (1.0 + 1e-7 * rng.standard_normal(
-                value.shape)).astype(value.dtype))
+            variables[name].assign(
+                value * (1.0 + 1e-7 * rng.standard_normal(value.shape)).astype(value.dtype)
+            )
         try:
-            changed["weights"] = _errors_against(frontend, variables, case,
-                                                 reference, noisy)
+            changed["weights"] = _errors_against(frontend, variables, case, reference, noisy)
         finally:
             for name, value in originals.items():
                 variables[name].assign(value)
@@ -110,9 +105,9 @@ def _round_off_sensitivity(frontend, variables, case, reference, inputs,
             for key in values:
                 if kind == "weights" and key == "grad/kernel":
                     continue
-                sensitivity[key] = max(sensitivity[key],
-                                       testing_utils.relative_error(
-                                           noisy_values[key], values[key]))
+                sensitivity[key] = max(
+                    sensitivity[key], testing_utils.relative_error(noisy_values[key], values[key])
+                )
     return sensitivity
 
 
@@ -123,35 +118,35 @@ def test_output_and_gradients_match_leaf_audio(case, reference):
     expected_grads = testing_utils.case_entries(reference, case, "grad")
     # Every trainable weight of the port has a reference gradient and back.
     assert {id(v) for v in frontend.trainable_weights} == {
-        id(variables[name]) for name in expected_grads}
+        id(variables[name]) for name in expected_grads
+    }
 
     values = _errors_against(frontend, variables, case, reference, inputs)
-    expected = {"output": reference[f"{case}/output"],
-                "loss": reference[f"{case}/loss"]}
+    expected = {"output": reference[f"{case}/output"], "loss": reference[f"{case}/loss"]}
     expected.update({f"grad/{n}": g for n, g in expected_grads.items()})
-    errors = {key: testing_utils.relative_error(values[key], expected[key])
-              for key in expected}
+    errors = {key: testing_utils.relative_error(values[key], expected[key]) for key in expected}
     worst = max(errors, key=errors.get)
     SUMMARY[case] = (errors[worst], worst)
-    print(f"\n[{keras.backend.backend()}] {case}: worst relative error "
-          f"{errors[worst]:.2e} ({worst})")
+    print(
+        f"\n[{keras.backend.backend()}] {case}: worst relative error {errors[worst]:.2e} ({worst})"
+    )
     assert values["output"].shape == expected["output"].shape
 
     tolerances = {key: TOLERANCE for key in expected}
     if case in ROUND_OFF_SENSITIVE:
         # Measure how much float32 round-off alone moves each quantity.
-        sensitivity = _round_off_sensitivity(frontend, variables, case,
-                                             reference, inputs, values)
+        sensitivity = _round_off_sensitivity(frontend, variables, case, reference, inputs, values)
         for key in expected:
             tolerances[key] = max(TOLERANCE, 10.0 * sensitivity[key])
         # The loss contracts the output with the cotangent: one noise draw
         # can under-estimate its sensitivity, the output's bounds it.
         tolerances["loss"] = max(tolerances["loss"], tolerances["output"])
-        print("  round-off sensitive case; tolerances " + ", ".join(
-            f"{k}: {v:.1e}" for k, v in tolerances.items()))
+        print(
+            "  round-off sensitive case; tolerances "
+            + ", ".join(f"{k}: {v:.1e}" for k, v in tolerances.items())
+        )
         # The white-noise example is well conditioned: it must meet 1e-4.
-        assert testing_utils.relative_error(
-            values["output"][0], expected["output"][0]) <= TOLERANCE
+        assert testing_utils.relative_error(values["output"][0], expected["output"][0]) <= TOLERANCE
     for key, error in errors.items():
         assert error <= tolerances[key], (case, key, error, tolerances[key])
 
@@ -162,28 +157,23 @@ def test_reference_initial_weights_match_initializers(reference):
     for case in ("leaf", "tfbanks", "sincnet", "sincnet_plus"):
         frontend = CASES[case]()
         frontend(reference["input"][:, :1000])
-        targets = leaf_keras.leaf_audio_weights.leaf_audio_variable_map(
-            frontend)
-        for name, value in testing_utils.case_entries(
-                reference, case, "weight").items():
+        targets = leaf_keras.leaf_audio_weights.leaf_audio_variable_map(frontend)
+        for name, value in testing_utils.case_entries(reference, case, "weight").items():
             key = leaf_keras.leaf_audio_weights._canonical(name, case)  # pylint: disable=protected-access
             if key.startswith("PCEN/simple_rnn"):
                 continue
             ours = keras.ops.convert_to_numpy(targets[key])
-            np.testing.assert_allclose(ours, value, rtol=1e-5, atol=1e-6,
-                                       err_msg=f"{case}: {name}")
+            np.testing.assert_allclose(ours, value, rtol=1e-5, atol=1e-6, err_msg=f"{case}: {name}")
 
 
 def test_loader_names_bad_weights(reference):
     frontend = leaf_keras.Leaf()
     weights = testing_utils.case_entries(reference, "leaf", "weight")
     with pytest.raises(ValueError, match="unknown weight 'leaf/bogus'"):
-        leaf_keras.load_leaf_audio_weights(
-            frontend, {**weights, "leaf/bogus": np.zeros(3)})
+        leaf_keras.load_leaf_audio_weights(frontend, {**weights, "leaf/bogus": np.zeros(3)})
     missing = dict(weights)
     missing.pop("leaf/PCEN/alpha")
     with pytest.raises(ValueError, match="no value for PCEN/alpha"):
         leaf_keras.load_leaf_audio_weights(frontend, missing)
     with pytest.raises(ValueError, match="has shape"):
-        leaf_keras.load_leaf_audio_weights(
-            frontend, {**weights, "kernel": np.zeros((3, 2))})
+        leaf_keras.load_leaf_audio_weights(frontend, {**weights, "kernel": np.zeros((3, 2))})

@@ -13,13 +13,19 @@ import numpy as np
 import pytest
 
 import leaf_keras  # noqa: F401  (registers the classes)
+
 import testing_utils
 
 LEGACY_DIR = os.path.join(testing_utils.DATA_DIR, "legacy_keras")
 # frontend file -> the engine its filterbank runs after loading.
-ENGINES = {"leaf": "fused", "leaf_band_limited": "band_limited",
-           "tfbanks": "fused", "sincnet": "fused", "sincnet_plus": "fused",
-           "mel_pcen": None}
+ENGINES = {
+    "leaf": "fused",
+    "leaf_band_limited": "band_limited",
+    "tfbanks": "fused",
+    "sincnet": "fused",
+    "sincnet_plus": "fused",
+    "mel_pcen": None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +55,25 @@ def test_resaved_file_uses_the_new_layout(name, tmp_path, saved_outputs):
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(restored(saved_outputs["inputs"])),
         keras.ops.convert_to_numpy(model(saved_outputs["inputs"])),
-        rtol=1e-6, atol=1e-7)
+        rtol=1e-6,
+        atol=1e-7,
+    )
 
 
 def test_weights_move_between_the_exact_engines(tmp_path, saved_outputs):
     """Both exact engines are one class: a checkpoint of one loads into the
     other (same weight paths) and gives the same outputs."""
     x = saved_outputs["inputs"]
-    fused = keras.Sequential([keras.Input((None,)),
-                              leaf_keras.Leaf(filterbank="fused")])
+    fused = keras.Sequential([keras.Input((None,)), leaf_keras.Leaf(filterbank="fused")])
     rng = np.random.default_rng(0)
-    fused.set_weights([w * rng.uniform(0.9, 1.1, w.shape)
-                       for w in fused.get_weights()])
+    fused.set_weights([w * rng.uniform(0.9, 1.1, w.shape) for w in fused.get_weights()])
     path = str(tmp_path / "fused.weights.h5")
     fused.save_weights(path)
-    layers = keras.Sequential([keras.Input((None,)),
-                               leaf_keras.Leaf(filterbank="layers")])
+    layers = keras.Sequential([keras.Input((None,)), leaf_keras.Leaf(filterbank="layers")])
     layers.load_weights(path)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layers(x)),
-                               keras.ops.convert_to_numpy(fused(x)),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layers(x)),
+        keras.ops.convert_to_numpy(fused(x)),
+        rtol=1e-4,
+        atol=1e-5,
+    )

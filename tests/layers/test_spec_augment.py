@@ -1,12 +1,13 @@
 """Tests of leaf_keras.spec_augment.SpecAugment on the current Keras backend."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from leaf_keras.spec_augment import SpecAugment
+
+import layer_test
 
 BATCH, FRAMES, BINS = 64, 50, 24
 NO_WARP = dict(time_warp_max_frames=0)
@@ -64,8 +65,12 @@ def test_identity_when_not_training():
 def test_masks_are_whole_zero_bands_within_documented_widths():
     features = _positive_features()
     layer = SpecAugment(
-        freq_mask_max_bins=7, freq_mask_count=2, time_mask_max_frames=9, time_mask_count=3,
-        seed=3, **NO_WARP,
+        freq_mask_max_bins=7,
+        freq_mask_count=2,
+        time_mask_max_frames=9,
+        time_mask_count=3,
+        seed=3,
+        **NO_WARP,
     )
     out = _run(layer, features)
     zero = out == 0.0
@@ -81,7 +86,9 @@ def test_masks_are_whole_zero_bands_within_documented_widths():
             assert len(runs) <= count
             assert flags.sum() <= count * (max_width - 1)
     # Single masks: one contiguous band whose widths cover {0, ..., max - 1} over the batch.
-    single = SpecAugment(freq_mask_max_bins=6, freq_mask_count=1, time_mask_count=0, seed=4, **NO_WARP)
+    single = SpecAugment(
+        freq_mask_max_bins=6, freq_mask_count=1, time_mask_count=0, seed=4, **NO_WARP
+    )
     masked_bins = (_run(single, features) == 0).all(axis=1)
     assert all(len(_runs_of_true(flags)) <= 1 for flags in masked_bins)
     widths = masked_bins.sum(axis=1)
@@ -92,8 +99,12 @@ def test_masks_are_whole_zero_bands_within_documented_widths():
 def test_time_mask_max_ratio_caps_width():
     features = _positive_features()
     layer = SpecAugment(
-        time_mask_max_frames=40, time_mask_count=1, time_mask_max_ratio=0.1, freq_mask_count=0,
-        seed=5, **NO_WARP,
+        time_mask_max_frames=40,
+        time_mask_count=1,
+        time_mask_max_ratio=0.1,
+        freq_mask_count=0,
+        seed=5,
+        **NO_WARP,
     )
     widths = (_run(layer, features) == 0).all(axis=2).sum(axis=1)
     assert widths.max() == int(0.1 * FRAMES)
@@ -182,7 +193,9 @@ def test_trains_in_compiled_model_with_none_time_axis():
         assert np.isfinite(loss)
     # Inference is deterministic (augmentation off).
     features = _positive_features(batch=4)
-    np.testing.assert_allclose(model.predict(features, verbose=0), model.predict(features, verbose=0))
+    np.testing.assert_allclose(
+        model.predict(features, verbose=0), model.predict(features, verbose=0)
+    )
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.function specific")
@@ -230,3 +243,32 @@ def test_bad_input_rank_raises():
         SpecAugment()(np.ones((2, 10), "float32"), training=True)
     with pytest.raises(ValueError, match="got shape"):
         SpecAugment()(np.ones((2, 10, 4, 3), "float32"), training=True)
+
+
+def test_spec_augment_layer_contract():
+    # The features of the tests above (on JAX, where every eager op compiles once per
+    # shape, they share their compilations). Inference (the default, and what a saved
+    # model does): the identity.
+    layer_test.run_layer_test(
+        SpecAugment,
+        {"seed": 0},
+        input_data=_positive_features(),
+        expected_output_shape=(BATCH, FRAMES, BINS),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
+    )
+    # Training: masks and warps, also traced with a None time axis and under the mixed
+    # policies. A layer with the same seed, called as often, draws the same masks: the
+    # clone and the mixed layers are called twice (build, compare) like the layer is
+    # before its outputs are recorded.
+    layer_test.run_layer_test(
+        SpecAugment,
+        {"seed": 0},
+        input_data=_positive_features(),
+        call_kwargs={"training": True},
+        expected_output_shape=(BATCH, FRAMES, BINS),
+        skip={
+            "keras_file_round_trip": "the saved model's generator state has moved on "
+            "since the outputs compared with were drawn"
+        },
+    )

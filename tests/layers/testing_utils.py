@@ -10,8 +10,7 @@ import os
 import keras
 import numpy as np
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "data")
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 REFERENCE_PATH = os.path.join(DATA_DIR, "leaf_audio_reference.npz")
 
 
@@ -24,8 +23,7 @@ def load_reference():
 def case_entries(reference, case, kind):
     """`{name: array}` of `<case>/<kind>/<name>` entries (kind: weight, grad)."""
     prefix = f"{case}/{kind}/"
-    return {key[len(prefix):]: value for key, value in reference.items()
-            if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in reference.items() if key.startswith(prefix)}
 
 
 def value_and_gradients(loss_fn, variables):
@@ -45,6 +43,7 @@ def value_and_gradients(loss_fn, variables):
         return np.asarray(to_numpy(loss_fn())), []
     if backend == "tensorflow":
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
         with tf.GradientTape() as tape:
             loss = loss_fn()
         grads = tape.gradient(loss, [v.value for v in variables])
@@ -56,17 +55,19 @@ def value_and_gradients(loss_fn, variables):
             with keras.StatelessScope(state_mapping=mapping):
                 return loss_fn()
 
-        loss, grads = jax.value_and_grad(loss_of)(
-            [v.value for v in variables])
+        loss, grads = jax.value_and_grad(loss_of)([v.value for v in variables])
     elif backend == "torch":
         import torch  # pylint: disable=g-import-not-at-top
+
         values = [v.value for v in variables]
         loss = loss_fn()
         grads = torch.autograd.grad(loss, values, allow_unused=True)
     else:
         raise ValueError(f"Unsupported backend {backend}.")
-    return (np.asarray(to_numpy(loss)),
-            [None if g is None else np.asarray(to_numpy(g)) for g in grads])
+    return (
+        np.asarray(to_numpy(loss)),
+        [None if g is None else np.asarray(to_numpy(g)) for g in grads],
+    )
 
 
 def gradients_of_input(fn, inputs):
@@ -74,6 +75,7 @@ def gradients_of_input(fn, inputs):
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
         x = tf.convert_to_tensor(inputs)
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -81,9 +83,11 @@ def gradients_of_input(fn, inputs):
         grad = tape.gradient(loss, x)
     elif backend == "jax":
         import jax  # pylint: disable=g-import-not-at-top
+
         grad = jax.grad(fn)(jax.numpy.asarray(inputs))
     else:
         import torch  # pylint: disable=g-import-not-at-top
+
         x = torch.tensor(inputs, requires_grad=True)
         grad = torch.autograd.grad(fn(x), x)[0]
     return np.asarray(keras.ops.convert_to_numpy(grad))

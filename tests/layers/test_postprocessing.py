@@ -1,0 +1,104 @@
+"""leaf_keras.postprocessing: PCEN, its moving average, log compression, instance norm."""
+
+import keras
+import numpy as np
+
+import leaf_keras
+
+import layer_test
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def test_pcen_scan_matches_a_sequential_loop():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 2.0, (2, 150, 3)).astype(np.float32)  # > 2 chunks
+    pcen = leaf_keras.PCENLayer(
+        alpha=0.9,
+        smooth_coef=0.1,
+        delta=1.5,
+        root=3.0,
+        floor=1e-6,
+        trainable=True,
+        learn_smooth_coef=True,
+        per_channel_smooth_coef=True,
+    )
+    actual = _np(pcen(x))
+    state = x[:, 0]
+    smooth = np.empty_like(x)
+    for t in range(x.shape[1]):
+        state = 0.1 * x[:, t] + 0.9 * state
+        smooth[:, t] = state
+    expected = (x / (1e-6 + smooth) ** 0.9 + 1.5) ** (1 / 3) - 1.5 ** (1 / 3)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_instance_normalization_per_channel_over_time():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 50, 4)).astype(np.float32) * 3 + 1
+    y = _np(leaf_keras.InstanceNormalization()(x))
+    expected = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(y, expected, atol=1e-4)
+
+
+# Non-negative energies [batch, frames, channels], as the poolings give them,
+# of the shape of the scan test above (on JAX, where every eager op compiles
+# once per shape, they share its compilations).
+ENERGIES = {"input_shape": (2, 150, 3), "input_range": (0.0, 2.0)}
+
+
+def test_pcen_layer_contract():
+    # The learnable PCEN of the scan test above; its moving average is a
+    # sub-layer, created under the global dtype policy.
+    layer_test.run_layer_test(
+        leaf_keras.PCENLayer,
+        {
+            "alpha": 0.9,
+            "smooth_coef": 0.1,
+            "delta": 1.5,
+            "root": 3.0,
+            "floor": 1e-6,
+            "trainable": True,
+            "learn_smooth_coef": True,
+            "per_channel_smooth_coef": True,
+        },
+        **ENERGIES,
+        expected_output_shape=(2, 150, 3),
+        mixed_precision_via="global",
+        expected_num_trainable_weights=4,
+        expected_num_non_trainable_weights=0,
+    )
+
+
+def test_exponential_moving_average_layer_contract():
+    layer_test.run_layer_test(
+        leaf_keras.ExponentialMovingAverage,
+        {"coeff_init": 0.1, "per_channel": True, "trainable": True},
+        **ENERGIES,
+        expected_output_shape=(2, 150, 3),
+        expected_num_trainable_weights=1,
+        expected_num_non_trainable_weights=0,
+    )
+
+
+def test_log_compression_layer_contract():
+    layer_test.run_layer_test(
+        leaf_keras.LogCompression,
+        {"log_offset": 1e-5},
+        **ENERGIES,
+        expected_output_shape=(2, 150, 3),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
+    )
+
+
+def test_instance_normalization_layer_contract():
+    layer_test.run_layer_test(
+        leaf_keras.InstanceNormalization,
+        input_shape=(2, 50, 4),
+        expected_output_shape=(2, 50, 4),
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
+    )
