@@ -8,6 +8,7 @@ notebooks can call them directly:
     metrics = experiment.run_experiment(workdir="/tmp/run")
 """
 
+import inspect
 import os
 
 from absl import logging
@@ -22,14 +23,22 @@ from experiments import export as export_lib
 from experiments import train as train_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Read before the user's files: the paper's recipe, encoder and the macros that frontend
+# files use, so frontend, dataset and recipe files compose in any number.
+BASE_CONFIG = "gin/common.gin"
 
 
 # Whether gin already resolves `include 'gin/...'` against the repository root.
 _SEARCH_PATH_ADDED = False
 
 
-def parse_gin(config_files, bindings):
-    """Parses gin files and bindings, then rejects unknown parameter names.
+def parse_gin(config_files, bindings, base_config=BASE_CONFIG):
+    """Parses `base_config`, the gin files and the bindings, then checks every name.
+
+    Args:
+        config_files: gin files, read in order after `base_config` (later ones override).
+        bindings: gin bindings, applied after the files.
+        base_config: the file read first (None: none).
 
     Raises:
         ValueError / IOError: gin's error for an unknown configurable, a bad binding or
@@ -40,8 +49,19 @@ def parse_gin(config_files, bindings):
     if not _SEARCH_PATH_ADDED:
         gin.add_config_file_search_path(REPO_ROOT)
         _SEARCH_PATH_ADDED = True
-    gin.parse_config_files_and_bindings(config_files, bindings)
+    files = list(config_files)
+    if base_config is not None:
+        files.insert(0, base_config)
+    gin.parse_config_files_and_bindings(files, bindings)
     configurables.validate_bindings()
+
+
+def configured_workdir(workdir=None):
+    """The workdir `run_experiment` writes to: `workdir`, else its gin binding or default."""
+    if workdir:
+        return workdir
+    default = inspect.signature(run_experiment).parameters["workdir"].default
+    return gin.get_bindings("run_experiment").get("workdir", default)
 
 
 @gin.configurable(denylist=["strategy"])
@@ -91,5 +111,6 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
             workdir,
             task.multi_label,
             extra_info={"class_names": list(task.class_names), "sample_rate": task.sample_rate},
+            preprocessing=task.eval_preprocessing,
         )
     return results

@@ -41,6 +41,54 @@ def test_every_gin_file_parses_and_validates(path):
     assert gin.query_parameter("load_task.dataset")
 
 
+FRONTEND_FILES = (
+    "leaf",
+    "leaf_band_limited",
+    "mel",
+    "mel_pcen",
+    "sincnet",
+    "sincnet_plus",
+    "tfbanks",
+)
+
+
+@pytest.mark.parametrize("frontend_file", FRONTEND_FILES)
+def test_a_frontend_file_after_the_quickstart_swaps_only_the_frontend(frontend_file):
+    experiment.parse_gin(["gin/quickstart.gin"], [])
+    quickstart = {
+        name: gin.query_parameter(name)
+        for name in (
+            "load_task.dataset",
+            "load_task.batch_size",
+            "train.num_epochs",
+            "train.learning_rate",
+            "ConvNet.filters",
+            "ConvNet.use_batch_norm",
+            "AudioClassifier.use_batch_norm",
+        )
+    }
+    assert quickstart["load_task.dataset"] == "synthetic_commands"
+    gin.clear_config()
+    experiment.parse_gin(["gin/quickstart.gin", f"gin/{frontend_file}.gin"], [])
+    for name, value in quickstart.items():
+        assert gin.query_parameter(name) == value, name
+    with open(os.path.join(GIN_DIR, f"{frontend_file}.gin")) as f:
+        text = f.read()
+    # Frontend files bind frontends only: no data, recipe or encoder.
+    for prefix in ("load_task.", "train.", "ConvNet.", "include 'gin/common.gin'"):
+        assert f"\n{prefix}" not in text, prefix
+
+
+def test_the_paper_recipe_is_read_first_and_any_file_overrides_it():
+    experiment.parse_gin(["gin/mel.gin"], [])
+    assert gin.query_parameter("load_task.dataset") == "speech_commands"
+    assert gin.query_parameter("train.learning_rate") == 1e-4
+    gin.clear_config()
+    experiment.parse_gin(["gin/mel.gin", "gin/datasets/speech_commands_folder.gin"], [])
+    assert gin.query_parameter("load_task.dataset") == "speech_commands_folder"
+    assert gin.query_parameter("train.learning_rate") == 1e-4
+
+
 _PAPER = {"n_filters": 40, "window_size": 401, "stride": 160, "sample_rate": 16000}
 
 
