@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from experiments.data import audio_io
 from experiments.data import preprocessing
 from experiments.data import resample as resample_lib
 
@@ -103,13 +104,55 @@ def resolve_spec(dataset: str) -> TfdsTaskSpec:
     return TFDS_TASKS[dataset]
 
 
-def prepare(name: str, data_dir: str | None, manual_dir: str | None = None, download: bool = True):
-    """The TFDS builder `name`, downloaded and prepared in `data_dir` if `download`."""
+def prepare(
+    name: str,
+    data_dir: str | None,
+    manual_dir: str | None = None,
+    download: bool = False,
+    how_to_get: str | None = None,
+):
+    """The TFDS builder `name`, prepared in `data_dir`.
+
+    A builder that is not prepared yet is prepared only when asked: with `download`, or
+    from the local files of `manual_dir`. A dataset of gigabytes is never fetched because a
+    config named it.
+
+    Args:
+        name: TFDS builder name ("nsynth/full").
+        data_dir: TFDS data directory (None = TFDS default).
+        manual_dir: folder of manually downloaded files, for builders that need one.
+        download: let TFDS download and prepare the dataset.
+        how_to_get: what the error tells a user to do (default: the `download` binding).
+
+    Raises:
+        DataNotFoundError: the dataset is not prepared and neither `download` nor
+            `manual_dir` says where to get it.
+    """
     builder = tfds.builder(name, data_dir=data_dir)
-    if download:
-        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-        builder.download_and_prepare(download_config=config)
+    if builder.is_prepared():
+        return builder
+    if not (download or manual_dir):
+        raise audio_io.DataNotFoundError(_not_prepared_message(builder, name, data_dir, how_to_get))
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    builder.download_and_prepare(download_config=config)
     return builder
+
+
+def _not_prepared_message(builder, name, data_dir, how_to_get):
+    if how_to_get is None:
+        try:
+            size = builder.info.download_size
+        except Exception:  # pylint: disable=broad-except
+            size = None  # Some builders only know their size after preparing.
+        size = f" ({size} to download)" if size else ""
+        how_to_get = (
+            f'download and prepare it{size} with --gin_bindings="load_task.download = True"'
+        )
+    where = "load_task.data_dir" + ("" if data_dir else " (now None: ~/tensorflow_datasets)")
+    return (
+        f"TFDS dataset {name!r} is not prepared: looked for {builder.data_dir}. To use it, "
+        f"{how_to_get}, or set {where} to a TFDS data directory that holds it."
+    )
 
 
 def read_splits(builder, splits: dict, convert) -> dict:
@@ -132,7 +175,7 @@ def load_splits(
     data_dir: str | None,
     target_rate: int,
     manual_dir: str | None = None,
-    download: bool = True,
+    download: bool = False,
 ):
     """Reads a TFDS task's splits as unbatched (float32 [time], int32 label) datasets.
 
@@ -142,6 +185,7 @@ def load_splits(
         target_rate: output sample rate; audio is resampled (integer ratios only).
         manual_dir: manual download folder for datasets that need one.
         download: let TFDS download and prepare the dataset if it is not prepared.
+            Without it an unprepared dataset raises DataNotFoundError.
 
     Returns:
         (datasets dict with "train"/"validation"/"test", class_names tuple).

@@ -10,8 +10,11 @@ from experiments.data import tfds_tasks
 
 
 def _load(name, **kwargs):
+    # mock_data replaces download_and_prepare, which download=True calls; nothing is fetched.
     with tfds.testing.mock_data(num_examples=6):
-        task = data.load_task(name, batch_size=4, eval_batch_size=4, shuffle_buffer=8, **kwargs)
+        task = data.load_task(
+            name, batch_size=4, eval_batch_size=4, shuffle_buffer=8, download=True, **kwargs
+        )
         batches = {
             split: [(a.numpy(), l.numpy()) for a, l in getattr(task, split)]
             for split in ("train", "validation", "test")
@@ -60,6 +63,23 @@ def test_speaker_ids_are_mapped_to_contiguous_labels():
 def test_generic_tfds_name():
     task, _ = _load("tfds:crema_d")
     assert task.num_classes == 6
+
+
+def test_an_unprepared_dataset_is_never_downloaded_implicitly(tmp_path):
+    data_dir = tmp_path / "tfds"
+    with pytest.raises(FileNotFoundError) as error:
+        data.load_task("speech_commands", data_dir=str(data_dir))
+    message = str(error.value)
+    assert "'speech_commands' is not prepared" in message
+    assert str(data_dir / "speech_commands") in message
+    assert "load_task.download = True" in message
+    # Nothing was fetched or created.
+    assert not (data_dir / "downloads").exists()
+
+
+def test_audioset_without_manual_dir_says_where_to_put_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="load_task.manual_dir"):
+        data.load_task("audioset", data_dir=str(tmp_path))
 
 
 def test_table_entries_are_well_formed():
