@@ -5,8 +5,14 @@
 built-in tasks, in [-1, 1]):
 
 - ``serving_default`` → ``{"probabilities": [batch, num_classes]}`` (softmax, or a
-  sigmoid per class for multi-label tasks);
-- ``frontend`` → ``{"features": [batch, frames, n_filters]}``, the frontend's output.
+  sigmoid per class for multi-label tasks). It first does to each clip what evaluation
+  did (`preprocessing.serving_preprocessing`: pad to the training clip length, loudness
+  normalization), so raw waveforms get the scores ``metrics.json`` measured;
+- ``frontend`` → ``{"features": [batch, frames, n_filters]}``, the frontend's output on
+  the waveform as given.
+
+``model.keras`` is the trained Keras model (reload it after ``import leaf_keras``); it
+takes waveforms as training fed them, after the preprocessing above.
 
 ``<workdir>/export/model.tflite`` holds ``serving_default`` for TFLite with a fixed clip
 length (``export.tflite_num_samples``, 16000 by default) and a dynamic batch, converted
@@ -14,8 +20,7 @@ with TFLite builtin ops only when possible (``export_info.json`` records the op 
 get there the model is traced with its long convolutions switched from FFTs to the direct
 algorithm (TFLite has no builtin inverse FFT and its RFFT2D needs power-of-two sizes);
 with a dynamic length the depthwise pooling and PCEN's strided slices would need the Flex
-delegate (SELECT_TF_OPS), which ``tf.lite.Interpreter`` of the tensorflow 2.21 wheel
-cannot run.
+delegate (SELECT_TF_OPS), which the pip builds of LiteRT (``ai_edge_litert``) do not include.
 
 Example (any process, no leaf_keras import needed)::
 
@@ -35,9 +40,11 @@ from absl import logging
 
 import gin
 import leaf_keras
+from experiments.data import preprocessing as preprocessing_lib
 
 EXPORT_DIR = "export"
 TFLITE_FILE = "model.tflite"
+KERAS_FILE = "model.keras"
 INFO_FILE = "export_info.json"
 
 
@@ -45,7 +52,7 @@ def _probabilities(logits, multi_label):
     return keras.ops.sigmoid(logits) if multi_label else keras.ops.softmax(logits, axis=-1)
 
 
-def export_saved_model(model, path, multi_label, num_samples=None):
+def export_saved_model(model, path, multi_label, num_samples=None, preprocessing=None):
     """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures.
 
     Args:
@@ -53,6 +60,8 @@ def export_saved_model(model, path, multi_label, num_samples=None):
         path: output directory.
         multi_label: sigmoid instead of softmax outputs.
         num_samples: fixed clip length of the signatures (None = dynamic).
+        preprocessing: keyword arguments of `preprocessing.serving_preprocessing`, applied
+            by ``serving_default`` before the model (None: the model alone).
 
     Returns:
         `path`.
@@ -68,6 +77,8 @@ def export_saved_model(model, path, multi_label, num_samples=None):
     archive.track(model)
 
     def serve(waveform):
+        if preprocessing:
+            waveform = preprocessing_lib.serving_preprocessing(waveform, **preprocessing)
         logits = model(waveform, training=False)
         return {"probabilities": _probabilities(logits, multi_label)}
 
@@ -154,7 +165,7 @@ def _direct_convolutions(model):
             setattr(layer, attribute, value)
 
 
-@gin.configurable(denylist=["model", "workdir", "multi_label", "extra_info"])
+@gin.configurable(denylist=["model", "workdir", "multi_label", "extra_info", "preprocessing"])
 def export(
     model,
     workdir,
@@ -163,6 +174,7 @@ def export(
     tflite_op_sets="auto",
     tflite_num_samples=16000,
     extra_info=None,
+    preprocessing=None,
 ):
     """Exports the SavedModel (and TFLite model) to ``<workdir>/export``.
 
@@ -177,16 +189,23 @@ def export(
             with a dynamic length the depthwise pooling and PCEN's strided slices would
             need the Flex delegate, which the tensorflow 2.21 pip interpreter lacks.
         extra_info: more entries for ``export_info.json`` (e.g. class names).
+        preprocessing: what the serving signatures do to a clip before the model, as
+            keyword arguments of `preprocessing.serving_preprocessing` (the task's
+            ``eval_preprocessing``); None: nothing.
 
     Returns:
         The export directory.
     """
     path = os.path.join(workdir, EXPORT_DIR)
-    export_saved_model(model, path, multi_label)
+    export_saved_model(model, path, multi_label, preprocessing=preprocessing)
+    keras_path = os.path.join(path, KERAS_FILE)
+    model.save(keras_path)
     info = {
         "saved_model": path,
         "signatures": ["serving_default", "frontend"],
         "output": "sigmoid" if multi_label else "softmax",
+        "preprocessing": dict(preprocessing or {}),
+        "keras": keras_path,
     }
     if tflite:
         tflite_path = os.path.join(path, TFLITE_FILE)
@@ -198,10 +217,11 @@ def export(
                 os.path.join(temporary, "direct"),
                 multi_label,
                 num_samples=tflite_num_samples,
+                preprocessing=preprocessing,
             )
             info["tflite_op_sets"] = export_tflite(direct, tflite_path, tflite_op_sets)
     info.update(extra_info or {})
     with open(os.path.join(path, INFO_FILE), "w") as f:
         json.dump(info, f, indent=2)
-    logging.info("Exported to %s (%s)", path, info)
+    logging.info("Exported to %s", path)
     return path

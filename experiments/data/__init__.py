@@ -10,7 +10,8 @@ Task names (`dataset` argument of `load_task`):
 * ``"audioset"``, ``"audioset/balanced"``, ``"audioset/full"``: a local AudioSet copy
   given as keyword `manual_dir` (layout in `audioset`), prepared into `data_dir`.
   Multi-label; validation and test are both the eval split.
-* TFDS datasets (prepared in `data_dir`, downloaded by TFDS if allowed):
+* TFDS datasets, read from `data_dir`; one that is not there yet is downloaded and
+  prepared only with the option `download=True` (else DataNotFoundError says so):
   ``"speech_commands"``, ``"crema_d"``, ``"voxforge"``, ``"voxceleb"``,
   ``"nsynth_pitch"``, ``"nsynth_instrument"``, ``"spoken_digit"``,
   ``"librispeech_speakers"``, or ``"tfds:<name>"`` for any TFDS dataset with
@@ -56,6 +57,8 @@ class AudioTask:
         sample_rate: waveform sample rate in Hz (16000 for every built-in task).
         class_names: class names, in label order.
         stats: counters from loading, e.g. {"train/skipped_undecodable": 2}.
+        eval_preprocessing: what evaluation does to each clip, as keyword arguments of
+            `preprocessing.serving_preprocessing` (the exports apply it too).
     """
 
     name: str
@@ -67,6 +70,7 @@ class AudioTask:
     sample_rate: int
     class_names: tuple
     stats: dict
+    eval_preprocessing: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,14 +88,16 @@ class Pipelines:
         """The AudioTask of unbatched {"train", "validation", "test"} datasets."""
 
         def evaluation(dataset):
-            return preprocessing.make_eval_pipeline(
-                dataset, self.eval_batch_size, self.clip_length, self.loudness_normalization
+            return preprocessing.with_known_cardinality(
+                preprocessing.make_eval_pipeline(
+                    dataset, self.eval_batch_size, self.clip_length, self.loudness_normalization
+                )
             )
 
         return AudioTask(
             name=name,
             train=preprocessing.make_train_pipeline(
-                splits["train"],
+                preprocessing.with_known_cardinality(splits["train"]),
                 self.batch_size,
                 self.clip_length,
                 self.loudness_normalization,
@@ -105,6 +111,10 @@ class Pipelines:
             sample_rate=SAMPLE_RATE,
             class_names=tuple(class_names),
             stats=stats or {},
+            eval_preprocessing={
+                "min_length": self.clip_length,
+                "loudness_normalize": self.loudness_normalization,
+            },
         )
 
 
@@ -128,9 +138,9 @@ def _validate(dataset, batch_size, eval_batch_size, clip_seconds, shuffle_buffer
 
 
 def _load_synthetic_commands(dataset, data_dir, pipelines):
-    # A TFDS task whose builder generates the data: no download options.
+    # A TFDS task whose builder generates the data locally: always prepared, no options.
     splits, class_names = tfds_tasks.load_splits(
-        tfds_tasks.TfdsTaskSpec(dataset), data_dir, SAMPLE_RATE
+        tfds_tasks.TfdsTaskSpec(dataset), data_dir, SAMPLE_RATE, download=True
     )
     return pipelines.task(dataset, splits, class_names)
 
@@ -157,7 +167,13 @@ def _multi_hot(num_classes):
 
 def _load_audioset(dataset, data_dir, pipelines, *, manual_dir=None):
     config_name = "balanced" if dataset == "audioset" else dataset.split("/")[1]
-    builder = tfds_tasks.prepare(f"audioset/{config_name}", data_dir, manual_dir)
+    builder = tfds_tasks.prepare(
+        f"audioset/{config_name}",
+        data_dir,
+        manual_dir,
+        how_to_get="set load_task.manual_dir to a local AudioSet copy (layout in "
+        "experiments/data/audioset.py)",
+    )
     class_names = tuple(builder.info.metadata["class_names"])
     stats = dict(builder.info.metadata.get("stats", {}))
     # AudioSet has no separate test split: validation and test are both "eval".
@@ -168,7 +184,7 @@ def _load_audioset(dataset, data_dir, pipelines, *, manual_dir=None):
     return pipelines.task(dataset, splits, class_names, multi_label=True, stats=stats)
 
 
-def _load_tfds(dataset, data_dir, pipelines, *, manual_dir=None, download=True):
+def _load_tfds(dataset, data_dir, pipelines, *, manual_dir=None, download=False):
     splits, class_names = tfds_tasks.load_splits(
         tfds_tasks.resolve_spec(dataset),
         data_dir,
@@ -239,7 +255,8 @@ def load_task(
         **kwargs: task options (gin-bindable; None means unset).
             "speech_commands_folder": `task` ("12_class", "all_words" or
             "35_word"), `test_dir`, `verify`. AudioSet and TFDS datasets:
-            `manual_dir`. TFDS datasets: `download` (default True). Any other
+            `manual_dir`. TFDS datasets: `download` (default False: a dataset not
+            prepared in `data_dir` raises DataNotFoundError). Any other
             option raises ValueError.
 
     Returns:

@@ -68,22 +68,25 @@ def loudness_normalization(
     (e.g. Speech Commands `_silence_`) from being amplified into loud noise.
 
     Args:
-        samples: float waveform [time].
+        samples: float waveform [time], or a batch [..., time] (one gain per clip).
         target_db: target level of the standard deviation, in dB (15 dB → 5.62).
         max_gain_db: largest gain ever applied, in dB.
 
     Returns:
         The scaled waveform, same shape.
     """
-    std = tf.math.reduce_std(samples) + 1e-9
+    std = tf.math.reduce_std(samples, axis=-1, keepdims=True) + 1e-9
     gain = tf.minimum(db_to_linear(max_gain_db), db_to_linear(target_db) / std)
     return gain * samples
 
 
 def pad_to_length(samples: tf.Tensor, min_length: int) -> tf.Tensor:
-    """Zero-pads a waveform [time] at the end to at least `min_length` samples."""
-    pad = tf.maximum(min_length - tf.shape(samples)[0], 0)
-    return tf.pad(samples, [[0, pad]])
+    """Zero-pads a waveform [time], or a batch [batch, time], at the end to at least
+    `min_length` samples."""
+    samples = tf.convert_to_tensor(samples)
+    pad = tf.maximum(min_length - tf.shape(samples)[-1], 0)
+    paddings = [[0, 0]] * (samples.shape.rank - 1) + [[0, pad]]
+    return tf.pad(samples, paddings)
 
 
 def random_crop_or_pad(samples: tf.Tensor, length: int, seed: tf.Tensor) -> tf.Tensor:
@@ -118,6 +121,19 @@ def batch_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Datase
         reduce_func=lambda _, window: window.batch(batch_size),
         window_size=batch_size,
     )
+
+
+def with_known_cardinality(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset`, with its number of elements known to tf.data (counted once if need be).
+
+    Keras sizes its progress bar and epochs from it; without it the bar says "Unknown" and
+    every evaluation ends in a "ran out of data" warning. TFDS splits are already sized;
+    batches grouped by clip length and filtered folders are counted with one pass.
+    """
+    if int(dataset.cardinality()) >= 0:
+        return dataset
+    count = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def make_train_pipeline(
@@ -184,3 +200,10 @@ def make_eval_pipeline(
     options.deterministic = True
     dataset = dataset.with_options(options).map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return batch_by_length(dataset, batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def serving_preprocessing(waveforms: tf.Tensor, min_length: int, loudness_normalize: bool):
+    """What evaluation does to every clip, on a batch [batch, time]: the exported models
+    apply it, so they take raw waveforms and score them exactly as `metrics.json` did."""
+    waveforms = pad_to_length(waveforms, min_length)
+    return loudness_normalization(waveforms) if loudness_normalize else waveforms

@@ -1,4 +1,5 @@
-"""The exported SavedModel and TFLite model, loaded in a fresh process, match Keras."""
+"""The SavedModel (with TensorFlow) and the TFLite model (with LiteRT's interpreter), loaded
+in a fresh process, match Keras."""
 
 import json
 import os
@@ -54,6 +55,7 @@ _LOAD_AND_RUN = (
     import json, sys
     import numpy as np
     import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
     workdir, path = sys.argv[1], sys.argv[2]
     assert "leaf_keras" not in sys.modules
     expected = np.load(workdir + "/expected.npz")
@@ -69,7 +71,7 @@ _LOAD_AND_RUN = (
                 np.max(np.abs(got - want)) / np.max(np.abs(want)))
         if length != TFLITE_LENGTH:
             continue
-        interpreter = tf.lite.Interpreter(model_path=path + "/model.tflite")
+        interpreter = Interpreter(model_path=path + "/model.tflite")
         runner = interpreter.get_signature_runner("serving_default")
         got = runner(waveform=expected[f"input_{length}"])["probabilities"]
         want = expected[f"probabilities_{length}"]

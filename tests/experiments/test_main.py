@@ -61,11 +61,20 @@ def test_frontend_config_end_to_end(config, synthetic_commands_data_dir, tmp_pat
     finally:
         gin.clear_config()
     model.load_weights(checkpoint)
-    # run_experiment evaluates, then exports, the best checkpoint.
+    # run_experiment evaluates, then exports, the best checkpoint; the SavedModel first
+    # does what evaluation did to every clip (loudness normalization, 1 s minimum).
+    from experiments.data import preprocessing  # pylint: disable=import-outside-toplevel
+
+    with open(workdir / "export" / "export_info.json") as f:
+        assert json.load(f)["preprocessing"] == {"min_length": 16000, "loudness_normalize": True}
+    evaluated = preprocessing.serving_preprocessing(waveforms, 16000, True)
     expected = keras.ops.convert_to_numpy(
-        keras.ops.softmax(model(waveforms, training=False), axis=-1)
+        keras.ops.softmax(model(evaluated, training=False), axis=-1)
     )
     np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-6)
+    # The raw waveform would not give the same scores: the preprocessing is not a no-op.
+    raw = keras.ops.convert_to_numpy(keras.ops.softmax(model(waveforms, training=False), axis=-1))
+    assert np.max(np.abs(raw - exported)) > 1e-4
 
 
 def test_quickstart_command_line(synthetic_commands_data_dir, tmp_path):
