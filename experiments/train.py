@@ -191,6 +191,7 @@ def train(
         validation_steps=validation_steps,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # task.train shuffles itself; Keras cannot shuffle a tf.data input.
     )
     initial_epoch = int(getattr(model, "_initial_epoch", 0) or 0)
     best = checkpointer.best_path if os.path.exists(checkpointer.best_path) else None
