@@ -374,7 +374,10 @@ class MaxPooling1D(_Pooling1D):
             inputs = padding_lib.pad_same(
                 inputs, self.kernel_size, self.strides, constant_values=self.padding_value
             )
-        outputs = ops.max_pool(
-            inputs, pool_size=self.kernel_size, strides=self.strides, padding="valid"
-        )
+        window = dict(pool_size=self.kernel_size, strides=self.strides, padding="valid")
+        outputs = ops.max_pool(inputs, **window)
+        # TensorFlow's MaxPool skips NaN; a window holding one must give NaN, as the fused
+        # engine's block maximum does.
+        has_nan = ops.max_pool(ops.cast(ops.isnan(inputs), inputs.dtype), **window) > 0
+        outputs = ops.where(has_nan, float("nan"), outputs)
         return ops.cast(outputs, self.compute_dtype)

@@ -118,6 +118,16 @@ def channels_major_block_pooling(inputs, kernel, strides, frames):
     return outputs
 
 
+def _nan_propagating_max(values):
+    """`max` over the last axis, NaN wherever a NaN is among the values.
+
+    XLA:CPU's vectorized max reduction (JAX) can return the largest number of a row that
+    holds a NaN; a pooled frame must not hide a broken sample.
+    """
+    has_nan = ops.any(ops.isnan(values), axis=-1)
+    return ops.where(has_nan, float("nan"), ops.max(values, axis=-1))
+
+
 def channels_major_block_maximum(inputs, kernel_size, strides, frames):
     """`out[c, b, f] = max_{q < kernel_size} inputs[c, b, f * strides + q]`.
 
@@ -143,8 +153,8 @@ def channels_major_block_maximum(inputs, kernel_size, strides, frames):
     blocks = ops.reshape(
         inputs[:, :, : (frames + blocks_per_frame - 1) * strides], (channels, batch, -1, strides)
     )
-    whole = ops.max(blocks, axis=3)
-    heads = whole if tail == strides else ops.max(blocks[..., :tail], axis=3)
+    whole = _nan_propagating_max(blocks)
+    heads = whole if tail == strides else _nan_propagating_max(blocks[..., :tail])
     outputs = heads[:, :, blocks_per_frame - 1 : blocks_per_frame - 1 + frames]
     for offset in range(blocks_per_frame - 1):
         outputs = ops.maximum(outputs, whole[:, :, offset : offset + frames])

@@ -5,6 +5,10 @@ The original computes these with `tf.clip_by_value`, `tf.minimum` and
 bound; `keras.ops` on JAX splits it (e.g. halves the gradient of the
 highest SincNet band ending exactly at Nyquist). These helpers reproduce
 TensorFlow's rule on every backend, so gradients match the original.
+
+Each one compares so that a NaN fails the test that would replace it: NaN in `x` comes
+out NaN, as from `tf.minimum` / `tf.maximum`, instead of being turned into the bound
+(a floor that hid NaN input made a frontend answer plausible frames for a broken clip).
 """
 
 from keras import ops
@@ -22,11 +26,11 @@ def minimum(x, bound):
     """`min(x, bound)` with the whole gradient on `x` at ties."""
     x = ops.convert_to_tensor(x)
     bound = ops.cast(bound, x.dtype)
-    return ops.where(x <= bound, x, bound)
+    return ops.where(x > bound, bound, x)
 
 
 def maximum(x, bound):
     """`max(x, bound)` with the whole gradient on `x` at ties."""
     x = ops.convert_to_tensor(x)
     bound = ops.cast(bound, x.dtype)
-    return ops.where(x >= bound, x, bound)
+    return ops.where(x < bound, bound, x)

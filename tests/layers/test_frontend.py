@@ -346,3 +346,23 @@ def test_sincnet_plus_layer_contract(waveforms):
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=4,
     )
+
+
+NAN_CASES = {
+    **FRONTENDS,
+    "leaf_band_limited": lambda: leaf_keras.Leaf(filterbank="band_limited"),
+    "leaf_layers_engine": lambda: leaf_keras.Leaf(filterbank="layers"),
+    "sincnet_layers_engine": lambda: leaf_keras.SincNet(filterbank="layers"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NAN_CASES))
+def test_a_nan_sample_stays_in_its_own_clip(name):
+    """A broken clip gives NaN frames, never plausible ones; its neighbours are untouched."""
+    frontend = NAN_CASES[name]()
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (2, 4000)).astype(np.float32)
+    clean = _np(frontend(x[1:]))
+    x[0, 1234] = np.nan
+    outputs = _np(frontend(x))
+    assert np.isnan(outputs[0]).any()
+    np.testing.assert_allclose(outputs[1], clean[0], rtol=1e-5, atol=1e-6)
