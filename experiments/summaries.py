@@ -44,6 +44,11 @@ def write_histogram(tag, values, step):
     from tensorflow.core.framework import summary_pb2  # pylint: disable=g-import-not-at-top
 
     values = np.asarray(values, np.float64).reshape(-1)
+    # A diverged run has NaN weights: the NaN guard reports it, so the histogram only bins
+    # the finite values (and is skipped when there are none) instead of raising first.
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return
     low, high = float(values.min()), float(values.max())
     if high <= low:
         low, high = low - 0.5, high + 0.5

@@ -7,6 +7,7 @@ import textwrap
 
 import fixtures_train
 import numpy as np
+import pytest
 
 # LEAF: its learned frontend weights are compared too.
 MIRRORED_FRONTEND = "leaf"
@@ -64,12 +65,17 @@ def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
     assert (workdir / "metrics.json").exists()
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic_commands_data_dir, tmp_path):
+# LEAF also logs its Gabor filters every epoch: NaN weights must not make that logging fail
+# before the NaN guard reports the divergence.
+@pytest.mark.parametrize("frontend", ["mel", "leaf"])
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    frontend, synthetic_commands_data_dir, tmp_path
+):
     workdir = tmp_path / "nan"
     process = fixtures_train.run_main(
         [f"--workdir={workdir}"]
         + fixtures_train.gin_args(
-            ["mel", "datasets/synthetic_commands"],
+            [frontend, "datasets/synthetic_commands"],
             fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=3)
             + [
                 # After the first batch of epoch 2 every weight becomes NaN, so the loss of
