@@ -4,6 +4,11 @@ Task names (`dataset` argument of `load_task`):
 
 * ``"synthetic_commands"`` (default), ``"synthetic_commands/tiny"``: generated
   offline into `data_dir` (TFDS default ~/tensorflow_datasets when None).
+* ``"audio_folder"``: `data_dir` holds one sub-folder of audio files per class (or
+  ``train/``, ``validation/``, ``test/`` folders of them); options
+  `validation_fraction`, `test_fraction` (0.1 each), `cache_dir` (see `audio_folder`).
+* ``"csv"``: `data_dir` is a CSV of ``path,label[,split]`` rows (``a;b`` labels make
+  the task multi-label); same options (see `csv_manifest`).
 * ``"speech_commands_folder"``: a local extracted Speech Commands folder given as
   `data_dir`; keyword arguments `task="12_class"|"all_words"|"35_word"`,
   `test_dir=None`, `verify=True` (see `speech_commands_folder`).
@@ -32,7 +37,10 @@ import tensorflow as tf
 import gin
 
 # Importing `audioset` and `synthetic_commands` registers their TFDS builders.
+from experiments.data import audio_folder
 from experiments.data import audioset
+from experiments.data import csv_manifest
+from experiments.data import local_audio
 from experiments.data import preprocessing
 from experiments.data import speech_commands_folder
 from experiments.data import synthetic_commands
@@ -156,6 +164,38 @@ def _load_speech_commands_folder(
     return pipelines.task(dataset, splits, class_names, stats=stats)
 
 
+def _local_task(dataset, files, class_names, multi_label, what, pipelines, cache_dir):
+    """The task of labelled local files, decoded once into `cache_dir`."""
+    records, stats = local_audio.decode_to_cache(files, SAMPLE_RATE, cache_dir, what)
+    splits = {
+        split: local_audio.read_split(path, len(class_names), multi_label)
+        for split, path in records.items()
+    }
+    return pipelines.task(dataset, splits, class_names, multi_label=multi_label, stats=stats)
+
+
+def _load_audio_folder(
+    dataset, data_dir, pipelines, *, validation_fraction=0.1, test_fraction=0.1, cache_dir=None
+):
+    if data_dir is None:
+        raise ValueError("audio_folder needs load_task.data_dir = the folder of class folders.")
+    files, class_names = audio_folder.list_files(data_dir, validation_fraction, test_fraction)
+    what = f"audio_folder {data_dir}"
+    return _local_task(dataset, files, class_names, False, what, pipelines, cache_dir)
+
+
+def _load_csv(
+    dataset, data_dir, pipelines, *, validation_fraction=0.1, test_fraction=0.1, cache_dir=None
+):
+    if data_dir is None:
+        raise ValueError("csv needs load_task.data_dir = the CSV file (path,label[,split]).")
+    files, class_names, multi_label = csv_manifest.list_files(
+        data_dir, validation_fraction, test_fraction
+    )
+    what = f"CSV {data_dir}"
+    return _local_task(dataset, files, class_names, multi_label, what, pipelines, cache_dir)
+
+
 def _multi_hot(num_classes):
     def convert(example):
         labels = tf.one_hot(example["labels"], num_classes, dtype=tf.float32)
@@ -202,6 +242,8 @@ LOADERS = {
     "synthetic_commands": _load_synthetic_commands,
     "synthetic_commands/default": _load_synthetic_commands,
     "synthetic_commands/tiny": _load_synthetic_commands,
+    "audio_folder": _load_audio_folder,
+    "csv": _load_csv,
     "speech_commands_folder": _load_speech_commands_folder,
     "audioset": _load_audioset,
     "audioset/balanced": _load_audioset,
@@ -243,8 +285,9 @@ def load_task(
 
     Args:
         dataset: task name (see the module docstring and `LOADERS`).
-        data_dir: TFDS data directory, or the dataset folder for
-            "speech_commands_folder". None = TFDS default (~/tensorflow_datasets).
+        data_dir: TFDS data directory, the dataset folder for "audio_folder" and
+            "speech_commands_folder", or the CSV file for "csv". None = TFDS default
+            (~/tensorflow_datasets).
         batch_size: training batch size.
         clip_seconds: training crop length; evaluation clips shorter than this are
             padded to it.
@@ -253,7 +296,8 @@ def load_task(
         seed: seed for shuffling and random crops.
         eval_batch_size: largest validation/test batch size.
         **kwargs: task options (gin-bindable; None means unset).
-            "speech_commands_folder": `task` ("12_class", "all_words" or
+            "audio_folder" and "csv": `validation_fraction`, `test_fraction`,
+            `cache_dir`. "speech_commands_folder": `task` ("12_class", "all_words" or
             "35_word"), `test_dir`, `verify`. AudioSet and TFDS datasets:
             `manual_dir`. TFDS datasets: `download` (default False: a dataset not
             prepared in `data_dir` raises DataNotFoundError). Any other
@@ -292,7 +336,10 @@ __all__ = [
     "AudioTask",
     "LOADERS",
     "load_task",
+    "audio_folder",
     "audioset",
+    "csv_manifest",
+    "local_audio",
     "preprocessing",
     "speech_commands_folder",
     "synthetic_commands",
