@@ -18,6 +18,7 @@ import gin
 # Every module that defines gin configurables is imported before any parsing.
 from experiments import configurables
 from experiments import data  # pylint: disable=unused-import
+from experiments import distribution
 from experiments import evaluate as evaluate_lib
 from experiments import export as export_lib
 from experiments import train as train_lib
@@ -54,6 +55,13 @@ def parse_gin(config_files, bindings, base_config=BASE_CONFIG):
         files.insert(0, base_config)
     gin.parse_config_files_and_bindings(files, bindings)
     configurables.validate_bindings()
+    # Checked here, before any data is read, rather than when training starts.
+    strategy = gin.get_bindings("train").get("strategy")
+    if strategy is not None and strategy not in distribution.STRATEGIES:
+        raise ValueError(
+            f"train.strategy = {strategy!r} is not a strategy; expected one of "
+            f"{', '.join(distribution.STRATEGIES)}."
+        )
 
 
 def configured_workdir(workdir=None):

@@ -79,6 +79,11 @@ def test_a_frontend_file_after_the_quickstart_swaps_only_the_frontend(frontend_f
         assert f"\n{prefix}" not in text, prefix
 
 
+def test_a_misspelled_strategy_fails_at_parse_time():
+    with pytest.raises(ValueError, match="'mirored' is not a strategy.*mirrored"):
+        experiment.parse_gin(["gin/leaf.gin"], ["train.strategy = 'mirored'"])
+
+
 def test_the_paper_recipe_is_read_first_and_any_file_overrides_it():
     experiment.parse_gin(["gin/mel.gin"], [])
     assert gin.query_parameter("load_task.dataset") == "speech_commands"
