@@ -107,8 +107,9 @@ def help_text(module_doc: str, flags_help: str, repo_root: str) -> str:
             ", ".join(words), width=96, initial_indent="  ", subsequent_indent="  "
         )
 
-    width = max(len(path) for path, _ in gin_files(repo_root))
-    gin_lines = [f"  {path:<{width}}  {comment}" for path, comment in gin_files(repo_root)]
+    files = gin_files(repo_root)
+    width = max(len(path) for path, _ in files)
+    gin_lines = [f"  {path:<{width}}  {comment}" for path, comment in files]
     return "\n".join(
         [
             module_doc.strip(),

@@ -30,6 +30,12 @@ import gin
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel")
 
 
+def check_name(name) -> None:
+    """Raises ValueError unless `name` is one of STRATEGIES."""
+    if name not in STRATEGIES:
+        raise ValueError(f"{name!r} is not a strategy; expected one of {', '.join(STRATEGIES)}.")
+
+
 @dataclasses.dataclass
 class Distribution:
     """What `make_strategy` chose.
@@ -81,10 +87,7 @@ def make_strategy(name="default", devices=None, device=None, tpu=""):
     Raises:
         ValueError: unknown name, or a tf.distribute strategy on a non-TensorFlow backend.
     """
-    if name not in STRATEGIES:
-        raise ValueError(
-            f"Unknown distribution strategy {name!r}; expected one of {', '.join(STRATEGIES)}."
-        )
+    check_name(name)
     backend = keras.backend.backend()
     if backend == "jax":
         if name == "default":

@@ -57,11 +57,8 @@ def parse_gin(config_files, bindings, base_config=BASE_CONFIG):
     configurables.validate_bindings()
     # Checked here, before any data is read, rather than when training starts.
     strategy = gin.get_bindings("train").get("strategy")
-    if strategy is not None and strategy not in distribution.STRATEGIES:
-        raise ValueError(
-            f"train.strategy = {strategy!r} is not a strategy; expected one of "
-            f"{', '.join(distribution.STRATEGIES)}."
-        )
+    if strategy is not None:
+        distribution.check_name(strategy)
 
 
 def configured_workdir(workdir=None):

@@ -17,8 +17,6 @@ import os
 from experiments.data import audio_io
 from experiments.data import local_audio
 
-SPLIT_FOLDERS = ("train", "validation", "test")
-
 
 def _class_folders(root: str) -> list:
     return sorted(
@@ -44,12 +42,12 @@ def list_files(root: str, validation_fraction: float = 0.1, test_fraction: float
 
     Raises:
         DataNotFoundError: the folder does not exist.
-        ValueError: no class folder, no audio file, a single class, bad fractions, or a
-            split folder layout whose splits name different classes.
+        ValueError: no class folder, no audio file, a single class, bad fractions, an
+            empty split, or split folders without train/.
     """
     local_audio.check_fractions(validation_fraction, test_fraction)
     audio_io.require_path(root, "audio_folder data_dir", is_dir=True)
-    given = [s for s in SPLIT_FOLDERS if os.path.isdir(os.path.join(root, s))]
+    given = [s for s in local_audio.SPLITS if os.path.isdir(os.path.join(root, s))]
     if given:
         return _given_splits(root, given)
     class_names = _class_folders(root)

@@ -24,12 +24,13 @@ class UndecodableAudioError(ValueError):
     """An audio file is corrupt, truncated or in an unsupported format."""
 
 
-def require_path(path: str, what: str, is_dir: bool = False) -> str:
-    """Returns `path` if it exists, else raises DataNotFoundError naming it."""
+def require_path(path: str, what: str, is_dir: bool = False, hint: str = "") -> str:
+    """Returns `path` if it exists, else raises DataNotFoundError naming it (and `hint`)."""
     exists = os.path.isdir(path) if is_dir else os.path.isfile(path)
     if not exists:
         kind = "folder" if is_dir else "file"
-        raise DataNotFoundError(f"{what}: expected a {kind} at {path!r}, but it does not exist.")
+        message = f"{what}: expected a {kind} at {path!r}, but it does not exist."
+        raise DataNotFoundError(f"{message} {hint}" if hint else message)
     return path
 
 

@@ -31,12 +31,13 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from experiments.data import audio_io
+from experiments.data import local_audio
 from experiments.data import resample as resample_lib
 from experiments.data import tfds_tasks
 
 SAMPLE_RATE = 16000
 CLASS_LABELS_CSV = "class_labels_indices.csv"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+AUDIO_EXTENSIONS = local_audio.AUDIO_EXTENSIONS
 
 
 def read_class_labels(path: str) -> tuple:

@@ -82,7 +82,8 @@ def decode(path: str, sample_rate: int) -> np.ndarray:
     """The file as mono int16 [time] at `sample_rate`.
 
     Raises:
-        UndecodableAudioError: naming the file and what is wrong with it.
+        UndecodableAudioError: naming the file and what is wrong with it (including a
+            file without samples, which `audio_io.read_audio` rejects).
     """
     samples, rate = audio_io.read_audio(path)
     if rate != sample_rate:
@@ -93,8 +94,6 @@ def decode(path: str, sample_rate: int) -> np.ndarray:
             samples.astype(np.float64), sample_rate // divisor, rate // divisor
         )
         samples = np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
-    if samples.size == 0:
-        raise audio_io.UndecodableAudioError(f"{path}: contains no samples.")
     return samples
 
 

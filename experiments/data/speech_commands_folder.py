@@ -45,12 +45,12 @@ VALIDATION_NOISE_FILES = ("running_tap.wav",)
 
 
 def _read_list(path: str) -> list:
-    if not os.path.isfile(path):
-        raise audio_io.DataNotFoundError(
-            f"Speech Commands split list: expected a file at {path!r}, but it does not exist. "
-            "For a folder with one sub-folder of audio files per class, use "
-            "load_task.dataset = 'audio_folder'."
-        )
+    audio_io.require_path(
+        path,
+        "Speech Commands split list",
+        hint="For a folder with one sub-folder of audio files per class, use "
+        "load_task.dataset = 'audio_folder'.",
+    )
     with open(path, encoding="utf-8") as handle:
         return [line.strip() for line in handle if line.strip()]
 
