@@ -44,6 +44,7 @@ _LEAF_KERAS_CONFIGURABLES = (
             "SincNetPlus",
             "TimeDomainFilterbanks",
             "SquaredModulus",
+            "log_compression",  # leaf-audio's gin files write `@log_compression`
         ),
     ),
     (

@@ -31,6 +31,7 @@ from leaf_keras import waveforms
 # leaf-audio's module map: its frontend.py also held these.
 from leaf_keras.mel_frontend import MelFilterbanks  # noqa: F401
 from leaf_keras.mel_frontend import MelPCEN  # noqa: F401
+from leaf_keras.postprocessing import log_compression  # noqa: F401
 from leaf_keras.stages import SquaredModulus  # noqa: F401
 
 
@@ -91,6 +92,9 @@ class Leaf(keras.Sequential):
             window_stride // 1000)` samples).
         compression_fn: compression layer; the default is LEAF's PCEN
             (`postprocessing.leaf_pcen()`); None applies no compression.
+            `log_compression` and ``functools.partial(log_compression,
+            log_offset=...)``, as leaf-audio's code passes them, are stored as
+            `LogCompression` layers.
         preemp: whether to add the pre-emphasis stage.
         preemp_init: initializer of the pre-emphasis (default PreempInit()).
         complex_conv_init: initializer of the convolution (default
@@ -445,13 +449,7 @@ def _compression_argument(compression_fn):
     """LEAF's PCEN for the default, else the given layer (or None)."""
     if serialization.is_default(compression_fn):
         return postprocessing.leaf_pcen()
-    compression_fn = serialization.deserialize_layer(compression_fn)
-    if compression_fn is not None and not isinstance(compression_fn, keras.layers.Layer):
-        raise ValueError(
-            "compression_fn must be a keras layer (e.g. PCENLayer or "
-            f"LogCompression) or None, got {compression_fn!r}."
-        )
-    return compression_fn
+    return postprocessing.compression_layer(compression_fn)
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")

@@ -64,7 +64,8 @@ class MelFilterbanks(keras.layers.Layer):
         n_fft: FFT size.
         window_len: window length in ms.
         window_stride: stride in ms.
-        compression_fn: compression layer or None (power mel filterbanks).
+        compression_fn: compression layer or None (power mel filterbanks);
+            `log_compression` forms are accepted as in `Leaf`.
         min_freq: lowest frequency in Hz.
         max_freq: highest frequency in Hz (None: sample_rate / 2).
         name: layer name.
@@ -111,7 +112,7 @@ class MelFilterbanks(keras.layers.Layer):
         self.max_freq = float(max_freq) if max_freq else sample_rate / 2.0
         if serialization.is_default(compression_fn):
             compression_fn = postprocessing.LogCompression(log_offset=1e-5)
-        self.compression_fn = serialization.deserialize_layer(compression_fn)
+        self.compression_fn = postprocessing.compression_layer(compression_fn)
         self._mel_matrix = melfilters.linear_to_mel_weight_matrix(
             num_mel_bins=self.n_filters,
             num_spectrogram_bins=self.n_fft // 2 + 1,

@@ -8,9 +8,13 @@ recurrence, evaluated with chunked decay-power matrix products
 (same values, exact gradients).
 """
 
+import functools
+import inspect
+
 import keras
 from keras import ops
 
+from leaf_keras import serialization
 from leaf_keras import utils
 from leaf_keras.ops import precision
 from leaf_keras.ops import tie_gradients
@@ -223,6 +227,70 @@ class PCENLayer(keras.layers.Layer):
             }
         )
         return config
+
+
+def log_compression(inputs, log_offset=1e-5):
+    """`log(inputs + log_offset)`: leaf-audio's `frontend.log_compression` function.
+
+    Code written for the original passes it, or
+    ``functools.partial(log_compression, log_offset=...)``, as a frontend's
+    ``compression_fn``; the frontends store it as the equivalent `LogCompression`
+    layer (see `compression_layer`), so models still save to ``.keras`` files.
+
+    Args:
+        inputs: non-negative energies.
+        log_offset: offset added before the logarithm.
+
+    Returns:
+        The compressed tensor, same shape as `inputs`.
+    """
+    if isinstance(inputs, _LogOffsetQuery):
+        return log_offset
+    return ops.log(inputs + log_offset)
+
+
+class _LogOffsetQuery:
+    """Asks a decorated `log_compression` which offset its call would use.
+
+    gin's ``@log_compression`` is a wrapper that applies the
+    ``log_compression.log_offset`` binding only when it is called, so the offset it
+    stands for is known only by calling it.
+    """
+
+
+def compression_layer(compression_fn):
+    """The layer a frontend stores for its ``compression_fn`` argument.
+
+    Args:
+        compression_fn: a Keras layer, a serialized layer config, None, or
+            `log_compression` itself, a `functools.partial` of it or a wrapper of it
+            (e.g. gin's ``@log_compression``).
+
+    Returns:
+        The layer (a `LogCompression` for the `log_compression` forms), or None.
+
+    Raises:
+        ValueError: for any other value; a plain function cannot be saved in a
+            ``.keras`` file that loads with ``safe_mode``.
+    """
+    compression_fn = serialization.deserialize_layer(compression_fn)
+    if compression_fn is None or isinstance(compression_fn, keras.layers.Layer):
+        return compression_fn
+    if callable(compression_fn) and _wraps_log_compression(compression_fn):
+        log_offset = compression_fn(_LogOffsetQuery())
+        return LogCompression(log_offset=log_offset)
+    raise ValueError(
+        "compression_fn must be a keras layer (e.g. PCENLayer or LogCompression), "
+        f"log_compression (or a functools.partial of it) or None, got {compression_fn!r}."
+    )
+
+
+def _wraps_log_compression(fn):
+    while isinstance(fn, functools.partial):
+        if fn.args:  # A partial binding `inputs` is not a compression function.
+            return False
+        fn = fn.func
+    return inspect.unwrap(fn) is log_compression
 
 
 @keras.saving.register_keras_serializable(package="leaf_keras")

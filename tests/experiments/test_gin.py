@@ -146,11 +146,20 @@ def test_leaf_custom_uses_log_compression_pann_and_spec_augment():
     kinds = [type(layer) for layer in leaf.layers]
     assert leaf_keras.LogCompression in kinds
     assert leaf_keras.PCENLayer not in kinds
+    # `Leaf.compression_fn = @log_compression`, as the original file writes it.
+    assert isinstance(leaf.compression_fn, leaf_keras.LogCompression)
+    assert leaf.compression_fn.log_offset == 1e-5
     augment = [layer for layer in leaf.layers if isinstance(layer, leaf_keras.SpecAugment)]
     # The SpecAugment layer that Leaf builds itself receives the gin bindings.
     assert len(augment) == 1 and augment[0].freq_mask_max_bins == 8
     encoder = gin.query_parameter("AudioClassifier.encoder").scoped_configurable_fn()
     assert type(encoder).__name__ == "PANN" and encoder.depth == 7
+
+
+def test_gin_log_compression_binding_reaches_the_layer():
+    experiment.parse_gin(["gin/leaf_custom.gin"], ["log_compression.log_offset = 1e-3"])
+    leaf = gin.query_parameter("AudioClassifier.frontend").scoped_configurable_fn()
+    assert leaf.compression_fn.log_offset == 1e-3
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,10 @@
 """leaf_keras.postprocessing: PCEN, its moving average, log compression, instance norm."""
 
+import functools
+
 import keras
 import numpy as np
+import pytest
 
 import leaf_keras
 
@@ -102,3 +105,56 @@ def test_instance_normalization_layer_contract():
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=0,
     )
+
+
+def test_log_compression_function_is_log_of_offset_energies():
+    x = np.random.default_rng(1).uniform(0.0, 3.0, (2, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        _np(leaf_keras.postprocessing.log_compression(x, log_offset=1e-3)),
+        np.log(x + 1e-3),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "compression_fn, log_offset",
+    [
+        (leaf_keras.frontend.log_compression, 1e-5),
+        (functools.partial(leaf_keras.frontend.log_compression, log_offset=1e-3), 1e-3),
+        (
+            functools.partial(
+                functools.partial(leaf_keras.frontend.log_compression), log_offset=2e-2
+            ),
+            2e-2,
+        ),
+    ],
+)
+@pytest.mark.parametrize("frontend_cls", [leaf_keras.Leaf, leaf_keras.MelFilterbanks])
+def test_frontends_store_the_original_log_compression_as_a_layer(
+    frontend_cls, compression_fn, log_offset, tmp_path
+):
+    # leaf-audio's README passes functools.partial(frontend.log_compression, log_offset=...).
+    frontend = frontend_cls(compression_fn=compression_fn)
+    assert isinstance(frontend.compression_fn, leaf_keras.LogCompression)
+    assert frontend.compression_fn.log_offset == log_offset
+    reference = frontend_cls(compression_fn=leaf_keras.LogCompression(log_offset=log_offset))
+    waveform = np.random.default_rng(2).normal(0.0, 0.1, (2, 1600)).astype(np.float32)
+    outputs = _np(frontend(waveform))
+    reference(waveform)
+    reference.set_weights(frontend.get_weights())
+    np.testing.assert_array_equal(outputs, _np(reference(waveform)))
+    # Stored as a layer, it survives a safe_mode .keras round trip.
+    path = str(tmp_path / "frontend.keras")
+    keras.Sequential([keras.Input((1600,)), frontend]).save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(_np(restored(waveform)), outputs, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "compression_fn",
+    [np.log, lambda x: x, functools.partial(leaf_keras.frontend.log_compression, 1.0)],
+    ids=["numpy_log", "lambda", "partial_with_inputs"],
+)
+def test_other_callables_are_refused_as_compression(compression_fn):
+    with pytest.raises(ValueError, match="compression_fn must be a keras layer"):
+        leaf_keras.Leaf(compression_fn=compression_fn)
