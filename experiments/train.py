@@ -23,6 +23,7 @@ from experiments import checkpointing
 from experiments import configurables
 from experiments import distribution as distribution_lib
 from experiments import nan_guard as nan_guard_lib
+from experiments import optimizers
 from experiments import summaries
 
 
@@ -93,6 +94,12 @@ def build_model(num_outputs, sample_rate):
     return model
 
 
+def _batches(dataset):
+    """The number of batches of one pass over `dataset`, or None if tf.data cannot tell."""
+    count = int(dataset.cardinality())
+    return count if count > 0 else None
+
+
 @gin.configurable(denylist=["task", "workdir"])
 def train(
     task,
@@ -101,6 +108,13 @@ def train(
     steps_per_epoch=None,
     validation_steps=None,
     learning_rate=1e-4,
+    optimizer="adam",
+    weight_decay=0.0,
+    learning_rate_schedule="constant",
+    restart_epochs=None,
+    gradient_clip_norm=None,
+    frontend_learning_rate_multiplier=1.0,
+    early_stopping_patience=None,
     strategy="default",
     seed=0,
     extra_callbacks=(),
@@ -119,7 +133,18 @@ def train(
         steps_per_epoch: batches per epoch; None = one pass over ``task.train``. When
             set, the training set is repeated so every epoch has this many batches.
         validation_steps: batches of validation per epoch (None = all).
-        learning_rate: Adam's learning rate.
+        learning_rate: the optimizer's (peak) learning rate.
+        optimizer: "adam" (the paper) or "adamw" (see `experiments.optimizers`).
+        weight_decay: AdamW's decoupled weight decay (not applied to the frontend).
+        learning_rate_schedule: "constant" (the paper), "cosine" (to 0 over the run) or
+            "cosine_restarts" (warm restarts, periods doubling).
+        restart_epochs: first period of "cosine_restarts" in epochs (default: a tenth
+            of the run).
+        gradient_clip_norm: clip the global gradient norm to this (None: no clipping).
+        frontend_learning_rate_multiplier: the frontend's weights are trained at this
+            multiple of the learning rate (e.g. 10 so LEAF's filters move).
+        early_stopping_patience: stop after this many epochs without a better
+            validation metric (None: train every epoch).
         strategy: distribution strategy name, see `experiments.distribution`.
         seed: seeds Python, NumPy and the backend (weights init, dropout, SpecAugment).
         extra_callbacks: more Keras callbacks, run after the built-in ones.
@@ -140,11 +165,33 @@ def train(
     os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     distribution = distribution_lib.make_strategy(name=strategy)
+    optimizers.check_recipe(
+        optimizer,
+        learning_rate_schedule,
+        weight_decay,
+        gradient_clip_norm,
+        frontend_learning_rate_multiplier,
+    )
     loss, metrics, monitor = loss_and_metrics(task.multi_label)
+    epoch_steps = steps_per_epoch or _batches(task.train)
     with distribution.scope():
         model = build_model(task.num_classes, task.sample_rate)
+        frontend = getattr(model, "frontend", None)
+        schedule = optimizers.learning_rate_schedule(
+            learning_rate,
+            learning_rate_schedule,
+            total_steps=epoch_steps * num_epochs if epoch_steps else None,
+            restart_steps=restart_epochs * epoch_steps if restart_epochs and epoch_steps else None,
+        )
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
+            optimizer=optimizers.make_optimizer(
+                optimizer,
+                schedule,
+                weight_decay=weight_decay,
+                clip_norm=gradient_clip_norm,
+                frontend_variables=frontend.trainable_variables if frontend else (),
+                frontend_multiplier=frontend_learning_rate_multiplier,
+            ),
             loss=loss,
             metrics=metrics,
             jit_compile=jit_compile,
@@ -180,6 +227,10 @@ def train(
         )
     if log_gabor_filters:
         callbacks.append(summaries.GaborTensorBoard(tensorboard_dir))
+    if early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor, patience=early_stopping_patience, mode="max")
+        )
     callbacks.extend(extra_callbacks)
 
     train_data = task.train.repeat() if steps_per_epoch else task.train

@@ -195,3 +195,14 @@ def test_registered_configurables():
         "keras.layers.Dense",
     ):
         assert name in selectors
+
+
+def test_the_adamw_recipe_file_changes_only_the_recipe():
+    experiment.parse_gin(["gin/quickstart.gin", "gin/recipe_adamw.gin"], [])
+    assert gin.query_parameter("train.optimizer") == "adamw"
+    assert gin.query_parameter("train.learning_rate_schedule") == "cosine_restarts"
+    assert gin.query_parameter("load_task.dataset") == "synthetic_commands"
+    assert gin.query_parameter("ConvNet.filters") == [32, 64, 64, 128]
+    with open(os.path.join(GIN_DIR, "recipe_adamw.gin")) as f:
+        lines = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+    assert all(line.startswith("train.") for line in lines), lines
