@@ -29,11 +29,52 @@ def _jsonable(value):
     return value
 
 
-def predict_split(model, dataset, max_batches=None):
+def window_starts(num_samples, window, hop):
+    """Start samples of the `window`-long windows, `hop` apart, that cover a clip.
+
+    The last window ends at the clip's end (it may overlap its predecessor more than the
+    others), so every sample is scored and no window is zero padding. A clip no longer
+    than a window is one window: the whole clip.
+    """
+    if num_samples <= window:
+        return [0]
+    starts = list(range(0, num_samples - window + 1, hop))
+    if starts[-1] != num_samples - window:
+        starts.append(num_samples - window)
+    return starts
+
+
+def _windowed_logits(model, waveforms, window, hop):
+    """Per-clip mean of the logits of the clip's windows (the paper's AudioSet protocol)."""
+    waveforms = np.asarray(waveforms)
+    batch, num_samples = waveforms.shape[:2]
+    starts = window_starts(num_samples, window, hop)
+    if len(starts) == 1:
+        return np.asarray(model.predict_on_batch(waveforms))
+    windows = np.concatenate([waveforms[:, start : start + window] for start in starts])
+    # At most `batch` windows per call: the model's memory stays that of one batch.
+    logits = np.concatenate(
+        [
+            np.asarray(model.predict_on_batch(windows[index : index + batch]))
+            for index in range(0, len(windows), batch)
+        ]
+    )
+    return logits.reshape(len(starts), batch, -1).mean(axis=0)
+
+
+def predict_split(model, dataset, max_batches=None, window=None, hop=None):
     """Runs `model` (training=False) over a batched (waveforms, labels) dataset.
 
     Batches may have different clip lengths (whole-clip evaluation), so the model is
     called batch by batch rather than through `model.predict`, which would concatenate.
+
+    Args:
+        model: the classifier.
+        dataset: batches of (waveforms [batch, time], labels).
+        max_batches: stop after this many batches (None: all).
+        window: if set, clips longer than `window` samples are scored as the mean logits
+            of windows of that length, `hop` samples apart (see `window_starts`).
+        hop: hop between windows in samples (default: `window`).
 
     Returns:
         (labels, logits) as NumPy arrays, concatenated over the batches.
@@ -42,11 +83,42 @@ def predict_split(model, dataset, max_batches=None):
     for index, (waveforms, batch_labels) in enumerate(dataset):
         if max_batches is not None and index >= max_batches:
             break
-        logits.append(np.asarray(model.predict_on_batch(waveforms)))
+        if window:
+            logits.append(_windowed_logits(model, waveforms, window, hop or window))
+        else:
+            logits.append(np.asarray(model.predict_on_batch(waveforms)))
         labels.append(np.asarray(batch_labels))
     if not labels:
         raise ValueError("The evaluation split is empty: no batch to evaluate.")
     return np.concatenate(labels), np.concatenate(logits)
+
+
+def evaluation_protocol(task, window_seconds="auto", hop_seconds=None):
+    """The protocol `evaluate` follows, as recorded in metrics.json.
+
+    "auto" scores clips longer than the training crop (`clip_seconds`) as the mean of
+    crop-long windows, as the paper evaluates AudioSet (1-s windows, predictions
+    averaged), so a model is tested on inputs like those it was trained on; clips no
+    longer than the crop, e.g. Speech Commands' 1-s clips, are scored whole.
+
+    Returns:
+        {"protocol": "windowed" | "whole_clip", "window_seconds", "hop_seconds"}.
+    """
+    if window_seconds == "auto":
+        crop = task.eval_preprocessing.get("min_length")
+        window_seconds = crop / task.sample_rate if crop else None
+    if window_seconds is None:
+        return {"protocol": "whole_clip"}
+    if not window_seconds > 0 or (hop_seconds is not None and not hop_seconds > 0):
+        raise ValueError(
+            f"evaluate.window_seconds and hop_seconds must be > 0, got {window_seconds!r} "
+            f"and {hop_seconds!r}."
+        )
+    return {
+        "protocol": "windowed",
+        "window_seconds": float(window_seconds),
+        "hop_seconds": float(hop_seconds or window_seconds),
+    }
 
 
 def compute_metrics(labels, logits, multi_label):
@@ -65,6 +137,8 @@ def evaluate(
     checkpoint="best",
     split="test",
     max_batches=None,
+    window_seconds="auto",
+    hop_seconds=None,
     extra=None,
 ):
     """Loads a checkpoint, evaluates on a split and writes ``<workdir>/metrics.json``.
@@ -79,6 +153,10 @@ def evaluate(
             current weights).
         split: "test" or "validation".
         max_batches: evaluate on at most this many batches (tests; None = all).
+        window_seconds: "auto" (windows of the training crop length for longer
+            clips, see `evaluation_protocol`), a window length in seconds, or None to
+            score every clip whole.
+        hop_seconds: hop between windows (default: the window length).
         extra: more entries for the JSON file (e.g. the operative gin config).
 
     Returns:
@@ -96,10 +174,16 @@ def evaluate(
         model.load_weights(checkpoint_path)
     if split not in ("test", "validation"):
         raise ValueError(f"split must be 'test' or 'validation', got {split!r}.")
-    labels, logits = predict_split(model, getattr(task, split), max_batches)
+    protocol = evaluation_protocol(task, window_seconds, hop_seconds)
+    window = hop = None
+    if protocol["protocol"] == "windowed":
+        window = int(round(protocol["window_seconds"] * task.sample_rate))
+        hop = int(round(protocol["hop_seconds"] * task.sample_rate))
+    labels, logits = predict_split(model, getattr(task, split), max_batches, window, hop)
     results = {
         "dataset": task.name,
         "split": split,
+        "evaluation": protocol,
         "checkpoint": checkpoint_path,
         "num_examples": int(labels.shape[0]),
         "num_classes": int(task.num_classes),
