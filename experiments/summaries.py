@@ -62,6 +62,34 @@ def write_histogram(tag, values, step):
     )
 
 
+def gabor_parameters(frontend):
+    """The Gabor center frequencies and bandwidths (Hz) of a LEAF-style frontend.
+
+    Reads ``frontend.gabor_center_frequencies_hz()`` and ``gabor_bandwidths_hz()``
+    (`leaf_keras.frontend.Leaf`, with any filterbank engine: the band-limited one holds
+    the same Gabor weights): the clipped parameters the filters are built from.
+
+    Args:
+        frontend: a frontend layer, or None.
+
+    Returns:
+        ``(centers_hz, bandwidths_hz)``, numpy arrays ``(n_filters,)`` (bandwidth = full
+        width at half maximum of the frequency response), or None for frontends without
+        Gabor filters (mel, SincNet, Time-Domain Filterbanks, None).
+    """
+    if frontend is None or not hasattr(frontend, "gabor_center_frequencies_hz"):
+        return None
+    try:
+        return (
+            np.asarray(frontend.gabor_center_frequencies_hz()),
+            np.asarray(frontend.gabor_bandwidths_hz()),
+        )
+    except (ValueError, AttributeError, NotImplementedError):
+        # Leaf subclasses without a Gabor convolution (SincNet, TimeDomainFilterbanks)
+        # inherit the helpers but raise.
+        return None
+
+
 class _SummaryCallback(keras.callbacks.Callback):
     """Base class: lazily opened tf.summary writers, one per run name."""
 
@@ -123,18 +151,11 @@ class GaborTensorBoard(_SummaryCallback):
 
     def _gabor_values(self):
         """The two arrays, or None for frontends without Gabor filters."""
-        frontend = getattr(self.model, "frontend", None)
-        if frontend is None or not hasattr(frontend, "gabor_center_frequencies_hz"):
+        parameters = gabor_parameters(getattr(self.model, "frontend", None))
+        if parameters is None:
             return None
-        try:
-            return {
-                "gabor_center_hz": np.asarray(frontend.gabor_center_frequencies_hz()),
-                "gabor_bandwidth_hz": np.asarray(frontend.gabor_bandwidths_hz()),
-            }
-        except (ValueError, AttributeError, NotImplementedError):
-            # Leaf subclasses without a Gabor convolution (SincNet, TimeDomainFilterbanks)
-            # inherit the helpers but raise.
-            return None
+        centers, bandwidths = parameters
+        return {"gabor_center_hz": centers, "gabor_bandwidth_hz": bandwidths}
 
     def _write(self, step):
         values = self._gabor_values()
