@@ -80,8 +80,10 @@ _LEAF_KERAS_CONFIGURABLES = (
             "PANNWavBlock",
             "WaveGram",
             "EfficientNetB0Encoder",
+            "SmallConvNet",
         ),
     ),
+    ("leaf_keras.transformer", "leaf_keras.transformer", ("TransformerEncoder",)),
     ("leaf_keras.band_limited", "leaf_keras.band_limited", ("BandLimitedGaborPooling",)),
 )
 

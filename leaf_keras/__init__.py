@@ -21,6 +21,7 @@ from leaf_keras import ops
 from leaf_keras import pooling
 from leaf_keras import postprocessing
 from leaf_keras import stages
+from leaf_keras import transformer
 from leaf_keras import utils
 from leaf_keras import waveforms
 from leaf_keras.band_limited import BandLimitedGaborPooling
@@ -47,6 +48,7 @@ from leaf_keras.models import ConvNet
 from leaf_keras.models import EfficientNetB0Encoder
 from leaf_keras.models import PANNConvBlock
 from leaf_keras.models import PANNWavBlock
+from leaf_keras.models import SmallConvNet
 from leaf_keras.models import WaveGram
 from leaf_keras.ops.fft_correlation import fft_conv1d
 from leaf_keras.ops.fft_correlation import overlap_add_conv1d
@@ -61,6 +63,7 @@ from leaf_keras.postprocessing import PCENLayer
 from leaf_keras.postprocessing import SpecAugment
 from leaf_keras.stages import EnergyFloor
 from leaf_keras.stages import SquaredModulus
+from leaf_keras.transformer import TransformerEncoder
 from leaf_keras.waveforms import WaveformInput
 
 __version__ = "0.1.0"

@@ -3,14 +3,16 @@
 Keras 3 versions of the architectures of google-research/leaf-audio (Zeghidour et al.,
 "LEAF: A Learnable Frontend for Audio Classification", ICLR 2021,
 https://arxiv.org/abs/2101.08596): the ``AudioClassifier`` wrapper, the small ``ConvNet``
-of the example configs, the EfficientNet-B0 encoder of the paper, and CNN14/WaveGram from
-PANNs (Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for Audio Pattern
-Recognition", 2020, https://arxiv.org/abs/1912.10211). Everything uses ``keras.ops`` only
-and is serializable with ``model.save("model.keras")`` / ``keras.saving.load_model``.
+of the example configs, the EfficientNet-B0 encoder of the paper, the ``SmallConvNet`` of
+the LEAF Speech Commands reproduction, and CNN14/WaveGram from PANNs (Kong et al., "PANNs:
+Large-Scale Pretrained Audio Neural Networks for Audio Pattern Recognition", 2020,
+https://arxiv.org/abs/1912.10211). Everything uses ``keras.ops`` only and is serializable
+with ``model.save("model.keras")`` / ``keras.saving.load_model``.
 
 Encoders take time-frequency inputs of shape ``(batch, frames, bins, channels)`` (the
-frontend output with a trailing channel axis) and keep a ``None`` frame axis. The PANN
-encoders live in ``pann`` and are importable from here.
+frontend output with a trailing channel axis) and keep a ``None`` frame axis, or pool it
+away (``SmallConvNet``). The PANN encoders live in ``pann`` and are importable from here;
+the reproduction's Transformer encoder lives in ``transformer``.
 """
 
 import keras
@@ -166,6 +168,93 @@ class ConvNet(layer_stack.LayerStack):
 
 
 @keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
+class SmallConvNet(layer_stack.LayerStack):
+    """The small CNN of the LEAF Speech Commands reproduction, pooled to one embedding.
+
+    Three blocks of a 3x3 convolution ("same" padding, ReLU) and a 2x2 max pooling
+    ("valid" padding), with 32, 64 and 128 filters; then a global pooling over frames and
+    bins, a dense layer of 420 units with ReLU, and dropout 0.18. The reproduction
+    flattened the last feature map of its fixed 1-second clips into the dense layer;
+    that needs a fixed number of frames, so here the map is pooled over frames and bins
+    first (global max pooling by default), which keeps the frame axis ``None`` and
+    accepts clips of any length. The encoder therefore returns the embedding itself,
+    ``(batch, dense_units)``: `AudioClassifier` feeds it to its head as it is and
+    ignores its own ``pooling``.
+
+    The name says what it is next to `ConvNet`, the deeper (six separable blocks),
+    batch-normalized CNN of the original leaf-audio configs that `gin/common.gin`
+    calls "the small ConvNet".
+
+    Args:
+        filters: Number of filters of each conv/pool block (one block per entry); the
+            reproduction's ``[32, 64, 128]`` by default.
+        dense_units: Units of the dense layer after the global pooling (420).
+        dropout: Dropout rate after the dense layer (0.18; 0 disables it).
+        pooling: Global pooling before the dense layer: ``"max"`` or ``"avg"``.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        ``(batch, frames, bins, channels)``; needs at least ``2 ** len(filters)`` frames
+        and bins (each "valid" 2x2 pooling halves them, rounding down).
+
+    Output shape:
+        ``(batch, dense_units)``.
+
+    Example:
+
+    >>> SmallConvNet([4, 8], dense_units=6)(keras.ops.ones((2, 10, 8, 1))).shape
+    (2, 6)
+    """
+
+    def __init__(
+        self,
+        filters=(32, 64, 128),
+        dense_units=420,
+        dropout=0.18,
+        pooling="max",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(filters, (list, tuple)) or not filters:
+            raise ValueError(
+                f"SmallConvNet: `filters` must be a non-empty list of integers, got {filters!r}."
+            )
+        for value in filters:
+            layer_stack.check_positive_int("SmallConvNet", "filters", value)
+        layer_stack.check_positive_int("SmallConvNet", "dense_units", dense_units)
+        layer_stack.check_rate("SmallConvNet", "dropout", dropout)
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"SmallConvNet: `pooling` must be 'max' or 'avg', got {pooling!r}.")
+        self.filters = [int(value) for value in filters]
+        self.dense_units = dense_units
+        self.dropout = float(dropout)
+        self.pooling = pooling
+        self.stack = []
+        for depth in self.filters:
+            self.stack.append(keras.layers.Conv2D(depth, (3, 3), padding="same", activation="relu"))
+            self.stack.append(keras.layers.MaxPooling2D(pool_size=(2, 2)))
+        if pooling == "max":
+            self.stack.append(keras.layers.GlobalMaxPooling2D())
+        else:
+            self.stack.append(keras.layers.GlobalAveragePooling2D())
+        self.stack.append(keras.layers.Dense(dense_units, activation="relu"))
+        if self.dropout > 0.0:
+            self.stack.append(keras.layers.Dropout(self.dropout))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": list(self.filters),
+                "dense_units": self.dense_units,
+                "dropout": self.dropout,
+                "pooling": self.pooling,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=layer_stack.PACKAGE)
 class EfficientNetB0Encoder(keras.layers.Layer):
     """EfficientNet-B0 (without its classification top) as a spectrogram encoder.
 
@@ -268,20 +357,27 @@ class AudioClassifier(keras.Model):
     The frontend turns waveforms ``(batch, samples)`` into features
     ``(batch, frames, bins)``; a channel axis is appended and, if ``use_batch_norm``, a
     batch normalization over the bins is applied; the encoder maps the result to
-    ``(batch, frames', bins', channels)``; a global max (or average) pooling over all
-    axes but the batch and channels gives an embedding that a dense layer maps to
-    ``num_outputs`` logits. The original leaf-audio classifier is
+    ``(batch, frames', bins', channels)`` (or ``(batch, frames', channels)``, e.g.
+    `TransformerEncoder`); a global max (or average) pooling over all axes but the batch
+    and channels gives an embedding that a dense layer maps to ``num_outputs`` logits. An
+    encoder that pools itself (`SmallConvNet`) returns the embedding ``(batch, channels)``,
+    which goes to the dense layer as it is. The original leaf-audio classifier is
     ``use_batch_norm=False, pooling="max"``. The ``training`` flag is forwarded to the
     frontend and the encoder, so SpecAugment, dropout and batch normalization behave.
 
     Args:
-        num_outputs: Number of classes (output logits).
+        num_outputs: Number of classes (output logits), or ``{task: number of classes}``
+            for multi-task training: one dense head per task on the shared embedding,
+            and the model returns ``{task: logits}`` (the LEAF paper's Table 3 setup).
         frontend: A Keras layer mapping waveforms to ``(batch, frames, bins)`` features
             (e.g. `leaf_keras.frontend.Leaf`), or None to feed features directly
             (``(batch, frames, bins)`` or ``(batch, frames, bins, channels)``).
         encoder: A Keras layer on ``(batch, frames, bins, channels)`` (e.g. `ConvNet`,
-            `PANN`, `EfficientNetB0Encoder`), or None to pool the features directly.
-        pooling: ``"max"`` (the original) or ``"avg"`` global pooling.
+            `PANN`, `EfficientNetB0Encoder`, `SmallConvNet`,
+            `leaf_keras.transformer.TransformerEncoder`), or None to pool the features
+            directly.
+        pooling: ``"max"`` (the original) or ``"avg"`` global pooling (unused with an
+            encoder that returns ``(batch, channels)``).
         use_batch_norm: Whether to batch-normalize the features before the encoder (one
             mean and variance per bin).
         head_activation: Activation of the dense head; None gives logits.
@@ -291,7 +387,7 @@ class AudioClassifier(keras.Model):
         ``(batch, samples)`` or ``(batch, samples, 1)`` with a frontend, else features.
 
     Output shape:
-        ``(batch, num_outputs)``.
+        ``(batch, num_outputs)``, or ``{task: (batch, num_outputs[task])}``.
 
     Example:
 
@@ -311,7 +407,18 @@ class AudioClassifier(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        layer_stack.check_positive_int("AudioClassifier", "num_outputs", num_outputs)
+        if isinstance(num_outputs, dict):
+            if not num_outputs:
+                raise ValueError("AudioClassifier: `num_outputs` must not be an empty dict.")
+            for task, count in num_outputs.items():
+                if not isinstance(task, str) or not task.isidentifier():
+                    raise ValueError(
+                        f"AudioClassifier: task names must be identifiers, got {task!r}."
+                    )
+                layer_stack.check_positive_int("AudioClassifier", f"num_outputs[{task!r}]", count)
+            num_outputs = dict(num_outputs)
+        else:
+            layer_stack.check_positive_int("AudioClassifier", "num_outputs", num_outputs)
         for name, value in (("frontend", frontend), ("encoder", encoder)):
             if value is not None and not isinstance(value, keras.layers.Layer):
                 raise ValueError(
@@ -330,7 +437,19 @@ class AudioClassifier(keras.Model):
             if self.use_batch_norm
             else None
         )
-        self.head = keras.layers.Dense(num_outputs, activation=self.head_activation, name="head")
+        if isinstance(num_outputs, dict):
+            self.head = None
+            self.heads = {
+                task: keras.layers.Dense(
+                    count, activation=self.head_activation, name=f"head_{task}"
+                )
+                for task, count in num_outputs.items()
+            }
+        else:
+            self.head = keras.layers.Dense(
+                num_outputs, activation=self.head_activation, name="head"
+            )
+            self.heads = None
 
     def build(self, input_shape):
         # Running the forward pass on a symbolic tensor builds every sub-layer in order.
@@ -353,15 +472,25 @@ class AudioClassifier(keras.Model):
             outputs = self.feature_norm(outputs, training=training)
         if self.encoder is not None:
             outputs = self.encoder(outputs, training=training)
+        if len(outputs.shape) == 2:
+            # The encoder pooled already (e.g. SmallConvNet): no axis is left to pool, and
+            # this skips the reduction rather than rely on what a reduction over no axes
+            # (`axis=()`) does on each backend.
+            return outputs
         pooled_axes = tuple(range(1, len(outputs.shape) - 1))
         if self.pooling == "max":
             return ops.max(outputs, axis=pooled_axes)
         return ops.mean(outputs, axis=pooled_axes)
 
     def call(self, inputs, training=None):
-        return self.head(self.embed(inputs, training=training))
+        embedding = self.embed(inputs, training=training)
+        if self.heads is None:
+            return self.head(embedding)
+        return {task: head(embedding) for task, head in self.heads.items()}
 
     def compute_output_shape(self, input_shape):
+        if isinstance(self.num_outputs, dict):
+            return {task: (input_shape[0], count) for task, count in self.num_outputs.items()}
         return (input_shape[0], self.num_outputs)
 
     def get_config(self):

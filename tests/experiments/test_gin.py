@@ -4,6 +4,7 @@ import glob
 import os
 
 import fixtures_train
+import numpy as np
 import pytest
 
 import gin
@@ -77,6 +78,48 @@ def test_a_frontend_file_after_the_quickstart_swaps_only_the_frontend(frontend_f
     # Frontend files bind frontends only: no data, recipe or encoder.
     for prefix in ("load_task.", "train.", "ConvNet.", "include 'gin/common.gin'"):
         assert f"\n{prefix}" not in text, prefix
+
+
+# Encoder files: (file, class, a binding and its value).
+ENCODER_FILES = (
+    ("transformer", "TransformerEncoder", "TransformerEncoder.num_blocks", 4),
+    ("small_cnn", "SmallConvNet", "SmallConvNet.dense_units", 420),
+)
+
+
+@pytest.mark.parametrize("encoder_file, class_name, binding, value", ENCODER_FILES)
+def test_an_encoder_file_after_the_quickstart_builds_its_classifier(
+    encoder_file, class_name, binding, value
+):
+    import leaf_keras  # pylint: disable=import-outside-toplevel
+    from experiments import train  # pylint: disable=import-outside-toplevel
+
+    experiment.parse_gin(["gin/quickstart.gin", f"gin/{encoder_file}.gin"], [])
+    assert gin.query_parameter(binding) == value
+    assert gin.query_parameter("load_task.dataset") == "synthetic_commands"
+    # build_model runs one second of 16 kHz audio through the model.
+    model = train.build_model(num_outputs=10, sample_rate=16000)
+    assert type(model.encoder) is getattr(leaf_keras, class_name)  # pylint: disable=unidiomatic-typecheck
+    assert type(model.frontend) is leaf_keras.Leaf  # pylint: disable=unidiomatic-typecheck
+    logits = model(np.zeros((2, 16000), np.float32), training=False)
+    assert tuple(logits.shape) == (2, 10)
+    with open(os.path.join(GIN_DIR, f"{encoder_file}.gin")) as f:
+        text = f.read()
+    # Encoder files bind the encoder only: no data, recipe or frontend.
+    for prefix in ("load_task.", "train.", "ConvNet.", "AudioClassifier.frontend", "include "):
+        assert f"\n{prefix}" not in text, prefix
+
+
+def test_the_transformer_file_averages_the_frames_and_binds_its_widths():
+    experiment.parse_gin(["gin/mel.gin", "gin/transformer.gin"], [])
+    assert gin.query_parameter("AudioClassifier.pooling") == "avg"
+    encoder = gin.query_parameter("AudioClassifier.encoder").scoped_configurable_fn()
+    assert (encoder.d_model, encoder.num_heads, encoder.ff_dim, encoder.dropout) == (
+        256,
+        8,
+        1024,
+        0.1,
+    )
 
 
 def test_a_misspelled_strategy_fails_at_parse_time():

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from keras import ops
 
+from leaf_keras import mel_frontend
 from leaf_keras import models
 from leaf_keras.spec_augment import SpecAugment
 
 import layer_test
+import testing_utils
 
 BINS = 16
 # On JAX every eagerly run op is compiled once per shape, which makes eager training of
@@ -115,6 +117,112 @@ def test_conv_block_layer_order_matches_original():
     ]
     plain = models.ConvBlock(4, use_batch_norm=False, max_pooling=False)
     assert [type(layer).__name__ for layer in plain.stack] == ["Conv2D", "Activation"] * 2
+
+
+# ---------------------------------------------------------------------------- SmallConvNet
+
+
+def test_small_conv_net_defaults_and_layer_order():
+    net = models.SmallConvNet()
+    assert net.filters == [32, 64, 128] and net.dense_units == 420 and net.dropout == 0.18
+    assert net.pooling == "max"
+    kinds = [type(layer).__name__ for layer in net.stack]
+    assert kinds == ["Conv2D", "MaxPooling2D"] * 3 + ["GlobalMaxPooling2D", "Dense", "Dropout"]
+    convs = [layer for layer in net.stack if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.padding) for c in convs] == [
+        (32, (3, 3), "same"),
+        (64, (3, 3), "same"),
+        (128, (3, 3), "same"),
+    ]
+    assert all(c.activation is keras.activations.relu for c in convs)
+    dense = net.stack[-2]
+    assert dense.units == 420 and dense.activation is keras.activations.relu
+    assert net.stack[-1].rate == 0.18
+    # One second of 40 mel bins (101 frames): 101 x 40 -> 50 x 20 -> 25 x 10 -> 12 x 5.
+    assert net.compute_output_shape((None, None, 40, 1)) == (None, 420)
+    plain = models.SmallConvNet([4], dense_units=3, dropout=0.0, pooling="avg")
+    assert [type(layer).__name__ for layer in plain.stack] == [
+        "Conv2D",
+        "MaxPooling2D",
+        "GlobalAveragePooling2D",
+        "Dense",
+    ]
+
+
+@pytest.mark.parametrize("pooling, reduce", [("max", np.max), ("avg", np.mean)])
+def test_small_conv_net_pools_globally_before_its_dense_layer(pooling, reduce):
+    # Any number of frames gives one embedding: the dense layer sees the feature map
+    # reduced over frames and bins.
+    net = models.SmallConvNet([4, 8], dense_units=6, pooling=pooling)
+    for frames in (8, 24, 37):
+        features = _features(2, frames)
+        outputs = _numpy(net(features, training=False))
+        assert outputs.shape == (2, 6) == net.compute_output_shape(features.shape)
+        feature_map = features
+        for layer in net.stack[:4]:
+            feature_map = layer(feature_map)
+        assert _numpy(feature_map).shape == (2, frames // 4, BINS // 4, 8)
+        pooled = reduce(_numpy(feature_map), axis=(1, 2))
+        dense = net.stack[5]
+        expected = np.maximum(pooled @ _numpy(dense.kernel) + _numpy(dense.bias), 0.0)
+        np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
+    assert _output_shape_with_none_time(net, (None, BINS, 1)) == (None, 6)
+
+
+def test_small_conv_net_dropout_only_in_training_and_gradients_reach_every_weight():
+    net = models.SmallConvNet([4, 8], dense_units=6, dropout=0.5)
+    features = _features()
+    inference = _numpy(net(features, training=False))
+    np.testing.assert_array_equal(_numpy(net(features, training=False)), inference)
+    np.testing.assert_array_equal(_numpy(net(features)), inference)
+    assert not np.allclose(_numpy(net(features, training=True)), inference)
+
+    net = models.SmallConvNet([4, 8], dense_units=6, dropout=0.0)
+    net(features)
+    # Positive biases keep every ReLU unit alive, so every weight receives a gradient.
+    net.set_weights([w if w.ndim > 1 else np.full_like(w, 0.5) for w in net.get_weights()])
+
+    def loss():
+        return ops.sum(net(features, training=True))
+
+    _, gradients = testing_utils.value_and_gradients(loss, net.trainable_weights)
+    for weight, gradient in zip(net.trainable_weights, gradients):
+        assert gradient is not None and np.isfinite(gradient).all(), weight.path
+        assert np.abs(gradient).max() > 0.0, weight.path
+
+
+def test_classifier_uses_an_already_pooled_encoder_output_as_the_embedding():
+    # A rank-2 encoder output is the embedding: neither pooling touches it.
+    features = _features(3, 24, BINS, 0)
+    for pooling in ("max", "avg"):
+        encoder = models.SmallConvNet([4, 8], dense_units=6)
+        model = models.AudioClassifier(4, encoder=encoder, pooling=pooling, use_batch_norm=False)
+        embedding = _numpy(model.embed(features, training=False))
+        np.testing.assert_array_equal(embedding, _numpy(encoder(features[..., None])))
+        assert _numpy(model(features)).shape == (3, 4)
+        assert model.head.kernel.shape == (6, 4)
+    assert _output_shape_with_none_time(model, (None, BINS)) == (None, 4)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 2.5])
+def test_classifier_with_small_conv_net_on_16khz_audio(seconds):
+    model = models.AudioClassifier(
+        5,
+        frontend=mel_frontend.MelFilterbanks(n_filters=BINS),
+        encoder=models.SmallConvNet([4, 8], dense_units=6),
+    )
+    waveforms = _waveforms(2, int(16000 * seconds))
+    logits = _numpy(model(waveforms, training=False))
+    assert logits.shape == (2, 5) and np.isfinite(logits).all()
+
+
+def test_small_conv_net_classifier_trains_and_round_trips(tmp_path):
+    model = models.AudioClassifier(
+        3, encoder=models.SmallConvNet([4, 8], dense_units=6, dropout=0.1)
+    )
+    restored = _train_save_load(model, _features(4, 24, BINS, 0), 3, tmp_path, run_eagerly=False)
+    assert isinstance(restored.encoder, models.SmallConvNet)
+    assert restored.encoder.get_config() == model.encoder.get_config()
 
 
 # ---------------------------------------------------------------------------- EfficientNet
@@ -244,6 +352,7 @@ def test_classifier_shapes_with_none_time():
         models.PANN(depth=3, dropout_rate=0.1),
         models.WaveGram(sample_rate=8000),
         models.EfficientNetB0Encoder(min_size=40),
+        models.SmallConvNet([4, 8], dense_units=6, dropout=0.0, pooling="avg"),
         models.AudioClassifier(
             3,
             frontend=models.WaveGram(),
@@ -276,6 +385,13 @@ def test_config_round_trip(layer):
         (lambda: models.PANNConvBlock(4, (2,)), "pool_size"),
         (lambda: models.PANNWavBlock(4, 0), "pool_size"),
         (lambda: models.EfficientNetB0Encoder(min_size=16), "min_size"),
+        (lambda: models.SmallConvNet([]), "SmallConvNet: `filters`"),
+        (lambda: models.SmallConvNet(32), "SmallConvNet: `filters`"),
+        (lambda: models.SmallConvNet([4, 0]), "SmallConvNet: `filters`"),
+        (lambda: models.SmallConvNet(dense_units=0), "SmallConvNet: `dense_units`"),
+        (lambda: models.SmallConvNet(dense_units=4.5), "SmallConvNet: `dense_units`"),
+        (lambda: models.SmallConvNet(dropout=1.0), "SmallConvNet: `dropout`"),
+        (lambda: models.SmallConvNet(pooling="mean"), "SmallConvNet: `pooling`"),
     ],
 )
 def test_bad_arguments_raise(make, match):
@@ -290,6 +406,8 @@ def test_bad_input_shapes_raise():
         models.WaveGram()(np.zeros((2, 100, 2), "float32"))
     with pytest.raises(ValueError, match="bins axis must be known"):
         models.PANN(depth=1).build((None, None, None, 1))
+    with pytest.raises(ValueError, match=r"SmallConvNet expects .*got shape \(2, 24, 16\)"):
+        models.SmallConvNet([4])(_features(channels=0))
     with pytest.raises(ValueError, match="known channels"):
         models.EfficientNetB0Encoder().build((None, None, 8, None))
     with pytest.raises(ValueError, match=r"\(batch, frames, bins\[, channels\]\).*\(2, 5\)"):
@@ -331,6 +449,21 @@ def test_conv_net_layer_contract():
     )
 
 
+def test_small_conv_net_layer_contract():
+    # Two convolutions and the dense layer (kernel, bias each); the output is the pooled
+    # embedding, with no time axis. The first call has no `training`: dropout is off.
+    layer_test.run_layer_test(
+        models.SmallConvNet,
+        {"filters": [4, 8], "dense_units": 6, "dropout": 0.18},
+        input_data=_features(),
+        expected_output_shape=(2, 6),
+        output_time_axis=None,
+        mixed_precision_via="global",
+        expected_num_trainable_weights=6,
+        expected_num_non_trainable_weights=0,
+    )
+
+
 def test_efficientnet_encoder_layer_contract():
     # An untrained EfficientNet-B0 with inference-mode batch norm and no input
     # normalization scales its input by ~1e-6: unit inputs give outputs (~1e-7) in
@@ -369,3 +502,41 @@ def test_audio_classifier_layer_contract():
         expected_num_trainable_weights=20,
         expected_num_non_trainable_weights=10,
     )
+
+
+def test_multitask_classifier_has_one_head_per_task_on_a_shared_embedding(tmp_path):
+    model = models.AudioClassifier(
+        {"events": 3, "family": 2}, encoder=models.ConvNet([4, 4]), use_batch_norm=False
+    )
+    features = np.random.default_rng(3).normal(size=(2, 16, 12)).astype("float32")
+    outputs = model(features)
+    assert {task: tuple(value.shape) for task, value in outputs.items()} == {
+        "events": (2, 3),
+        "family": (2, 2),
+    }
+    assert model.compute_output_shape((2, None, 12)) == {"events": (2, 3), "family": (2, 2)}
+    # Each head is a dense layer on the same pooled embedding.
+    embedding = _numpy(model.embed(features))
+    for task, head in model.heads.items():
+        kernel, bias = (_numpy(w) for w in head.weights)
+        np.testing.assert_allclose(
+            _numpy(outputs[task]), embedding @ kernel + bias, rtol=1e-5, atol=1e-6
+        )
+    path = str(tmp_path / "multitask.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    for task in ("events", "family"):
+        np.testing.assert_allclose(
+            _numpy(restored(features)[task]),
+            _numpy(outputs[task]),
+            rtol=1e-6,
+        )
+
+
+@pytest.mark.parametrize(
+    "num_outputs, match",
+    [({}, "empty"), ({"two words": 2}, "identifiers"), ({"a": 0}, "num_outputs")],
+)
+def test_multitask_classifier_bad_heads(num_outputs, match):
+    with pytest.raises(ValueError, match=match):
+        models.AudioClassifier(num_outputs)
