@@ -1,5 +1,6 @@
 """Evaluates a trained classifier on the test split and writes ``metrics.json``."""
 
+import functools
 import json
 import math
 import os
@@ -128,7 +129,9 @@ def compute_metrics(labels, logits, multi_label):
     return {"accuracy": metrics_lib.accuracy(labels, logits)}
 
 
-@gin.configurable(denylist=["model", "task", "workdir", "checkpoint_dir", "extra"])
+@gin.configurable(
+    denylist=["model", "task", "workdir", "checkpoint_dir", "extra", "return_predictions"]
+)
 def evaluate(
     model,
     task,
@@ -140,6 +143,7 @@ def evaluate(
     window_seconds="auto",
     hop_seconds=None,
     extra=None,
+    return_predictions=False,
 ):
     """Loads a checkpoint, evaluates on a split and writes ``<workdir>/metrics.json``.
 
@@ -158,9 +162,12 @@ def evaluate(
             score every clip whole.
         hop_seconds: hop between windows (default: the window length).
         extra: more entries for the JSON file (e.g. the operative gin config).
+        return_predictions: also return the labels and logits it scored.
 
     Returns:
-        The dict written to ``metrics.json``.
+        The dict written to ``metrics.json``; with `return_predictions`, (that dict,
+        labels, logits), the last two {task: array} for a multi-task model. A
+        `multitask.MultiTask` is scored task by task, under ``"tasks"``.
     """
     checkpoint_dir = checkpoint_dir or os.path.join(workdir, "checkpoints")
     checkpoint_path = None
@@ -174,22 +181,26 @@ def evaluate(
         model.load_weights(checkpoint_path)
     if split not in ("test", "validation"):
         raise ValueError(f"split must be 'test' or 'validation', got {split!r}.")
-    protocol = evaluation_protocol(task, window_seconds, hop_seconds)
-    window = hop = None
-    if protocol["protocol"] == "windowed":
-        window = int(round(protocol["window_seconds"] * task.sample_rate))
-        hop = int(round(protocol["hop_seconds"] * task.sample_rate))
-    labels, logits = predict_split(model, getattr(task, split), max_batches, window, hop)
-    results = {
-        "dataset": task.name,
-        "split": split,
-        "evaluation": protocol,
-        "checkpoint": checkpoint_path,
-        "num_examples": int(labels.shape[0]),
-        "num_classes": int(task.num_classes),
-        "multi_label": bool(task.multi_label),
-    }
-    results.update(compute_metrics(labels, logits, task.multi_label))
+    score = functools.partial(
+        score_task,
+        split=split,
+        max_batches=max_batches,
+        window_seconds=window_seconds,
+        hop_seconds=hop_seconds,
+    )
+    tasks = getattr(task, "tasks", None)
+    if tasks is None:
+        results = {"dataset": task.name, "split": split}
+        scores, labels, logits = score(model, task)
+        results.update(scores)
+        results["checkpoint"] = checkpoint_path
+    else:
+        # Multi-task: every head scored on its own task's clips.
+        results = {"dataset": task.name, "split": split, "checkpoint": checkpoint_path}
+        results["tasks"], labels, logits = {}, {}, {}
+        for name, single in tasks.items():
+            scores, labels[name], logits[name] = score(_Head(model, name), single)
+            results["tasks"][name] = {"dataset": single.name, **scores}
     best_info = os.path.join(checkpoint_dir, checkpointing.BEST_INFO)
     if checkpoint == "best" and os.path.exists(best_info):
         with open(best_info) as f:
@@ -200,8 +211,49 @@ def evaluate(
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, METRICS_FILE)
     checkpointing.write_json_atomically(results, path)
-    summary = {key: results[key] for key in ("accuracy", "mAP", "AUC", "d_prime") if key in results}
-    logging.info(
-        "%s metrics (%d examples): %s -> %s", split, results["num_examples"], summary, path
-    )
+    for name, scores in (results.get("tasks") or {task.name: results}).items():
+        summary = {key: scores[key] for key in SUMMARY_METRICS if key in scores}
+        logging.info(
+            "%s %s metrics (%d examples): %s", name, split, scores["num_examples"], summary
+        )
+    logging.info("Metrics written to %s", path)
+    if return_predictions:
+        return results, labels, logits
     return results
+
+
+SUMMARY_METRICS = ("accuracy", "mAP", "AUC", "d_prime")
+
+
+class _Head:
+    """One task's output of a multi-task model, as `predict_split` calls a model."""
+
+    def __init__(self, model, name):
+        self.model, self.name = model, name
+
+    def predict_on_batch(self, waveforms):
+        return self.model.predict_on_batch(waveforms)[self.name]
+
+
+def score_task(
+    model, task, split="test", max_batches=None, window_seconds="auto", hop_seconds=None
+):
+    """Scores `model` on one task's split.
+
+    Returns:
+        (scores dict: protocol, counts and metrics; labels; logits).
+    """
+    protocol = evaluation_protocol(task, window_seconds, hop_seconds)
+    window = hop = None
+    if protocol["protocol"] == "windowed":
+        window = int(round(protocol["window_seconds"] * task.sample_rate))
+        hop = int(round(protocol["hop_seconds"] * task.sample_rate))
+    labels, logits = predict_split(model, getattr(task, split), max_batches, window, hop)
+    scores = {
+        "evaluation": protocol,
+        "num_examples": int(labels.shape[0]),
+        "num_classes": int(task.num_classes),
+        "multi_label": bool(task.multi_label),
+    }
+    scores.update(compute_metrics(labels, logits, task.multi_label))
+    return scores, labels, logits

@@ -17,11 +17,13 @@ import gin
 
 # Every module that defines gin configurables is imported before any parsing.
 from experiments import configurables
-from experiments import data  # pylint: disable=unused-import
+from experiments import data
 from experiments import distribution
 from experiments import evaluate as evaluate_lib
 from experiments import export as export_lib
+from experiments import report as report_lib
 from experiments import train as train_lib
+from experiments.data import multitask
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Read before the user's files: the paper's recipe, encoder and the macros that frontend
@@ -70,28 +72,53 @@ def configured_workdir(workdir=None):
 
 
 @gin.configurable(denylist=["strategy"])
-def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strategy=None):
-    """Loads the task, trains, evaluates on test and exports; returns the metrics dict.
+def run_experiment(
+    workdir="/tmp/leaf_keras",
+    evaluate=True,
+    export=True,
+    report=True,
+    strategy=None,
+    tasks=None,
+):
+    """Loads the task(s), trains, evaluates on test and exports; returns the metrics dict.
 
     Args:
         workdir: output directory.
         evaluate: evaluate the best checkpoint on the test split (metrics.json).
         export: write the SavedModel / TFLite export of the best checkpoint.
+        report: write the training report's PNG plots to ``<workdir>/report``
+            (`experiments.report`; needs `evaluate`).
         strategy: distribution strategy name overriding ``train.strategy``.
+        tasks: None for the single task of `data.load_task`'s bindings, or, for
+            multi-task training, {task name: loader}, each loader a scoped
+            ``load_task`` (``{'keywords': @keywords/load_task, ...}`` in gin): one
+            shared frontend and encoder, one head per task (see gin/multitask.gin).
 
     Returns:
         The metrics written to metrics.json (or {} if `evaluate` is False).
     """
     os.makedirs(workdir, exist_ok=True)
-    task = data.load_task()
-    logging.info(
-        "Task %s: %d classes (%s), %d Hz, stats %s",
-        task.name,
-        task.num_classes,
-        "multi-label" if task.multi_label else "single-label",
-        task.sample_rate,
-        task.stats,
-    )
+    if tasks is None:
+        task = data.load_task()
+        single_tasks = {task.name: task}
+    else:
+        if not isinstance(tasks, dict) or not tasks:
+            raise ValueError(
+                "run_experiment.tasks must be a dict {task name: @<name>/load_task}, "
+                f"got {tasks!r}."
+            )
+        single_tasks = {name: loader() for name, loader in tasks.items()}
+        task = multitask.combine(single_tasks)
+    for name, single in single_tasks.items():
+        logging.info(
+            "Task %s (%s): %d classes (%s), %d Hz, stats %s",
+            name,
+            single.name,
+            single.num_classes,
+            "multi-label" if single.multi_label else "single-label",
+            single.sample_rate,
+            single.stats,
+        )
     train_kwargs = {} if strategy is None else {"strategy": strategy}
     result = train_lib.train(task, workdir, **train_kwargs)
     if not result.distribution.is_chief:
@@ -99,15 +126,23 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
     operative_config = gin.operative_config_str()
     with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
         f.write(operative_config)
+    class_names = (
+        list(task.class_names)
+        if tasks is None
+        else {name: list(single.class_names) for name, single in single_tasks.items()}
+    )
     results = {}
     if evaluate:
-        results = evaluate_lib.evaluate(
+        results, labels, logits = evaluate_lib.evaluate(
             result.model,
             task,
             workdir,
             checkpoint_dir=result.checkpoint_dir,
-            extra={"gin_config": operative_config, "class_names": list(task.class_names)},
+            extra={"gin_config": operative_config, "class_names": class_names},
+            return_predictions=True,
         )
+        if report:
+            _write_report(workdir, result.model, single_tasks, labels, logits, tasks is None)
     if export:
         if not evaluate and result.best_checkpoint:
             result.model.load_weights(result.best_checkpoint)  # Export the best weights.
@@ -115,7 +150,27 @@ def run_experiment(workdir="/tmp/leaf_keras", evaluate=True, export=True, strate
             result.model,
             workdir,
             task.multi_label,
-            extra_info={"class_names": list(task.class_names), "sample_rate": task.sample_rate},
-            preprocessing=task.eval_preprocessing,
+            extra_info={"class_names": class_names, "sample_rate": task.sample_rate},
+            # Every task of a multi-task run shares the clip length and normalization.
+            preprocessing=next(iter(single_tasks.values())).eval_preprocessing,
         )
     return results
+
+
+def _write_report(workdir, model, single_tasks, labels, logits, single):
+    """The report's plots; a multi-task run gets one confusion/AP plot per task."""
+    if single:
+        (task,) = single_tasks.values()
+        report_lib.write_report(workdir, model, labels, logits, task.class_names, task.multi_label)
+        return
+    report_lib.write_report(workdir, model, None, None, None, False)
+    for name, task in single_tasks.items():
+        report_lib.write_report(
+            workdir,
+            None,
+            labels[name],
+            logits[name],
+            task.class_names,
+            task.multi_label,
+            task_name=name,
+        )

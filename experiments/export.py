@@ -52,13 +52,25 @@ def _probabilities(logits, multi_label):
     return keras.ops.sigmoid(logits) if multi_label else keras.ops.softmax(logits, axis=-1)
 
 
+def _task_names(multi_label):
+    return list(multi_label) if isinstance(multi_label, dict) else []
+
+
+def _output_kinds(multi_label):
+    if isinstance(multi_label, dict):
+        return {name: _output_kinds(flag) for name, flag in multi_label.items()}
+    return "sigmoid" if multi_label else "softmax"
+
+
 def export_saved_model(model, path, multi_label, num_samples=None, preprocessing=None):
     """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures.
 
     Args:
         model: a built AudioClassifier (with a ``frontend`` attribute).
         path: output directory.
-        multi_label: sigmoid instead of softmax outputs.
+        multi_label: sigmoid instead of softmax outputs; {task: flag} for a multi-task
+            model, whose ``serving_default`` returns {task: probabilities} and which
+            gets one more signature per task, named after it.
         num_samples: fixed clip length of the signatures (None = dynamic).
         preprocessing: keyword arguments of `preprocessing.serving_preprocessing`, applied
             by ``serving_default`` before the model (None: the model alone).
@@ -76,11 +88,27 @@ def export_saved_model(model, path, multi_label, num_samples=None, preprocessing
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    def serve(waveform):
+    def logits_of(waveform):
         if preprocessing:
             waveform = preprocessing_lib.serving_preprocessing(waveform, **preprocessing)
-        logits = model(waveform, training=False)
-        return {"probabilities": _probabilities(logits, multi_label)}
+        return model(waveform, training=False)
+
+    if isinstance(multi_label, dict):
+        # Multi-task: every task's probabilities, and one signature per task.
+        def serve(waveform):
+            logits = logits_of(waveform)
+            return {name: _probabilities(logits[name], flag) for name, flag in multi_label.items()}
+
+        for name, flag in multi_label.items():
+
+            def serve_task(waveform, name=name, flag=flag):
+                return {"probabilities": _probabilities(logits_of(waveform)[name], flag)}
+
+            archive.add_endpoint(name, serve_task, input_signature=[spec])
+    else:
+
+        def serve(waveform):
+            return {"probabilities": _probabilities(logits_of(waveform), multi_label)}
 
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     frontend = getattr(model, "frontend", None)
@@ -202,8 +230,8 @@ def export(
     model.save(keras_path)
     info = {
         "saved_model": path,
-        "signatures": ["serving_default", "frontend"],
-        "output": "sigmoid" if multi_label else "softmax",
+        "signatures": ["serving_default", *_task_names(multi_label), "frontend"],
+        "output": _output_kinds(multi_label),
         "preprocessing": dict(preprocessing or {}),
         "keras": keras_path,
     }

@@ -17,6 +17,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import gin
 from experiments import checkpointing
@@ -66,11 +67,34 @@ def loss_and_metrics(multi_label):
     return loss, ["sparse_categorical_accuracy"], "val_sparse_categorical_accuracy"
 
 
+def compile_arguments(multi_label):
+    """`model.compile`'s loss and metrics, the monitored metric and its mode.
+
+    Args:
+        multi_label: a task's flag, or {task: flag} for multi-task training. Multi-task
+            batches weight each row 1 for its own task and 0 for the others, so the
+            metrics are weighted ones, and the monitored value is the validation loss
+            (the sum of the tasks' losses), the one number every task contributes to.
+
+    Returns:
+        (compile keyword arguments, monitor, mode).
+    """
+    if not isinstance(multi_label, dict):
+        loss, metrics, monitor = loss_and_metrics(multi_label)
+        return {"loss": loss, "metrics": metrics}, monitor, "max"
+    per_task = {name: loss_and_metrics(flag) for name, flag in multi_label.items()}
+    arguments = {
+        "loss": {name: loss for name, (loss, _, _) in per_task.items()},
+        "weighted_metrics": {name: metrics for name, (_, metrics, _) in per_task.items()},
+    }
+    return arguments, "val_loss", "min"
+
+
 def build_model(num_outputs, sample_rate):
     """Builds the gin-configured AudioClassifier and creates its weights.
 
     Args:
-        num_outputs: number of classes.
+        num_outputs: number of classes, or {task: number of classes} (one head each).
         sample_rate: the task's sample rate; must match the frontend's.
 
     Returns:
@@ -127,7 +151,8 @@ def train(
     """Trains the gin-configured AudioClassifier on `task`.
 
     Args:
-        task: an `experiments.data.AudioTask`.
+        task: an `experiments.data.AudioTask`, or a `multitask.MultiTask` (one head per
+            task; the best checkpoint is the one of the lowest validation loss).
         workdir: output directory (created if needed).
         num_epochs: number of epochs.
         steps_per_epoch: batches per epoch; None = one pass over ``task.train``. When
@@ -172,7 +197,9 @@ def train(
         gradient_clip_norm,
         frontend_learning_rate_multiplier,
     )
-    loss, metrics, monitor = loss_and_metrics(task.multi_label)
+    compile_kwargs, monitor, mode = compile_arguments(task.multi_label)
+    # A multi-task input is infinite: its epoch is the largest task's.
+    steps_per_epoch = steps_per_epoch or getattr(task, "steps_per_epoch", None)
     epoch_steps = steps_per_epoch or _batches(task.train)
     with distribution.scope():
         model = build_model(task.num_classes, task.sample_rate)
@@ -192,8 +219,7 @@ def train(
                 frontend_variables=frontend.trainable_variables if frontend else (),
                 frontend_multiplier=frontend_learning_rate_multiplier,
             ),
-            loss=loss,
-            metrics=metrics,
+            **compile_kwargs,
             jit_compile=jit_compile,
         )
 
@@ -202,7 +228,7 @@ def train(
     checkpoint_dir = os.path.join(outdir, "checkpoints")
     nan_guard = nan_guard_lib.NaNGuard()
     checkpointer = checkpointing.EpochCheckpoint(
-        checkpoint_dir, monitor=monitor, mode="max", nan_guard=nan_guard
+        checkpoint_dir, monitor=monitor, mode=mode, nan_guard=nan_guard
     )
     backup = checkpointing.SafeBackupAndRestore(
         os.path.join(outdir, "backup"),
@@ -229,11 +255,12 @@ def train(
         callbacks.append(summaries.GaborTensorBoard(tensorboard_dir))
     if early_stopping_patience is not None:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor, patience=early_stopping_patience, mode="max")
+            keras.callbacks.EarlyStopping(monitor, patience=early_stopping_patience, mode=mode)
         )
     callbacks.extend(extra_callbacks)
 
-    train_data = task.train.repeat() if steps_per_epoch else task.train
+    infinite = int(task.train.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    train_data = task.train.repeat() if steps_per_epoch and not infinite else task.train
     history = model.fit(
         train_data,
         validation_data=task.validation,

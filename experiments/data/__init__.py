@@ -3,7 +3,9 @@
 Task names (`dataset` argument of `load_task`):
 
 * ``"synthetic_commands"`` (default), ``"synthetic_commands/tiny"``: generated
-  offline into `data_dir` (TFDS default ~/tensorflow_datasets when None).
+  offline into `data_dir` (TFDS default ~/tensorflow_datasets when None);
+  ``"synthetic_commands/family"`` (``/family_tiny``): the same clips with a coarser
+  label (tone, noise, harmonic, clicks), a second task for multi-task training.
 * ``"audio_folder"``: `data_dir` holds one sub-folder of audio files per class (or
   ``train/``, ``validation/``, ``test/`` folders of them); options
   `validation_fraction`, `test_fraction` (0.1 each), `cache_dir` (see `audio_folder`).
@@ -242,6 +244,8 @@ LOADERS = {
     "synthetic_commands": _load_synthetic_commands,
     "synthetic_commands/default": _load_synthetic_commands,
     "synthetic_commands/tiny": _load_synthetic_commands,
+    "synthetic_commands/family": _load_synthetic_commands,
+    "synthetic_commands/family_tiny": _load_synthetic_commands,
     "audio_folder": _load_audio_folder,
     "csv": _load_csv,
     "speech_commands_folder": _load_speech_commands_folder,

@@ -8,7 +8,9 @@ generator is seeded from (seed, split, index)) and takes a couple of seconds, so
 README quickstart trains on a fresh machine with no download.
 
 Configs: "default" (500 train, 100 validation, 100 test clips, balanced) and
-"tiny" (40 / 20 / 20) for tests.
+"tiny" (40 / 20 / 20) for tests; "family" and "family_tiny" are the same clips with a
+coarser label (tone, noise, harmonic, clicks), a second task on the same audio for
+multi-task training.
 """
 
 import dataclasses
@@ -32,6 +34,11 @@ CLASS_NAMES = (
     "slow_clicks",  # click train, 3-7 clicks per second
     "fast_clicks",  # click train, 20-35 clicks per second
 )
+# A coarser label of the same clips, for multi-task training (like NSynth's instrument
+# family beside its instrument): how each class makes its sound.
+FAMILY_NAMES = ("tone", "noise", "harmonic", "clicks")
+CLASS_FAMILY = (0, 0, 0, 0, 1, 1, 2, 2, 3, 3)  # the family of each of CLASS_NAMES
+LABEL_NAMES = {"event": CLASS_NAMES, "family": FAMILY_NAMES}
 SPLIT_INDEX = {"train": 0, "validation": 1, "test": 2}
 DEFAULT_SEED = 1234
 FADE_SAMPLES = SAMPLE_RATE // 200  # 5 ms
@@ -133,28 +140,39 @@ def synthesize_clip(label: int, rng) -> np.ndarray:
     return np.round(clip * 32767).astype(np.int16)
 
 
-def generate_split(split: str, num_examples: int, seed: int = DEFAULT_SEED):
+def generate_split(split: str, num_examples: int, seed: int = DEFAULT_SEED, labels="event"):
     """Generates a split: (audio int16 [N, 16000], labels int64 [N]), classes balanced.
 
     Every clip depends only on (seed, split, index), so the output is identical
     across runs, machines and numbers of examples.
+
+    Args:
+        split: "train", "validation" or "test".
+        num_examples: number of clips.
+        seed: the dataset's seed.
+        labels: "event" (`CLASS_NAMES`) or "family" (`FAMILY_NAMES`, the same clips'
+            coarser label).
     """
     if split not in SPLIT_INDEX:
         raise ValueError(f"Unknown split {split!r}; expected one of {tuple(SPLIT_INDEX)}.")
-    labels = np.arange(num_examples) % len(CLASS_NAMES)
+    if labels not in LABEL_NAMES:
+        raise ValueError(f"labels must be one of {tuple(LABEL_NAMES)}, got {labels!r}.")
+    events = np.arange(num_examples) % len(CLASS_NAMES)
     audio = (
         np.stack(
             [
                 synthesize_clip(
                     int(label), np.random.default_rng([seed, SPLIT_INDEX[split], index])
                 )
-                for index, label in enumerate(labels)
+                for index, label in enumerate(events)
             ]
         )
         if num_examples
         else np.zeros((0, CLIP_SAMPLES), np.int16)
     )
-    return audio, labels.astype(np.int64)
+    if labels == "family":
+        return audio, np.asarray(CLASS_FAMILY, np.int64)[events]
+    return audio, events.astype(np.int64)
 
 
 @dataclasses.dataclass
@@ -165,6 +183,7 @@ class SyntheticCommandsConfig(tfds.core.BuilderConfig):
     num_validation: int = 100
     num_test: int = 100
     seed: int = DEFAULT_SEED
+    labels: str = "event"
 
 
 class SyntheticCommands(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuilder):
@@ -181,6 +200,19 @@ class SyntheticCommands(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuild
             num_validation=20,
             num_test=20,
         ),
+        SyntheticCommandsConfig(
+            name="family",
+            description="The default clips labelled by their family (tone, noise, ...).",
+            labels="family",
+        ),
+        SyntheticCommandsConfig(
+            name="family_tiny",
+            description="The tiny clips labelled by their family, for tests.",
+            num_train=40,
+            num_validation=20,
+            num_test=20,
+            labels="family",
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -191,7 +223,9 @@ class SyntheticCommands(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuild
                     "audio": tfds.features.Audio(
                         shape=(CLIP_SAMPLES,), dtype=np.int16, sample_rate=SAMPLE_RATE
                     ),
-                    "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                    "label": tfds.features.ClassLabel(
+                        names=LABEL_NAMES[self.builder_config.labels]
+                    ),
                 }
             ),
             supervised_keys=("audio", "label"),
@@ -207,6 +241,7 @@ class SyntheticCommands(tfds_tasks.PackageBuilder, tfds.core.GeneratorBasedBuild
         }
 
     def _generate_examples(self, split: str, num_examples: int):
-        audio, labels = generate_split(split, num_examples, self.builder_config.seed)
+        config = self.builder_config
+        audio, labels = generate_split(split, num_examples, config.seed, config.labels)
         for index in range(num_examples):
             yield f"{split}_{index:05d}", {"audio": audio[index], "label": int(labels[index])}

@@ -84,3 +84,16 @@ def test_stored_clips_equal_the_generator(synthetic_commands_data_dir):
     audio, labels = sc.generate_split("test", 20)
     expected = sorted((tuple(a[:64]), int(l)) for a, l in zip(audio, labels))
     assert stored == expected
+
+
+def test_family_labels_are_a_coarser_label_of_the_same_clips():
+    audio, events = sc.generate_split("validation", 20)
+    same_audio, families = sc.generate_split("validation", 20, labels="family")
+    np.testing.assert_array_equal(audio, same_audio)
+    names = [sc.FAMILY_NAMES[f] for f in families]
+    for event, family in zip(events, names):
+        kind = sc.CLASS_NAMES[event]
+        expected = {"harmonics": "harmonic", "burst": "noise", "clicks": "clicks"}
+        assert family == next((v for k, v in expected.items() if k in kind), "tone"), kind
+    with pytest.raises(ValueError, match="labels"):
+        sc.generate_split("train", 2, labels="speaker")
