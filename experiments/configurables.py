@@ -22,6 +22,7 @@ parsing, and it rejects every bound parameter that no ``__init__`` in the class'
 declares.
 """
 
+import difflib
 import importlib
 import inspect
 
@@ -273,6 +274,47 @@ def validate_bindings():
                     f"{configurable_.name} has no parameter named {parameter!r}. "
                     f"Valid parameters: {', '.join(sorted(declared))}."
                 )
+
+
+def _macro_references(value, found):
+    """Adds to `found` the macro names that `value` refers to (``%name``), recursively."""
+    if isinstance(value, gin.config.ConfigurableReference):
+        if value.selector == "gin.macro":
+            found.add(value.scoped_selector.rsplit("/", 1)[0])
+    elif isinstance(value, dict):
+        for item in value.values():
+            _macro_references(item, found)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            _macro_references(item, found)
+
+
+def validate_macros(may_be_unused=()):
+    """Rejects a gin macro that nothing refers to: a misspelling, silently ignored by gin.
+
+    ``windw_stride = 20.0`` defines a macro that no ``%window_stride`` reads, so the run
+    would use the old stride. Call after parsing.
+
+    Args:
+        may_be_unused: macro names allowed to go unused (those of gin/common.gin, which
+            not every frontend file reads).
+
+    Raises:
+        ValueError: naming the unused macro and the closest used name.
+    """
+    defined, used = set(), set()
+    for (scope, selector), parameters in gin.config._CONFIG.items():  # pylint: disable=protected-access
+        if selector == "gin.macro":
+            defined.add(scope)
+        for value in parameters.values():
+            _macro_references(value, used)
+    unused = sorted(defined - used - set(may_be_unused))
+    if unused:
+        close = difflib.get_close_matches(unused[0], sorted(used | set(may_be_unused)), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"The gin macro {unused[0]!r} is defined but no binding uses it (%{unused[0]}).{hint}"
+        )
 
 
 register_all()

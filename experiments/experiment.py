@@ -10,6 +10,7 @@ notebooks can call them directly:
 
 import inspect
 import os
+import re
 
 from absl import logging
 
@@ -45,7 +46,8 @@ def parse_gin(config_files, bindings, base_config=BASE_CONFIG):
 
     Raises:
         ValueError / IOError: gin's error for an unknown configurable, a bad binding or
-            a missing file; `configurables.validate_bindings`'s for an unknown parameter.
+            a missing file; `configurables.validate_bindings`'s for an unknown parameter,
+            `configurables.validate_macros`'s for a macro nothing uses (a misspelling).
     """
     configurables.register_all()
     global _SEARCH_PATH_ADDED
@@ -57,10 +59,19 @@ def parse_gin(config_files, bindings, base_config=BASE_CONFIG):
         files.insert(0, base_config)
     gin.parse_config_files_and_bindings(files, bindings)
     configurables.validate_bindings()
+    configurables.validate_macros(may_be_unused=_macros_of(base_config))
     # Checked here, before any data is read, rather than when training starts.
     strategy = gin.get_bindings("train").get("strategy")
     if strategy is not None:
         distribution.check_name(strategy)
+
+
+def _macros_of(path):
+    """The macro names a gin file defines (``name = value`` at the top level)."""
+    if path is None:
+        return ()
+    with open(os.path.join(REPO_ROOT, path) if not os.path.isabs(path) else path) as f:
+        return tuple(re.findall(r"^([A-Za-z_]\w*)\s*=", f.read(), re.MULTILINE))
 
 
 def configured_workdir(workdir=None):

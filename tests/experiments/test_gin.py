@@ -213,6 +213,7 @@ def test_gin_log_compression_binding_reaches_the_layer():
         ("GaborInit.max_frequency = 8000.0", "max_frequency"),  # class with _ALLOWED kwargs
         ("ConvNet.filter = [4]", "ConvNet.filter"),
         ("Leafy.n_filters = 40", "Leafy"),  # unknown configurable
+        ("windw_stride = 20.0", "'windw_stride'.*Did you mean 'window_stride'"),  # macro
     ],
 )
 def test_misspelled_bindings_are_rejected(binding, message):
@@ -249,3 +250,8 @@ def test_the_adamw_recipe_file_changes_only_the_recipe():
     with open(os.path.join(GIN_DIR, "recipe_adamw.gin")) as f:
         lines = [line for line in f.read().splitlines() if line and not line.startswith("#")]
     assert all(line.startswith("train.") for line in lines), lines
+
+
+def test_a_used_macro_of_a_users_own_is_accepted():
+    experiment.parse_gin(["gin/leaf.gin"], ["my_rate = 8000", "GaborInit.sample_rate = %my_rate"])
+    assert gin.query_parameter("GaborInit.sample_rate").scoped_selector == "my_rate/gin.macro"
