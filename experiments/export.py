@@ -11,6 +11,12 @@ built-in tasks, in [-1, 1]):
 - ``frontend`` → ``{"features": [batch, frames, n_filters]}``, the frontend's output on
   the waveform as given.
 
+Both refuse wrong input with an InvalidArgumentError that names the problem
+(`preprocessing.check_serving_waveforms`): a rank other than [batch, time], an empty batch,
+clips shorter than one frontend window (401 samples for LEAF), NaN or inf samples, and
+samples beyond ±2 (int16 PCM cast to float without dividing by 32768). float64 input is
+refused by the signature itself (float32 only).
+
 ``model.keras`` is the trained Keras model (reload it after ``import leaf_keras``); it
 takes waveforms as training fed them, after the preprocessing above.
 
@@ -62,7 +68,15 @@ def _output_kinds(multi_label):
     return "sigmoid" if multi_label else "softmax"
 
 
-def export_saved_model(model, path, multi_label, num_samples=None, preprocessing=None):
+def _min_samples(model):
+    """The shortest clip the exported model accepts: one frontend window."""
+    frontend = getattr(model, "frontend", None)
+    return int(getattr(frontend, "window_size", 1) or 1)
+
+
+def export_saved_model(
+    model, path, multi_label, num_samples=None, preprocessing=None, check_inputs=True
+):
     """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures.
 
     Args:
@@ -74,6 +88,10 @@ def export_saved_model(model, path, multi_label, num_samples=None, preprocessing
         num_samples: fixed clip length of the signatures (None = dynamic).
         preprocessing: keyword arguments of `preprocessing.serving_preprocessing`, applied
             by ``serving_default`` before the model (None: the model alone).
+        check_inputs: every signature first checks its input
+            (`preprocessing.check_serving_waveforms`: rank, empty batch, clips shorter than
+            a frontend window, NaN/inf, unscaled integer PCM) and fails naming the problem.
+            The TFLite trace turns this off: TFLite has no builtin assertion op.
 
     Returns:
         `path`.
@@ -84,11 +102,21 @@ def export_saved_model(model, path, multi_label, num_samples=None, preprocessing
         raise ValueError(
             f"SavedModel export needs KERAS_BACKEND=tensorflow, got {keras.backend.backend()}."
         )
-    spec = tf.TensorSpec([None, num_samples], tf.float32, name="waveform")
+    # With checks, any rank is let in so that a wrong one gets the checks' message rather
+    # than the signature binder's.
+    shape = None if check_inputs and num_samples is None else [None, num_samples]
+    spec = tf.TensorSpec(shape, tf.float32, name="waveform")
     archive = keras.export.ExportArchive()
     archive.track(model)
+    min_samples = _min_samples(model)
+
+    def checked(waveform):
+        if not check_inputs:
+            return waveform
+        return preprocessing_lib.check_serving_waveforms(waveform, min_samples)
 
     def logits_of(waveform):
+        waveform = checked(waveform)
         if preprocessing:
             waveform = preprocessing_lib.serving_preprocessing(waveform, **preprocessing)
         return model(waveform, training=False)
@@ -115,7 +143,7 @@ def export_saved_model(model, path, multi_label, num_samples=None, preprocessing
     if frontend is not None:
 
         def features(waveform):
-            return {"features": frontend(waveform, training=False)}
+            return {"features": frontend(checked(waveform), training=False)}
 
         archive.add_endpoint("frontend", features, input_signature=[spec])
     archive.write_out(path, verbose=False)
@@ -246,6 +274,7 @@ def export(
                 multi_label,
                 num_samples=tflite_num_samples,
                 preprocessing=preprocessing,
+                check_inputs=False,
             )
             info["tflite_op_sets"] = export_tflite(direct, tflite_path, tflite_op_sets)
     info.update(extra_info or {})

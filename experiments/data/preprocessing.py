@@ -207,3 +207,48 @@ def serving_preprocessing(waveforms: tf.Tensor, min_length: int, loudness_normal
     apply it, so they take raw waveforms and score them exactly as `metrics.json` did."""
     waveforms = pad_to_length(waveforms, min_length)
     return loudness_normalization(waveforms) if loudness_normalize else waveforms
+
+
+# Float waveforms are in [-1, 1] (a little beyond after resampling or gain); integer PCM
+# cast to float without dividing by 32768 is in the hundreds or thousands.
+MAX_WAVEFORM_MAGNITUDE = 2.0
+
+
+def check_serving_waveforms(waveforms: tf.Tensor, min_samples: int) -> tf.Tensor:
+    """`waveforms`, after in-graph checks that raise InvalidArgumentError naming the problem.
+
+    The exported signatures run these before the model, so wrong input gets an error, not
+    a plausible answer: a rank other than [batch, time], an empty batch, clips shorter than
+    `min_samples` (one frontend window), NaN or inf samples, or values beyond
+    ±`MAX_WAVEFORM_MAGNITUDE` (integer PCM not divided by 32768).
+    """
+    rank = tf.debugging.Assert(
+        tf.equal(tf.rank(waveforms), 2),
+        [
+            "waveform must be float32 [batch, time] (mono: mix the channels first); got shape",
+            tf.shape(waveforms),
+        ],
+    )
+    # The other checks assume the rank: they run after its check.
+    with tf.control_dependencies([rank]):
+        waveforms = tf.identity(waveforms)
+    shape = tf.shape(waveforms)
+    checks = [
+        tf.debugging.assert_positive(shape[0], message="waveform has an empty batch"),
+        tf.debugging.assert_greater_equal(
+            shape[1],
+            min_samples,
+            message=f"waveform clips must have at least {min_samples} samples (one frontend "
+            "window); got fewer",
+        ),
+        tf.debugging.assert_all_finite(waveforms, "waveform contains NaN or inf samples"),
+        tf.debugging.Assert(
+            tf.reduce_all(tf.abs(tf.reshape(waveforms, [-1])) <= MAX_WAVEFORM_MAGNITUDE),
+            ["waveform must be float samples in [-1, 1]: divide int16 PCM by 32768"],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        # A static rank 2 for the model's trace. A reshape, not `ensure_shape`: TensorFlow
+        # does not order an op's own error after the assertions it depends on, and
+        # ensure_shape's message would then replace theirs.
+        return tf.reshape(waveforms, [-1, tf.shape(waveforms)[-1]])

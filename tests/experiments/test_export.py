@@ -3,6 +3,7 @@ in a fresh process, match Keras."""
 
 import json
 import os
+import re
 import textwrap
 
 import fixtures_train
@@ -102,3 +103,66 @@ def test_saved_model_and_tflite_match_keras_in_a_fresh_process(exported_leaf):
     for name, error in errors.items():
         tolerance = 1e-4 if name.startswith("tflite") else 1e-5
         assert error <= tolerance, (name, error, errors)
+
+
+_BAD_INPUTS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+    path = sys.argv[1]
+    loaded = tf.saved_model.load(path)
+    rng = np.random.default_rng(0)
+    clips = rng.uniform(-0.5, 0.5, (3, 16000)).astype(np.float32)
+    nan = clips[:2].copy()
+    nan[1, 77] = np.nan
+    cases = {
+        "int16": (clips[:2] * 32767).astype(np.int16),
+        "short": clips[:2, :400],
+        "empty_clip": clips[:2, :0],
+        "empty_batch": clips[:0],
+        "nan": nan,
+        "inf": np.where(nan != nan, np.inf, nan).astype(np.float32),
+        "rank3": clips[:2, :, None],
+        "stereo": np.stack([clips[:2], clips[:2]], axis=1),
+    }
+    result = {"errors": {}, "rows": {}}
+    for signature in ("serving_default", "frontend"):
+        for name, waveform in cases.items():
+            try:
+                loaded.signatures[signature](waveform=waveform)
+                result["errors"][f"{signature}/{name}"] = None
+            except tf.errors.InvalidArgumentError as error:
+                result["errors"][f"{signature}/{name}"] = str(error)
+    runner = Interpreter(model_path=path + "/model.tflite").get_signature_runner()
+    for batch in (1, 2, 3):
+        result["rows"][f"saved_model/{batch}"] = int(
+            loaded.signatures["serving_default"](waveform=clips[:batch])["probabilities"].shape[0])
+        tflite = runner(waveform=clips[:batch])["probabilities"]
+        result["rows"][f"tflite/{batch}"] = int(tflite.shape[0])
+    print("RESULT " + json.dumps(result))
+""")
+
+_EXPECTED_ERRORS = {
+    "int16": "divide int16 PCM by 32768",
+    "short": "at least 401 samples",
+    "empty_clip": "at least 401 samples",
+    "empty_batch": "empty batch",
+    "nan": "NaN or inf",
+    "inf": "NaN or inf",
+    "rank3": r"\[batch, time\].*got shape\] \[2 16000 1\]",
+    "stereo": r"\[batch, time\].*got shape\] \[2 2 16000\]",
+}
+
+
+def test_exports_refuse_wrong_input_and_keep_the_batch(exported_leaf):
+    _, path = exported_leaf
+    process = fixtures_train.run_script(_BAD_INPUTS.replace("sys.argv[1]", repr(path)))
+    assert process.returncode == 0, fixtures_train.describe(process)
+    line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT ") :])
+    for name, message in result["errors"].items():
+        expected = _EXPECTED_ERRORS[name.split("/")[1]]
+        assert message is not None, f"{name} was accepted"
+        assert re.search(expected, message), (name, message[:300])
+    assert result["rows"] == {f"{k}/{b}": b for k in ("saved_model", "tflite") for b in (1, 2, 3)}
