@@ -59,7 +59,8 @@ class Distribution:
         return self.strategy.scope()
 
 
-def _is_chief_from_tf_config():
+def is_chief_from_tf_config():
+    """Whether this process is the chief of the ``TF_CONFIG`` cluster (True without one)."""
     config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     task = config.get("task", {})
     task_type, task_index = task.get("type"), task.get("index", 0)
@@ -130,7 +131,7 @@ def make_strategy(name="default", devices=None, device=None, tpu=""):
             logging.warning("multi_worker without TF_CONFIG: running as a single worker.")
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return Distribution(
-            name, strategy, strategy.num_replicas_in_sync, _is_chief_from_tf_config()
+            name, strategy, strategy.num_replicas_in_sync, is_chief_from_tf_config()
         )
     else:  # tpu
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

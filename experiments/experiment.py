@@ -8,6 +8,7 @@ notebooks can call them directly:
     metrics = experiment.run_experiment(workdir="/tmp/run")
 """
 
+import contextlib
 import inspect
 import os
 import re
@@ -24,6 +25,7 @@ from experiments import evaluate as evaluate_lib
 from experiments import export as export_lib
 from experiments import report as report_lib
 from experiments import train as train_lib
+from experiments import workdir_lock
 from experiments.data import multitask
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,8 +109,19 @@ def run_experiment(
 
     Returns:
         The metrics written to metrics.json (or {} if `evaluate` is False).
+
+    Raises:
+        workdir_lock.WorkdirInUseError: another process runs an experiment in `workdir`.
     """
     os.makedirs(workdir, exist_ok=True)
+    # Non-chief workers of a multi-worker job share the chief's workdir (and write apart
+    # from it): only the chief takes the lock.
+    lock = workdir_lock.WorkdirLock(workdir) if distribution.is_chief_from_tf_config() else None
+    with lock or contextlib.nullcontext():
+        return _run(workdir, evaluate, export, report, strategy, tasks)
+
+
+def _run(workdir, evaluate, export, report, strategy, tasks):
     if tasks is None:
         task = data.load_task()
         single_tasks = {task.name: task}

@@ -84,7 +84,11 @@ def main(argv: Sequence[str]) -> None:
     try:
         workdir = experiment.configured_workdir(_WORKDIR.value)
         metrics = experiment.run_experiment(**kwargs)
-    except (experiment.train_lib.TrainingDivergedError, audio_io.DataNotFoundError) as error:
+    except (
+        experiment.train_lib.TrainingDivergedError,
+        experiment.workdir_lock.WorkdirInUseError,
+        audio_io.DataNotFoundError,
+    ) as error:
         logging.error("%s", error)
         sys.exit(f"ERROR: {error}")
     info_path = os.path.join(workdir, "export", "export_info.json")

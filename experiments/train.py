@@ -5,8 +5,9 @@ Files written to the workdir:
 - ``checkpoints/last.weights.h5`` (+ ``last.json``) after every epoch,
   ``checkpoints/best.weights.h5`` (+ ``best.json``) when the validation metric improves;
 - ``backup/``: `keras.callbacks.BackupAndRestore` state. Restarting the same command with
-  the same workdir resumes from the last completed epoch; it is deleted when training
-  finishes normally;
+  the same workdir resumes from the last completed epoch. It is kept when training ends, so
+  rerunning a finished command (or one killed during evaluation or export) trains no more
+  epochs; raising ``train.num_epochs`` continues the run;
 - ``tensorboard/``: Keras's train/validation logs and, for LEAF, the learned Gabor center
   frequencies and bandwidths in Hz (run ``gabor``);
 - ``training_log.csv``: one row per epoch (appended across restarts).
@@ -235,6 +236,9 @@ def train(
         nan_guard=nan_guard,
         save_freq=backup_save_freq,
         double_checkpoint=True,
+        # Kept after training: a kill during evaluation or export, or rerunning a finished
+        # command, then restores the last epoch instead of training again from epoch 0.
+        delete_checkpoint=False,
     )
     tensorboard_dir = os.path.join(outdir, "tensorboard")
     callbacks = [

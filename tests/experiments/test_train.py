@@ -60,8 +60,16 @@ def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
     assert "Epoch 2/3" in resumed.stdout and "Epoch 1/3" not in resumed.stdout
     with open(workdir / "checkpoints" / "last.json") as f:
         assert json.load(f)["epoch"] == 3
-    # A finished run deletes its backup; metrics were written.
-    assert not (workdir / "backup").exists()
+    # A finished run keeps its backup, so running the command again trains nothing: it
+    # only evaluates (and would export) the best checkpoint again.
+    assert (workdir / "metrics.json").exists()
+    os.remove(workdir / "metrics.json")
+    again = fixtures_train.run_main(args)
+    assert again.returncode == 0, fixtures_train.describe(again)
+    assert "Epoch " not in again.stdout, again.stdout
+    assert _epochs_logged(workdir) == [0, 1, 2]
+    with open(workdir / "checkpoints" / "last.json") as f:
+        assert json.load(f)["epoch"] == 3
     assert (workdir / "metrics.json").exists()
 
 

@@ -1,0 +1,76 @@
+"""One run per workdir: an exclusive lock on ``<workdir>/.lock`` held for the whole run.
+
+Two trainings writing one workdir interleave their checkpoints, backups and
+``training_log.csv`` rows, and one of them crashes when the other replaces its backup. The
+lock is an OS file lock (`fcntl.flock`), so it goes away with its process, even after a
+``kill -9``: a crashed run never leaves a stale lock to delete by hand. The file records who
+holds it, for the message the second run gets.
+"""
+
+import fcntl
+import json
+import os
+import socket
+import time
+
+LOCK_FILE = ".lock"
+
+
+class WorkdirInUseError(RuntimeError):
+    """Another process is running an experiment in this workdir."""
+
+
+class WorkdirLock:
+    """Context manager: holds ``<workdir>/.lock`` or raises `WorkdirInUseError`.
+
+    Example::
+
+        with WorkdirLock("/tmp/run"):
+            ...  # train, evaluate, export
+    """
+
+    def __init__(self, workdir):
+        self.path = os.path.join(workdir, LOCK_FILE)
+        self._file = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        handle = open(self.path, "a+")  # pylint: disable=consider-using-with
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            try:
+                holder = json.loads(holder)
+                who = (
+                    f"process {holder['pid']} on {holder['host']}, running since "
+                    f"{holder['started']}"
+                )
+            except (ValueError, KeyError, TypeError):
+                who = "another process"
+            raise WorkdirInUseError(
+                f"The workdir {os.path.dirname(self.path)} is in use by {who}. Wait for it to "
+                "finish, stop it, or choose another --workdir."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        json.dump(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            },
+            handle,
+        )
+        handle.flush()
+        self._file = handle
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        return False
