@@ -169,6 +169,7 @@ def _load_speech_commands_folder(
 def _local_task(dataset, files, class_names, multi_label, what, pipelines, cache_dir):
     """The task of labelled local files, decoded once into `cache_dir`."""
     records, stats = local_audio.decode_to_cache(files, SAMPLE_RATE, cache_dir, what)
+    local_audio.check_usable(stats, what)
     splits = {
         split: local_audio.read_split(path, len(class_names), multi_label)
         for split, path in records.items()

@@ -67,7 +67,10 @@ def split_by_name(files, validation_fraction: float, test_fraction: float) -> li
     when the class has three files or more and the fraction is not 0), the rest to train.
     Adding a file moves few others.
     """
-    ordered = sorted(files, key=lambda f: (zlib.crc32(os.path.basename(f.path).encode()), f.path))
+    # fsencode: the bytes of the name, also for names that are not valid UTF-8.
+    ordered = sorted(
+        files, key=lambda f: (zlib.crc32(os.fsencode(os.path.basename(f.path))), f.path)
+    )
     least = 1 if len(ordered) >= 3 else 0
     test = max(round(len(ordered) * test_fraction), least if test_fraction > 0 else 0)
     validation = max(
@@ -144,12 +147,19 @@ def decode_to_cache(files, sample_rate: int, cache_dir: str | None, what: str):
     logging.info("Decoding %d files of %s into %s (once).", len(files), what, directory)
     for item in files:
         try:
+            if not _is_utf8(item.path):
+                # TensorFlow and JSON take UTF-8 strings only; the name is kept escaped.
+                raise audio_io.UndecodableAudioError(
+                    f"{_printable(item.path)}: the file name is not valid UTF-8; rename it."
+                )
             if not os.path.isfile(item.path):
                 raise audio_io.UndecodableAudioError(f"{item.path}: file does not exist.")
             samples = decode(item.path, sample_rate)
         except audio_io.UndecodableAudioError as error:
             logging.warning("%s: skipped %s", what, error)
-            stats["skipped_files"].append({"path": item.path, "reason": str(error)})
+            stats["skipped_files"].append(
+                {"path": _printable(item.path), "split": item.split, "reason": str(error)}
+            )
             continue
         writers[item.split].write(_example(samples, item.labels))
         stats[f"{item.split}/examples"] += 1
@@ -161,6 +171,37 @@ def decode_to_cache(files, sample_rate: int, cache_dir: str | None, what: str):
     with open(manifest_path, "w") as f:
         json.dump({"what": what, "sample_rate": sample_rate, "stats": stats}, f, indent=1)
     return records, stats
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # os.listdir's surrogate escapes of undecodable bytes
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """`path` with bytes that are not UTF-8 written as \\xNN escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_usable(stats: dict, what: str) -> None:
+    """Raises ValueError if a split has no usable clip, before any training starts.
+
+    A folder whose files are all unreadable would otherwise train zero steps and save
+    untrained weights as the "best" checkpoint.
+    """
+    for split in SPLITS:
+        if stats.get(f"{split}/examples", 0) > 0:
+            continue
+        skipped = [f for f in stats.get("skipped_files", []) if f.get("split") == split]
+        detail = (
+            f"all {len(skipped)} of its files were skipped, e.g. {skipped[0]['reason']}"
+            if skipped
+            else "it has no files"
+        )
+        raise ValueError(f"{what}: no usable clip in the {split} split: {detail}")
 
 
 def read_split(record_path: str, num_classes: int, multi_label: bool) -> tf.data.Dataset:

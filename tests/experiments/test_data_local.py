@@ -226,3 +226,29 @@ def test_training_on_an_audio_folder_end_to_end(sound_folder, tmp_path):
     assert metrics["dataset_stats"]["skipped"] == 3
     with open(workdir / "export" / "export_info.json") as f:
         assert json.load(f)["class_names"] == ["bird", "dog_bark", "siren"]
+
+
+def test_a_non_utf8_file_name_is_skipped_and_counted(sound_folder, tmp_path):
+    name = os.path.join(os.fsencode(sound_folder), b"bird", b"bird_\xff\xfe.wav")
+    with open(name, "wb") as f:
+        f.write((sound_folder / "bird" / "bird_0.ogg").read_bytes())
+    task = _load("audio_folder", sound_folder, tmp_path)
+    assert task.stats["skipped"] == 4
+    (item,) = [f for f in task.stats["skipped_files"] if "not valid UTF-8" in f["reason"]]
+    assert item["path"].endswith("bird/bird_\\xff\\xfe.wav")
+    assert sum(task.stats[f"{split}/examples"] for split in local_audio.SPLITS) == 18
+
+
+@pytest.mark.parametrize("bad_split", ["train", "test"])
+def test_a_split_whose_files_are_all_bad_fails_before_training(tmp_path, bad_split):
+    root = tmp_path / "sounds"
+    for split in local_audio.SPLITS:
+        for label in ("a", "b"):
+            path = root / split / label / "clip.wav"
+            if split == bad_split:
+                os.makedirs(path.parent, exist_ok=True)
+                path.write_bytes(b"garbage, not a WAV file")
+            else:
+                _write(str(path), _tone(500, RATE), RATE)
+    with pytest.raises(ValueError, match=f"no usable clip in the {bad_split} split: all 2 of"):
+        _load("audio_folder", root, tmp_path)
