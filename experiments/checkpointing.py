@@ -148,6 +148,18 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             return
         super()._save_model()
 
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except ValueError as error:
+            # Keras's message lists objects; say what it means and what to do.
+            raise ValueError(
+                f"{self.backup_dir} holds the training state of another model (another "
+                "config was trained in this workdir), which cannot be restored into this "
+                "one. Use a new --workdir, or delete that backup/ folder to train this "
+                f"config from epoch 0 here. ({str(error).splitlines()[0]})"
+            ) from error
+
     def on_train_end(self, logs=None):
         if self.nan_guard is not None and self.nan_guard.triggered:
             return

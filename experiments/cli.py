@@ -138,14 +138,21 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def _metric_lines(metrics: dict) -> list:
+def _metric_lines(metrics: dict, task: str = "") -> list:
+    if "tasks" in metrics:  # multi-task: one line per task
+        split = metrics.get("split", "test")
+        return [
+            line
+            for name, scores in metrics["tasks"].items()
+            for line in _metric_lines({"split": split, **scores}, f"task {name}, ")
+        ]
     names = [key for key in ("accuracy", "mAP", "AUC", "d_prime") if key in metrics]
     if not names:
         return []
     values = ", ".join(f"{key} {metrics[key]:.4f}" for key in names)
     return [
-        f"Test ({metrics.get('split', 'test')} split, {metrics.get('num_examples', '?')} clips):"
-        f" {values}"
+        f"Test ({task}{metrics.get('split', 'test')} split, "
+        f"{metrics.get('num_examples', '?')} clips): {values}"
     ]
 
 
@@ -163,6 +170,7 @@ def summary(workdir: str, metrics: dict, seconds: float, export_info: dict | Non
         ("checkpoints", os.path.join(workdir, "checkpoints")),
         ("metrics", os.path.join(workdir, "metrics.json")),
         ("training log", os.path.join(workdir, "training_log.csv")),
+        ("report", os.path.join(workdir, "report")),
     ]
     if export_info:
         rows.append(("SavedModel", export_info["saved_model"]))

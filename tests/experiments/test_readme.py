@@ -139,16 +139,22 @@ def _commands(prefix):
 def test_training_commands_run(quickstart_workdir, synthetic_commands_data_dir, tmp_path):
     commands = [c for c in _commands("python -m experiments.main") if "--help" not in c]
     assert commands
-    for command in commands:
+    for index, command in enumerate(commands):
         arguments = _main_arguments(command)
+        workdir = tmp_path / f"work{index}"  # a fresh workdir per command, as users would
         placeholder = re.search(r"/path/to/[\w./-]*", command)
         if placeholder:
             # A folder users replace with theirs: it must fail at once, naming it.
             bindings = ["train.num_epochs = 1", "export.tflite = False"]
         else:
             bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir)
+            if "multitask_quickstart" in command:  # its tasks bind their datasets by scope
+                bindings += [
+                    "events/load_task.dataset = 'synthetic_commands/tiny'",
+                    "family/load_task.dataset = 'synthetic_commands/family_tiny'",
+                ]
         arguments = [
-            re.sub(r"^--workdir=.*", f"--workdir={tmp_path / 'work'}", a) for a in arguments
+            re.sub(r"^--workdir=.*", f"--workdir={workdir}", a) for a in arguments
         ]
         process = _run(
             [sys.executable, "-m", "experiments.main", *arguments]
@@ -161,7 +167,7 @@ def test_training_commands_run(quickstart_workdir, synthetic_commands_data_dir, 
             assert "Traceback" not in process.stderr, fixtures_train.describe(process)
             continue
         assert process.returncode == 0, command + "\n" + fixtures_train.describe(process)
-        with open(tmp_path / "work" / "operative_config.gin") as f:
+        with open(workdir / "operative_config.gin") as f:
             operative = f.read()
         for config in re.findall(r"--gin_config=gin/(\w+)\.gin", command)[1:]:
             # A frontend file given last swaps the frontend only.

@@ -148,3 +148,13 @@ def test_mirrored_on_two_cpus_matches_single_device(synthetic_commands_data_dir,
     result = json.loads(line[len("RESULT ") :])
     assert result["replicas"] == {"default": 1, "mirrored": 2}
     assert result["worst"] < 1e-4, result
+
+
+def test_another_config_in_a_used_workdir_gets_a_clear_error(synthetic_commands_data_dir, tmp_path):
+    bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir) + [
+        "run_experiment.export = False",
+        "run_experiment.report = False",
+    ]
+    fixtures_train.run_in_process(["mel", "datasets/synthetic_commands"], bindings, tmp_path)
+    with pytest.raises(ValueError, match="holds the training state of another model"):
+        fixtures_train.run_in_process(["leaf", "datasets/synthetic_commands"], bindings, tmp_path)
