@@ -63,6 +63,32 @@ def _windowed_logits(model, waveforms, window, hop):
     return logits.reshape(len(starts), batch, -1).mean(axis=0)
 
 
+class _Compiled:
+    """`model` called on one device, as a compiled function with a `predict_on_batch`.
+
+    Under a MirroredStrategy Keras's `predict_on_batch` returns every replica's outputs
+    concatenated (2 replicas: twice the rows). Evaluation runs batch by batch on whole
+    clips and needs exactly one row per clip, so a distributed model is called directly.
+    """
+
+    def __init__(self, model):
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        self._call = tf.function(
+            lambda waveforms: model(waveforms, training=False), reduce_retracing=True
+        )
+
+    def predict_on_batch(self, waveforms):
+        return self._call(waveforms)
+
+
+def _single_device(model):
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return _Compiled(model)
+    return model
+
+
 def predict_split(model, dataset, max_batches=None, window=None, hop=None):
     """Runs `model` (training=False) over a batched (waveforms, labels) dataset.
 
@@ -81,6 +107,7 @@ def predict_split(model, dataset, max_batches=None, window=None, hop=None):
         (labels, logits) as NumPy arrays, concatenated over the batches.
     """
     labels, logits = [], []
+    model = _single_device(model)
     for index, (waveforms, batch_labels) in enumerate(dataset):
         if max_batches is not None and index >= max_batches:
             break
@@ -229,7 +256,7 @@ class _Head:
     """One task's output of a multi-task model, as `predict_split` calls a model."""
 
     def __init__(self, model, name):
-        self.model, self.name = model, name
+        self.model, self.name = _single_device(model), name
 
     def predict_on_batch(self, waveforms):
         return self.model.predict_on_batch(waveforms)[self.name]

@@ -158,3 +158,46 @@ def test_another_config_in_a_used_workdir_gets_a_clear_error(synthetic_commands_
     fixtures_train.run_in_process(["mel", "datasets/synthetic_commands"], bindings, tmp_path)
     with pytest.raises(ValueError, match="holds the training state of another model"):
         fixtures_train.run_in_process(["leaf", "datasets/synthetic_commands"], bindings, tmp_path)
+
+
+def test_mirrored_on_two_cpus_runs_the_whole_experiment(synthetic_commands_data_dir, tmp_path):
+    # Train, evaluate, report and export under MirroredStrategy, compared with one device:
+    # evaluation used to crash with twice the rows (every replica's predict_on_batch).
+    bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=2) + [
+        "load_task.shuffle_buffer = 0",
+        "ConvNet.dropout = 0.0",
+        "ConvNet.use_batch_norm = False",
+        "AudioClassifier.use_batch_norm = False",
+        "train.steps_per_epoch = None",
+    ]
+    code = textwrap.dedent(f"""
+        import json
+        import numpy as np
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import gin
+        from experiments import experiment
+        results = {{}}
+        for strategy in ("default", "mirrored"):
+            gin.clear_config()
+            experiment.parse_gin(["gin/{MIRRORED_FRONTEND}.gin",
+                                  "gin/datasets/synthetic_commands.gin"], {bindings!r})
+            workdir = {str(tmp_path)!r} + "/" + strategy
+            metrics = experiment.run_experiment(workdir=workdir, strategy=strategy)
+            loaded = tf.saved_model.load(workdir + "/export")
+            probabilities = loaded.signatures["serving_default"](
+                waveform=tf.zeros([3, 16000]) + 0.01)["probabilities"]
+            results[strategy] = {{"accuracy": metrics["accuracy"],
+                                  "examples": metrics["num_examples"],
+                                  "rows": int(probabilities.shape[0])}}
+        print("RESULT " + json.dumps(results))
+    """)
+    process = fixtures_train.run_script(code, timeout=600)
+    assert process.returncode == 0, fixtures_train.describe(process)
+    line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    results = json.loads(line[len("RESULT ") :])
+    assert results["mirrored"]["examples"] == results["default"]["examples"] == 20
+    assert results["mirrored"]["rows"] == 3
+    assert abs(results["mirrored"]["accuracy"] - results["default"]["accuracy"]) <= 0.05
