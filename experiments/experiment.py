@@ -122,6 +122,11 @@ def run_experiment(
 
 
 def _run(workdir, evaluate, export, report, strategy, tasks):
+    # Before any other TensorFlow op: MultiWorkerMirroredStrategy configures the collective
+    # ops at program startup and fails once the data pipelines have run.
+    if strategy is None:
+        strategy = gin.get_bindings("train").get("strategy") or _default_strategy()
+    made = distribution.make_strategy(name=strategy)
     if tasks is None:
         task = data.load_task()
         single_tasks = {task.name: task}
@@ -143,8 +148,7 @@ def _run(workdir, evaluate, export, report, strategy, tasks):
             single.sample_rate,
             single.stats,
         )
-    train_kwargs = {} if strategy is None else {"strategy": strategy}
-    result = train_lib.train(task, workdir, **train_kwargs)
+    result = train_lib.train(task, workdir, distribution=made)
     if not result.distribution.is_chief:
         return {}
     operative_config = gin.operative_config_str()
@@ -179,6 +183,10 @@ def _run(workdir, evaluate, export, report, strategy, tasks):
             preprocessing=next(iter(single_tasks.values())).eval_preprocessing,
         )
     return results
+
+
+def _default_strategy():
+    return inspect.signature(train_lib.train).parameters["strategy"].default
 
 
 def _write_report(workdir, model, single_tasks, labels, logits, single):

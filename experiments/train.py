@@ -125,7 +125,58 @@ def _batches(dataset):
     return count if count > 0 else None
 
 
-@gin.configurable(denylist=["task", "workdir"])
+def _build_before_multi_worker_fit(model, distribution, dataset):
+    """Builds the compiled metrics and optimizer from one local batch, before `fit`.
+
+    Keras 3.15's TensorFlow trainer starts `fit` under a strategy by averaging the first
+    distributed batch with an eager `strategy.reduce`, only to build the model, its
+    metrics and optimizer; under MultiWorkerMirroredStrategy that reduce fails ("Attempt
+    to convert a value (PerReplica...) to a Tensor"). Building from a batch of this worker
+    gives the same variables, and the reduce is then skipped. (`_symbolic_build` and
+    `_maybe_symbolic_build` are Keras internals: there is no public way to do this.)
+    """
+    waveforms, *rest = next(iter(dataset))
+    with distribution.scope():
+        model._symbolic_build(data_batch=(waveforms, *rest))  # pylint: disable=protected-access
+    model._maybe_symbolic_build = lambda *args, **kwargs: None  # pylint: disable=protected-access
+    _reduce_multi_worker_logs_as_first_replica()
+
+
+def _reduce_multi_worker_logs_as_first_replica():
+    """Works around Keras 3.15 reducing multi-worker step logs with a failing mean.
+
+    Keras's TensorFlow trainer reduces each step's logs (loss, metric results) across a
+    MultiWorkerMirroredStrategy with ``strategy.reduce("MEAN", v, axis=0)``, which fails
+    on scalars ("Invalid reduction dimension 0 for input with 0 dimensions";
+    tensorflow/tensorflow#72388). The logs are metric results, already aggregated over
+    every replica when read, so the first replica's value is the value: what Keras itself
+    does on TPUs (``reduction="first"``).
+    """
+    from keras.src.backend.tensorflow import trainer  # pylint: disable=import-outside-toplevel
+
+    if getattr(trainer.reduce_per_replica, "_leaf_keras_patched", False):
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            return tf.nest.map_structure(
+                lambda v: (
+                    strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues)
+                    else v
+                ),
+                values,
+            )
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._leaf_keras_patched = True  # pylint: disable=protected-access
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+@gin.configurable(denylist=["task", "workdir", "distribution"])
 def train(
     task,
     workdir,
@@ -141,6 +192,7 @@ def train(
     frontend_learning_rate_multiplier=1.0,
     early_stopping_patience=None,
     strategy="default",
+    distribution=None,
     seed=0,
     extra_callbacks=(),
     backup_save_freq="epoch",
@@ -172,6 +224,10 @@ def train(
         early_stopping_patience: stop after this many epochs without a better
             validation metric (None: train every epoch).
         strategy: distribution strategy name, see `experiments.distribution`.
+        distribution: a `distribution.Distribution` already made (then `strategy` is
+            not used). A multi-worker strategy must exist before any other TensorFlow
+            op runs (collective ops are configured at startup), so `run_experiment`
+            makes it before it loads the data.
         seed: seeds Python, NumPy and the backend (weights init, dropout, SpecAugment).
         extra_callbacks: more Keras callbacks, run after the built-in ones.
         backup_save_freq: `BackupAndRestore` frequency: "epoch" or a number of batches.
@@ -190,7 +246,8 @@ def train(
     """
     os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    distribution = distribution_lib.make_strategy(name=strategy)
+    if distribution is None:
+        distribution = distribution_lib.make_strategy(name=strategy)
     optimizers.check_recipe(
         optimizer,
         learning_rate_schedule,
@@ -265,6 +322,8 @@ def train(
 
     infinite = int(task.train.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
     train_data = task.train.repeat() if steps_per_epoch and not infinite else task.train
+    if distribution.name == "multi_worker":
+        _build_before_multi_worker_fit(model, distribution, task.train)
     history = model.fit(
         train_data,
         validation_data=task.validation,

@@ -18,6 +18,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from experiments.data import preprocessing
+
 
 @dataclasses.dataclass
 class MultiTask:
@@ -128,8 +130,8 @@ def combine(tasks):
     return MultiTask(
         name="multitask:" + ",".join(tasks),
         tasks=dict(tasks),
-        train=train.prefetch(tf.data.AUTOTUNE),
-        validation=validation.prefetch(tf.data.AUTOTUNE),
+        train=preprocessing.shard_by_data(train.prefetch(tf.data.AUTOTUNE)),
+        validation=preprocessing.shard_by_data(validation.prefetch(tf.data.AUTOTUNE)),
         steps_per_epoch=steps,
         num_classes={name: task.num_classes for name, task in tasks.items()},
         multi_label={name: task.multi_label for name, task in tasks.items()},

@@ -123,6 +123,18 @@ def batch_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Datase
     )
 
 
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset`, sharded by elements, not files, when a multi-worker job splits it.
+
+    tf.data's default (AUTO) shards by input file, and fails when a split has fewer files
+    than workers, as the small TFDS and cached local datasets do. Each worker then reads
+    the whole pipeline and keeps its part of every global batch. No effect on one worker.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def with_known_cardinality(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """`dataset`, with its number of elements known to tf.data (counted once if need be).
 
@@ -171,7 +183,7 @@ def make_train_pipeline(
         return audio, label
 
     dataset = dataset.map(_crop, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return shard_by_data(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def make_eval_pipeline(
@@ -199,7 +211,7 @@ def make_eval_pipeline(
     options = tf.data.Options()
     options.deterministic = True
     dataset = dataset.with_options(options).map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return batch_by_length(dataset, batch_size).prefetch(tf.data.AUTOTUNE)
+    return shard_by_data(batch_by_length(dataset, batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def serving_preprocessing(waveforms: tf.Tensor, min_length: int, loudness_normalize: bool):
