@@ -117,12 +117,26 @@ def read_audio(path: str) -> tuple:
             "FLAC/OGG/24-bit files."
         ) from error
     try:
-        samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
+        if soundfile.info(path).subtype in ("FLOAT", "DOUBLE"):
+            samples, rate = _read_float(soundfile, path)
+        else:
+            samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
+    except UndecodableAudioError:
+        raise
     except Exception as error:  # soundfile raises several error types.
         raise UndecodableAudioError(f"{path}: cannot decode audio ({error}).") from error
     if samples.shape[0] == 0:
         raise UndecodableAudioError(f"{path}: contains no samples.")
     return _to_mono_int16(samples), rate
+
+
+def _read_float(soundfile, path):
+    """A float WAV/FLAC as int16, refusing NaN and inf (a cast would hide them)."""
+    samples, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    if not np.all(np.isfinite(samples)):
+        count = int(np.sum(~np.isfinite(samples)))
+        raise UndecodableAudioError(f"{path}: contains {count} NaN or inf samples.")
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16), rate
 
 
 def _to_mono_int16(samples: np.ndarray) -> np.ndarray:

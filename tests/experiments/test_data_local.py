@@ -252,3 +252,18 @@ def test_a_split_whose_files_are_all_bad_fails_before_training(tmp_path, bad_spl
                 _write(str(path), _tone(500, RATE), RATE)
     with pytest.raises(ValueError, match=f"no usable clip in the {bad_split} split: all 2 of"):
         _load("audio_folder", root, tmp_path)
+
+
+def test_a_float_file_with_nan_or_inf_samples_is_skipped_and_counted(sound_folder, tmp_path):
+    for index, bad in enumerate((np.nan, np.inf)):
+        samples = _tone(700, 16000).astype(np.float32)
+        samples[100] = bad
+        _write(str(sound_folder / "bird" / f"corrupt_{index}.wav"), samples, 16000, subtype="FLOAT")
+    clean = _tone(700, 16000).astype(np.float32)
+    _write(str(sound_folder / "bird" / "float_ok.wav"), clean, 16000, subtype="FLOAT")
+    task = _load("audio_folder", sound_folder, tmp_path)
+    reasons = {os.path.basename(f["path"]): f["reason"] for f in task.stats["skipped_files"]}
+    assert "1 NaN or inf samples" in reasons["corrupt_0.wav"]
+    assert "1 NaN or inf samples" in reasons["corrupt_1.wav"]
+    assert "float_ok.wav" not in reasons
+    assert sum(task.stats[f"{split}/examples"] for split in local_audio.SPLITS) == 19
