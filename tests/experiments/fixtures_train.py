@@ -4,7 +4,9 @@ Everything runs on the conftest's ``synthetic_commands_data_dir`` fixture (TFDS
 "synthetic_commands/tiny": 40 train / 20 validation / 20 test clips of 1 s, 10 classes)
 with a tiny encoder, so one training run takes seconds.
 
-- ``tiny_bindings(data_dir)``: gin bindings that make any frontend config tiny.
+- ``tiny_bindings(data_dir)``: gin bindings that make any frontend config tiny;
+  ``deterministic_bindings(data_dir)`` also fix the data order and drop dropout and batch
+  statistics, to compare distributed runs with one device.
 - ``run_main(args, ...)``: runs ``python -m experiments.main`` in a fresh process (the
   README's command line), returns the CompletedProcess; with ``fault_injection=True``
   the same main with the callbacks of `fault_injection` available to gin.
@@ -40,6 +42,18 @@ def tiny_bindings(data_dir, epochs=1):
         "ConvNet.filters = [4, 4]",
         "PANN.depth = 1",
         "export.tflite = False",
+    ]
+
+
+def deterministic_bindings(data_dir, epochs=2):
+    """`tiny_bindings` with a fixed data order, no dropout and no batch statistics (which
+    replicas compute apart), so distributed runs can be compared with one device."""
+    return tiny_bindings(data_dir, epochs=epochs) + [
+        "load_task.shuffle_buffer = 0",
+        "ConvNet.dropout = 0.0",
+        "ConvNet.use_batch_norm = False",
+        "AudioClassifier.use_batch_norm = False",
+        "train.steps_per_epoch = None",
     ]
 
 

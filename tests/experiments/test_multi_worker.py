@@ -33,15 +33,7 @@ def _weights(path):
 
 
 def _bindings(data_dir):
-    # Deterministic: fixed order, no dropout or batch statistics (computed per replica).
-    return fixtures_train.tiny_bindings(data_dir, epochs=2) + [
-        "load_task.shuffle_buffer = 0",
-        "ConvNet.dropout = 0.0",
-        "ConvNet.use_batch_norm = False",
-        "AudioClassifier.use_batch_norm = False",
-        "train.steps_per_epoch = None",
-        "run_experiment.report = False",
-    ]
+    return fixtures_train.deterministic_bindings(data_dir) + ["run_experiment.report = False"]
 
 
 def test_two_workers_train_like_one_and_only_the_chief_writes(

@@ -153,9 +153,7 @@ def test_training_commands_run(quickstart_workdir, synthetic_commands_data_dir, 
                     "events/load_task.dataset = 'synthetic_commands/tiny'",
                     "family/load_task.dataset = 'synthetic_commands/family_tiny'",
                 ]
-        arguments = [
-            re.sub(r"^--workdir=.*", f"--workdir={workdir}", a) for a in arguments
-        ]
+        arguments = [re.sub(r"^--workdir=.*", f"--workdir={workdir}", a) for a in arguments]
         process = _run(
             [sys.executable, "-m", "experiments.main", *arguments]
             + [f"--gin_bindings={b}" for b in bindings],

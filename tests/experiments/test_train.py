@@ -113,15 +113,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
 
 
 def test_mirrored_on_two_cpus_matches_single_device(synthetic_commands_data_dir, tmp_path):
-    bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=2) + [
-        # Deterministic: fixed data order, no dropout, no batch statistics (which a
-        # mirrored model computes per replica).
-        "load_task.shuffle_buffer = 0",
-        "ConvNet.dropout = 0.0",
-        "ConvNet.use_batch_norm = False",
-        "AudioClassifier.use_batch_norm = False",
-        "train.steps_per_epoch = None",
-    ]
+    bindings = fixtures_train.deterministic_bindings(synthetic_commands_data_dir)
     code = textwrap.dedent(f"""
         import json, sys
         import numpy as np
@@ -163,13 +155,7 @@ def test_another_config_in_a_used_workdir_gets_a_clear_error(synthetic_commands_
 def test_mirrored_on_two_cpus_runs_the_whole_experiment(synthetic_commands_data_dir, tmp_path):
     # Train, evaluate, report and export under MirroredStrategy, compared with one device:
     # evaluation used to crash with twice the rows (every replica's predict_on_batch).
-    bindings = fixtures_train.tiny_bindings(synthetic_commands_data_dir, epochs=2) + [
-        "load_task.shuffle_buffer = 0",
-        "ConvNet.dropout = 0.0",
-        "ConvNet.use_batch_norm = False",
-        "AudioClassifier.use_batch_norm = False",
-        "train.steps_per_epoch = None",
-    ]
+    bindings = fixtures_train.deterministic_bindings(synthetic_commands_data_dir)
     code = textwrap.dedent(f"""
         import json
         import numpy as np
