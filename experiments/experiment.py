@@ -113,7 +113,6 @@ def run_experiment(
     Raises:
         workdir_lock.WorkdirInUseError: another process runs an experiment in `workdir`.
     """
-    os.makedirs(workdir, exist_ok=True)
     # Non-chief workers of a multi-worker job share the chief's workdir (and write apart
     # from it): only the chief takes the lock.
     lock = workdir_lock.WorkdirLock(workdir) if distribution.is_chief_from_tf_config() else None

@@ -87,6 +87,7 @@ def main(argv: Sequence[str]) -> None:
     except (
         experiment.train_lib.TrainingDivergedError,
         experiment.workdir_lock.WorkdirInUseError,
+        experiment.workdir_lock.WorkdirNotWritableError,
         audio_io.DataNotFoundError,
     ) as error:
         logging.error("%s", error)

@@ -20,8 +20,13 @@ class WorkdirInUseError(RuntimeError):
     """Another process is running an experiment in this workdir."""
 
 
+class WorkdirNotWritableError(OSError):
+    """The workdir cannot be created or written."""
+
+
 class WorkdirLock:
-    """Context manager: holds ``<workdir>/.lock`` or raises `WorkdirInUseError`.
+    """Context manager: holds ``<workdir>/.lock`` or raises `WorkdirInUseError`
+    (`WorkdirNotWritableError` if the workdir cannot be written).
 
     Example::
 
@@ -34,8 +39,16 @@ class WorkdirLock:
         self._file = None
 
     def __enter__(self):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle = open(self.path, "a+")  # pylint: disable=consider-using-with
+        workdir = os.path.dirname(self.path)
+        try:
+            os.makedirs(workdir, exist_ok=True)
+            handle = open(self.path, "a+")  # pylint: disable=consider-using-with
+        except OSError as error:
+            # Before any data is read or any epoch trained.
+            raise WorkdirNotWritableError(
+                f"Cannot write to the workdir {workdir}: {error.strerror or error}. Choose a "
+                "writable --workdir."
+            ) from error
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

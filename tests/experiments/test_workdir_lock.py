@@ -57,3 +57,24 @@ def test_a_run_on_a_busy_workdir_is_refused_before_training(synthetic_commands_d
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_an_unwritable_workdir_fails_before_any_data_is_read(tmp_path):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:
+        if os.access(readonly, os.W_OK):  # root ignores permissions
+            pytest.skip("this user can write to read-only folders")
+        with pytest.raises(workdir_lock.WorkdirNotWritableError, match="Cannot write to the"):
+            with workdir_lock.WorkdirLock(str(readonly / "run")):
+                pass
+    finally:
+        readonly.chmod(0o755)
+
+
+def test_a_workdir_under_a_file_fails_with_a_clear_error(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(workdir_lock.WorkdirNotWritableError, match="a_file/run"):
+        with workdir_lock.WorkdirLock(str(tmp_path / "a_file" / "run")):
+            pass
