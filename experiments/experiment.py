@@ -112,6 +112,7 @@ def run_experiment(
 
     Raises:
         workdir_lock.WorkdirInUseError: another process runs an experiment in `workdir`.
+        workdir_lock.WorkdirNotWritableError: `workdir` cannot be created or written.
     """
     # Non-chief workers of a multi-worker job share the chief's workdir (and write apart
     # from it): only the chief takes the lock.

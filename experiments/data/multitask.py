@@ -87,7 +87,8 @@ def _batches(dataset, what):
 
 
 def check_tasks(tasks):
-    """Raises ValueError unless `tasks` is a non-empty {name: AudioTask} of one rate."""
+    """Raises ValueError unless `tasks` is a non-empty {name: AudioTask} of one sample
+    rate, clip length and loudness normalization."""
     if not isinstance(tasks, dict) or not tasks:
         raise ValueError(f"Multi-task training needs a dict {{task name: task}}, got {tasks!r}.")
     for name in tasks:
@@ -99,6 +100,13 @@ def check_tasks(tasks):
     rates = {name: task.sample_rate for name, task in tasks.items()}
     if len(set(rates.values())) != 1:
         raise ValueError(f"All tasks must have one sample rate, got {rates}.")
+    # The training batches concatenate crops, and the export preprocesses once for all.
+    preprocessing = {name: task.eval_preprocessing for name, task in tasks.items()}
+    if len({tuple(sorted(p.items())) for p in preprocessing.values()}) != 1:
+        raise ValueError(
+            "All tasks must share load_task.clip_seconds and loudness_normalization "
+            f"(unscoped bindings), got {preprocessing}."
+        )
 
 
 def combine(tasks):

@@ -55,6 +55,15 @@ def test_every_training_batch_holds_every_task_with_masked_labels():
     assert [float(np.sum(b[2]["tags"])) for b in batches] == [0, 0, 1, 1]
 
 
+def test_tasks_with_different_clip_lengths_are_refused():
+    a = _task("a", np.zeros((2, 8), np.float32), np.array([0, 1], np.int32), 2)
+    b = _task("b", np.zeros((2, 8), np.float32), np.array([0, 1], np.int32), 2)
+    a.eval_preprocessing = {"min_length": 16000, "loudness_normalize": True}
+    b.eval_preprocessing = {"min_length": 32000, "loudness_normalize": True}
+    with pytest.raises(ValueError, match="clip_seconds"):
+        multitask.combine({"a": a, "b": b})
+
+
 @pytest.mark.parametrize(
     "tasks, message",
     [
