@@ -187,3 +187,35 @@ def test_mirrored_on_two_cpus_runs_the_whole_experiment(synthetic_commands_data_
     assert results["mirrored"]["examples"] == results["default"]["examples"] == 20
     assert results["mirrored"]["rows"] == 3
     assert abs(results["mirrored"]["accuracy"] - results["default"]["accuracy"]) <= 0.05
+
+
+def test_jax_data_parallel_on_two_host_devices_matches_one_device(
+    synthetic_commands_data_dir, tmp_path
+):
+    bindings = fixtures_train.deterministic_bindings(synthetic_commands_data_dir)
+    code = textwrap.dedent(f"""
+        import json
+        import jax
+        import numpy as np
+        from experiments import data, experiment, train
+        assert len(jax.devices()) == 2, jax.devices()
+        experiment.parse_gin(["gin/mel.gin", "gin/datasets/synthetic_commands.gin"],
+                             {bindings!r})
+        task = data.load_task()
+        weights, replicas = {{}}, {{}}
+        for strategy in ("default", "data_parallel"):
+            result = train.train(task, {str(tmp_path)!r} + "/" + strategy, strategy=strategy)
+            weights[strategy] = [np.asarray(w) for w in result.model.get_weights()]
+            replicas[strategy] = result.distribution.num_replicas
+        worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+                    for a, b in zip(weights["data_parallel"], weights["default"]))
+        print("RESULT " + json.dumps({{"worst": worst, "replicas": replicas}}))
+    """)
+    process = fixtures_train.run_script(
+        code, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"
+    )
+    assert process.returncode == 0, fixtures_train.describe(process)
+    line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT ") :])
+    assert result["replicas"] == {"default": 1, "data_parallel": 2}
+    assert result["worst"] < 1e-5, result
