@@ -219,3 +219,52 @@ def test_jax_data_parallel_on_two_host_devices_matches_one_device(
     result = json.loads(line[len("RESULT ") :])
     assert result["replicas"] == {"default": 1, "data_parallel": 2}
     assert result["worst"] < 1e-5, result
+
+
+def test_a_run_killed_mid_epoch_ends_like_an_uninterrupted_one(
+    synthetic_commands_data_dir, tmp_path
+):
+    # Deterministic data order and model: the resumed run must end where an uninterrupted
+    # run with the same seed ends, not merely finish.
+    bindings = fixtures_train.deterministic_bindings(synthetic_commands_data_dir, epochs=3) + [
+        "run_experiment.export = False",
+        "run_experiment.report = False",
+    ]
+    args = fixtures_train.gin_args(["mel", "datasets/synthetic_commands"], bindings)
+    killed = tmp_path / "killed"
+    # 5 batches per epoch: os._exit (no cleanup, like kill -9) in the middle of epoch 2.
+    crashing = fixtures_train.run_main(
+        args
+        + [
+            f"--workdir={killed}",
+            "--gin_bindings=train.extra_callbacks = [@CrashAfterBatches()]",
+            "--gin_bindings=CrashAfterBatches.num_batches = 7",
+        ],
+        fault_injection=True,
+    )
+    assert crashing.returncode == 17, fixtures_train.describe(crashing)
+    resumed = fixtures_train.run_main(args + [f"--workdir={killed}"])
+    assert resumed.returncode == 0, fixtures_train.describe(resumed)
+    whole = tmp_path / "whole"
+    uninterrupted = fixtures_train.run_main(args + [f"--workdir={whole}"])
+    assert uninterrupted.returncode == 0, fixtures_train.describe(uninterrupted)
+    import h5py  # pylint: disable=import-outside-toplevel
+
+    def weights(workdir):
+        found = {}
+        with h5py.File(workdir / "checkpoints" / "last.weights.h5", "r") as f:
+            f.visititems(
+                lambda name, item: (
+                    found.__setitem__(name, np.asarray(item))
+                    if isinstance(item, h5py.Dataset)
+                    else None
+                )
+            )
+        return found
+
+    after_kill, reference = weights(killed), weights(whole)
+    assert after_kill.keys() == reference.keys() and reference
+    for name, value in reference.items():
+        np.testing.assert_allclose(after_kill[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    with open(killed / "metrics.json") as f, open(whole / "metrics.json") as g:
+        assert json.load(f)["accuracy"] == json.load(g)["accuracy"]
