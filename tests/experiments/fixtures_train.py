@@ -7,6 +7,7 @@ with a tiny encoder, so one training run takes seconds.
 - ``tiny_bindings(data_dir)``: gin bindings that make any frontend config tiny;
   ``deterministic_bindings(data_dir)`` also fix the data order and drop dropout and batch
   statistics, to compare distributed runs with one device.
+- ``h5_arrays(path)``: {name: array} of a ``.weights.h5`` checkpoint.
 - ``run_main(args, ...)``: runs ``python -m experiments.main`` in a fresh process (the
   README's command line), returns the CompletedProcess; with ``fault_injection=True``
   the same main with the callbacks of `fault_injection` available to gin.
@@ -55,6 +56,23 @@ def deterministic_bindings(data_dir, epochs=2):
         "AudioClassifier.use_batch_norm = False",
         "train.steps_per_epoch = None",
     ]
+
+
+def h5_arrays(path):
+    """{dataset name: array} of every dataset in a Keras ``.weights.h5`` file."""
+    import h5py  # pylint: disable=import-outside-toplevel
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, item: (
+                arrays.__setitem__(name, np.asarray(item[()]))
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+        )
+    return arrays
 
 
 def subprocess_env(**extra):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import fixtures_train
-import h5py
 import numpy as np
 
 
@@ -19,17 +18,6 @@ def _free_ports(count):
     for s in sockets:
         s.close()
     return ports
-
-
-def _weights(path):
-    arrays = []
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, item: (
-                arrays.append((name, np.asarray(item))) if isinstance(item, h5py.Dataset) else None
-            )
-        )
-    return dict(arrays)
 
 
 def _bindings(data_dir):
@@ -81,15 +69,15 @@ def test_two_workers_train_like_one_and_only_the_chief_writes(
     assert (workdir / "metrics.json").exists() and (workdir / "export").exists()
     non_chief = workdir / "non_chief_tmp"
     assert not (non_chief / "metrics.json").exists() and not (non_chief / "export").exists()
-    chief = _weights(workdir / "checkpoints" / "last.weights.h5")
-    other = _weights(non_chief / "checkpoints" / "last.weights.h5")
+    chief = fixtures_train.h5_arrays(workdir / "checkpoints" / "last.weights.h5")
+    other = fixtures_train.h5_arrays(non_chief / "checkpoints" / "last.weights.h5")
     assert chief.keys() == other.keys() and chief
     for name in chief:
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
     # The same global batch on one worker gives the same weights.
     single = fixtures_train.run_main(args + [f"--workdir={tmp_path / 'single'}"])
     assert single.returncode == 0, fixtures_train.describe(single)
-    alone = _weights(tmp_path / "single" / "checkpoints" / "last.weights.h5")
+    alone = fixtures_train.h5_arrays(tmp_path / "single" / "checkpoints" / "last.weights.h5")
     for name in chief:
         scale = np.max(np.abs(alone[name])) + 1e-12
         assert np.max(np.abs(chief[name] - alone[name])) / scale < 1e-4, name

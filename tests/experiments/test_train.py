@@ -19,15 +19,9 @@ def _epochs_logged(workdir):
 
 
 def _all_finite_h5(path):
-    import h5py  # pylint: disable=import-outside-toplevel
-
-    arrays = []
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None
-        )
+    arrays = list(fixtures_train.h5_arrays(path).values())
     assert arrays
-    return all(np.all(np.isfinite(a)) for a in arrays if np.asarray(a).dtype.kind == "f")
+    return all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f")
 
 
 def test_killed_run_resumes_from_backup(synthetic_commands_data_dir, tmp_path):
@@ -248,19 +242,9 @@ def test_a_run_killed_mid_epoch_ends_like_an_uninterrupted_one(
     whole = tmp_path / "whole"
     uninterrupted = fixtures_train.run_main(args + [f"--workdir={whole}"])
     assert uninterrupted.returncode == 0, fixtures_train.describe(uninterrupted)
-    import h5py  # pylint: disable=import-outside-toplevel
 
     def weights(workdir):
-        found = {}
-        with h5py.File(workdir / "checkpoints" / "last.weights.h5", "r") as f:
-            f.visititems(
-                lambda name, item: (
-                    found.__setitem__(name, np.asarray(item))
-                    if isinstance(item, h5py.Dataset)
-                    else None
-                )
-            )
-        return found
+        return fixtures_train.h5_arrays(workdir / "checkpoints" / "last.weights.h5")
 
     after_kill, reference = weights(killed), weights(whole)
     assert after_kill.keys() == reference.keys() and reference
