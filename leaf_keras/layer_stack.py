@@ -14,6 +14,17 @@ def check_positive_int(owner, name, value):
         raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
 
 
+def check_filters(owner, filters):
+    """`filters` (a non-empty list of positive integers, one per block) as a list."""
+    if not isinstance(filters, (list, tuple)) or not filters:
+        raise ValueError(
+            f"{owner}: `filters` must be a non-empty list of integers, got {filters!r}."
+        )
+    for value in filters:
+        check_positive_int(owner, "filters", value)
+    return [int(value) for value in filters]
+
+
 def check_rate(owner, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{owner}: `{name}` must be a float in [0, 1), got {value!r}.")

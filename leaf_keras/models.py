@@ -132,14 +132,9 @@ class ConvNet(layer_stack.LayerStack):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(filters, (list, tuple)) or not filters:
-            raise ValueError(
-                f"ConvNet: `filters` must be a non-empty list of integers, got {filters!r}."
-            )
-        for value in filters:
-            layer_stack.check_positive_int("ConvNet", "filters", value)
+        filters = layer_stack.check_filters("ConvNet", filters)
         layer_stack.check_rate("ConvNet", "dropout", dropout)
-        self.filters = [int(value) for value in filters]
+        self.filters = filters
         self.activation = keras.activations.get(activation)
         self.use_batch_norm = bool(use_batch_norm)
         self.dropout = float(dropout)
@@ -215,17 +210,12 @@ class SmallConvNet(layer_stack.LayerStack):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(filters, (list, tuple)) or not filters:
-            raise ValueError(
-                f"SmallConvNet: `filters` must be a non-empty list of integers, got {filters!r}."
-            )
-        for value in filters:
-            layer_stack.check_positive_int("SmallConvNet", "filters", value)
+        filters = layer_stack.check_filters("SmallConvNet", filters)
         layer_stack.check_positive_int("SmallConvNet", "dense_units", dense_units)
         layer_stack.check_rate("SmallConvNet", "dropout", dropout)
         if pooling not in ("max", "avg"):
             raise ValueError(f"SmallConvNet: `pooling` must be 'max' or 'avg', got {pooling!r}.")
-        self.filters = [int(value) for value in filters]
+        self.filters = filters
         self.dense_units = dense_units
         self.dropout = float(dropout)
         self.pooling = pooling
