@@ -57,6 +57,7 @@ from leaf_keras import impulse_responses
 from leaf_keras import initializers
 from leaf_keras import waveforms
 from leaf_keras.ops import block_pooling
+from leaf_keras.ops import precision
 from leaf_keras.ops.band_power import band_power
 
 
@@ -201,7 +202,7 @@ def _with_edge_frames(pooled, power, windows, matrix, kernel_len, step, inputs, 
     edge_kernels, edge_samples = [], []
     for frame in edge_frames:
         position = frame * strides - inputs.pad_left + ops.arange(windows.shape[1], dtype="int32")
-        inside = ops.cast(ops.logical_and(position >= 0, position < inputs.time), "float32")
+        inside = ops.cast(ops.logical_and(position >= 0, position < inputs.time), windows.dtype)
         edge_kernels.append(ops.matmul(windows * inside[None, :], matrix))
         edge_samples.append(power[:, :, step * frame : step * frame + kernel_len])
     edges = ops.einsum(
@@ -366,7 +367,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             regularizer=self.kernel_regularizer,
             constraint=convolution.GaborConstraint(self.kernel_size),
             trainable=self.learn_filters,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
         self.pooling_kernel = self.add_weight(
@@ -375,7 +376,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             initializer=self.pooling_initializer,
             regularizer=self.pooling_regularizer,
             trainable=self.learn_pooling,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
         self.update_band_plan()
@@ -420,12 +421,15 @@ class BandLimitedGaborPooling(keras.layers.Layer):
 
     def clipped_kernel(self):
         """The Gabor parameters as used, `(n_filters, 2)` (mu, sigma)."""
-        return self.gabor_kernel.constraint(ops.cast(self.gabor_kernel, "float32"))
+        return self.gabor_kernel.constraint(
+            ops.cast(self.gabor_kernel, precision.working_dtype(self))
+        )
 
+    @precision.keeps_float64
     def call(self, inputs):
         if self.plan is None:
             self.update_band_plan()
-        x = ops.cast(inputs, "float32")
+        x = ops.cast(inputs, precision.working_dtype(self))
         if len(x.shape) == 3:
             x = x[:, :, 0]
         time = ops.shape(x)[1]
@@ -442,7 +446,9 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             *impulse_responses.gabor_filters(kernel, self.kernel_size), self.block_size
         )
         windows = impulse_responses.gaussian_lowpass(
-            ops.reshape(ops.cast(self.pooling_kernel, "float32"), (self.n_filters, 1)),
+            ops.reshape(
+                ops.cast(self.pooling_kernel, precision.working_dtype(self)), (self.n_filters, 1)
+            ),
             self.kernel_size,
         )
         center_bins = ops.cast(
@@ -483,8 +489,13 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         # layout makes XLA on CPU transpose every later pass).
         starts = (centers - length // 2) % block
         size = (ops.shape(inputs.spec_real)[0], ops.shape(inputs.spec_real)[1], length)
+        # Typed zeros: under JAX's 64-bit mode Python ints would be int64 next to
+        # the int32 starts, which dynamic_slice refuses.
+        zero = ops.zeros((), "int32")
         x_real, x_imag = (
-            ops.stack([ops.slice(spec, (0, 0, starts[i]), size) for i in range(count)], axis=0)
+            ops.stack(
+                [ops.slice(spec, (zero, zero, starts[i]), size) for i in range(count)], axis=0
+            )
             for spec in (inputs.spec_real, inputs.spec_imag)
         )
         bins = (centers[:, None] - length // 2 + ops.arange(length, dtype="int32")[None, :]) % block
@@ -511,7 +522,9 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         # This group's grid starts interpolation_taps samples before c_0.
         taps = self.interpolation_taps
         power = power[:, :, (plan.guard - taps * decimation) // decimation :]
-        matrix, kernel_len = band_plan.interpolation_matrix(decimation, self.kernel_size, taps)
+        matrix, kernel_len = band_plan.interpolation_matrix(
+            decimation, self.kernel_size, taps, inputs.windows.dtype
+        )
         windows = ops.take(inputs.windows, indices, axis=0)  # (n, K)
         step = self.strides // decimation
         pooled = block_pooling.channels_major_block_pooling(
@@ -528,7 +541,9 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         return (input_shape[0], frames, self.n_filters)
 
     def compute_output_spec(self, inputs):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
+        return keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=precision.working_dtype(self)
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -124,18 +124,18 @@ def _interpolation_kernel(positions, taps):
     return np.where(np.abs(positions) <= taps, np.sinc(positions) * window, 0.0)
 
 
-def interpolation_matrix(decimation, kernel_size, taps):
+def interpolation_matrix(decimation, kernel_size, taps, dtype="float32"):
     """Maps pooling windows to weights on a decimated grid.
 
     Row j, column q: interpolation weight of grid sample q (at offset
     `decimation * (q - taps)` from the window start) for window tap j.
-    Returns the float32 matrix and its number of columns.
+    Returns the matrix (a `dtype` tensor) and its number of columns.
     """
     count = (kernel_size - 1 + 2 * taps * decimation) // decimation + 1
     grid = decimation * (np.arange(count) - taps)
     j = np.arange(kernel_size)
     matrix = _interpolation_kernel((j[:, None] - grid[None, :]) / decimation, taps)
-    return ops.convert_to_tensor(matrix.astype("float32")), count
+    return ops.convert_to_tensor(matrix, dtype), count
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,6 @@ Recognition from Raw Waveform with SincNet", 2018.
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from leaf_keras import impulse_responses
@@ -58,7 +57,7 @@ def _resolve_implementation(implementation, kernel_size, strides, padding):
 def real_filter_pairs(bank):
     """Pairs the channels of a kernel `(kernel_size, 1, channels)` as
     `(even, odd)` filters `[ceil(channels / 2), kernel_size]`."""
-    bank = ops.transpose(ops.cast(bank, "float32")[:, 0, :])
+    bank = ops.transpose(precision.upcast_half(bank)[:, 0, :])
     if bank.shape[0] % 2:
         bank = ops.pad(bank, [[0, 1], [0, 0]])
     return bank[0::2], bank[1::2]
@@ -159,7 +158,7 @@ class ParametricConv1D(keras.layers.Layer):
             regularizer=self.kernel_regularizer,
             constraint=constraint,
             trainable=self.trainable,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
         if self.use_bias:
@@ -167,7 +166,7 @@ class ParametricConv1D(keras.layers.Layer):
                 name="bias",
                 shape=(bias_size,),
                 initializer="zeros",
-                dtype="float32",
+                dtype=precision.working_dtype(self),
                 autocast=False,
             )
 
@@ -193,6 +192,7 @@ class ParametricConv1D(keras.layers.Layer):
         """Real convolution kernel `(kernel_size, 1, output_channels)`."""
         raise NotImplementedError
 
+    @precision.keeps_float64
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
         outputs = _apply_conv(
@@ -297,7 +297,7 @@ class GaborConv1D(ParametricConv1D):
 
     def clipped_kernel(self):
         """The Gabor parameters as used: clipped, optionally sorted."""
-        kernel = self.constraint(ops.cast(self.kernel, "float32"))
+        kernel = self.constraint(ops.cast(self.kernel, precision.working_dtype(self)))
         if self.sort_filters:
             kernel = ops.take(kernel, ops.argsort(kernel[:, 0]), axis=0)
         return kernel
@@ -405,14 +405,14 @@ class SincConv1D(ParametricConv1D):
         self.sample_rate = sample_rate
         self.min_low_hz = float(min_low_hz)
         self.min_band_hz = float(min_band_hz)
-        self._window = utils.window(utils.WindowType.HAMMING, self.kernel_size).astype(np.float32)
+        self._window = utils.window(utils.WindowType.HAMMING, self.kernel_size)
 
     def build(self, input_shape):
         self._build_weights(input_shape, (self.filters // 2, 2), self.filters // 2)
 
     def band_edges(self):
         """(low, high) cutoffs in Hz after the abs/min/clip rules."""
-        kernel = ops.cast(self.kernel, "float32")
+        kernel = ops.cast(self.kernel, precision.working_dtype(self))
         low = self.min_low_hz + ops.abs(kernel[:, 0])
         high = tie_gradients.clip(
             low + self.min_band_hz + ops.abs(kernel[:, 1]), self.min_low_hz, self.sample_rate / 2.0
@@ -429,7 +429,7 @@ class SincConv1D(ParametricConv1D):
         filters = impulse_responses.sinc_filters(
             low[None, :], high[None, :], self.kernel_size, self.sample_rate
         )
-        filters = filters * ops.convert_to_tensor(self._window[:, None])
+        filters = filters * ops.convert_to_tensor(self._window[:, None], filters.dtype)
         return ops.expand_dims(filters, 1)
 
     def get_config(self):
@@ -507,4 +507,4 @@ class NormalizedConv1D(ParametricConv1D):
 
     def filter_bank(self):
         """The unit-norm kernel `(kernel_size, 1, filters)`."""
-        return self.constraint(ops.cast(self.kernel, "float32"))
+        return self.constraint(ops.cast(self.kernel, precision.working_dtype(self)))

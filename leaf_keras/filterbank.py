@@ -32,6 +32,7 @@ from leaf_keras import pooling
 from leaf_keras import serialization
 from leaf_keras import stages
 from leaf_keras.ops import fft_correlation
+from leaf_keras.ops import precision
 
 ENGINES = ("auto", "fused", "layers", "band_limited")
 
@@ -141,10 +142,11 @@ class Filterbank(keras.layers.Layer):
                 layer.build(shape)
             shape = layer.compute_output_shape(shape)
 
+    @precision.keeps_float64
     def call(self, inputs):
         if self.engine == "layers":
             return self.pooling(self.activation(self.conv(inputs)))
-        signal = ops.cast(inputs[:, :, 0], "float32")
+        signal = ops.cast(inputs[:, :, 0], precision.working_dtype(self))
         time = ops.shape(signal)[1]
         frames, left, length = self.pooling.padded_layout(time)
         # The correlation covers the whole signal (a VALID pooling may leave

@@ -31,6 +31,7 @@ from leaf_keras import waveforms
 # leaf-audio's module map: its frontend.py also held these.
 from leaf_keras.mel_frontend import MelFilterbanks  # noqa: F401
 from leaf_keras.mel_frontend import MelPCEN  # noqa: F401
+from leaf_keras.ops import precision
 from leaf_keras.postprocessing import log_compression  # noqa: F401
 from leaf_keras.stages import SquaredModulus  # noqa: F401
 
@@ -194,6 +195,8 @@ class Leaf(keras.Sequential):
             else None
         )
         augment = postprocessing.SpecAugment() if spec_augment else None
+        # keras.Sequential takes no dtype: it is set on the stack and its stages below.
+        dtype = kwargs.pop("dtype", None)
         paper_order = [
             waveform_input,
             preemp_conv,
@@ -217,6 +220,9 @@ class Leaf(keras.Sequential):
         self.mean_var_norm = bool(mean_var_norm)
         self.spec_augment = bool(spec_augment)
         _alias_legacy_weight_paths(self, paper_order)
+        if dtype is not None:
+            self.dtype_policy = dtype
+            precision.share_dtype_policy(self)
 
     @classmethod
     def _reject_fixed(cls, kwargs):
@@ -264,6 +270,7 @@ class Leaf(keras.Sequential):
             input_shape = (None, None) + input_shape[2:]
         super().build(input_shape)
 
+    @precision.keeps_float64
     def call(self, inputs, training=None, mask=None, **kwargs):
         waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size, self.name)
         return super().call(inputs, training=training, mask=mask, **kwargs)
@@ -318,6 +325,7 @@ class Leaf(keras.Sequential):
             "mean_var_norm": self.mean_var_norm,
             "spec_augment": self.spec_augment,
             "filterbank": self.filterbank.engine,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
         for key in self._FIXED:
             config.pop(key)

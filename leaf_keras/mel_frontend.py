@@ -18,6 +18,7 @@ from leaf_keras import postprocessing
 from leaf_keras import serialization
 from leaf_keras import utils
 from leaf_keras import waveforms
+from leaf_keras.ops import precision
 
 
 def frame_signal(signal, frame_length, frame_step):
@@ -113,23 +114,31 @@ class MelFilterbanks(keras.layers.Layer):
         if serialization.is_default(compression_fn):
             compression_fn = postprocessing.LogCompression(log_offset=1e-5)
         self.compression_fn = postprocessing.compression_layer(compression_fn)
-        self._mel_matrix = melfilters.linear_to_mel_weight_matrix(
-            num_mel_bins=self.n_filters,
-            num_spectrogram_bins=self.n_fft // 2 + 1,
-            sample_rate=sample_rate,
-            lower_edge_hertz=self.min_freq,
-            upper_edge_hertz=self.max_freq,
-        )
+        if kwargs.get("dtype") is not None:
+            precision.share_dtype_policy(self)
+        # Like tf.signal, the mel matrix is computed in the working precision
+        # (float32, or float64 under a float64 policy).
+        self._mel_matrices = {
+            dtype: melfilters.linear_to_mel_weight_matrix(
+                num_mel_bins=self.n_filters,
+                num_spectrogram_bins=self.n_fft // 2 + 1,
+                sample_rate=sample_rate,
+                lower_edge_hertz=self.min_freq,
+                upper_edge_hertz=self.max_freq,
+                dtype=dtype,
+            )
+            for dtype in ("float32", "float64")
+        }
         # tf.signal.hann_window(periodic=True) is only periodic for even
         # lengths: an odd window (401 taps) is the symmetric one, n / (L - 1).
         n = np.arange(self.window_size)
         period = self.window_size - (self.window_size % 2)
-        self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / max(period, 1))).astype(np.float32)
+        self._window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / max(period, 1))
 
     @property
     def mel_filters(self):
-        """The `(n_fft // 2 + 1, n_filters)` mel matrix (numpy)."""
-        return self._mel_matrix
+        """The `(n_fft // 2 + 1, n_filters)` float32 mel matrix (numpy)."""
+        return self._mel_matrices["float32"]
 
     def build(self, input_shape):
         waveforms.check_waveforms(input_shape, None, self.window_size, self.name)
@@ -139,15 +148,17 @@ class MelFilterbanks(keras.layers.Layer):
     def mel_power(self, inputs):
         """Mel-band power `[batch, frames, n_filters]` (no compression)."""
         waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size, self.name)
-        inputs = ops.cast(inputs, "float32")
+        dtype = precision.working_dtype(self)
+        inputs = ops.cast(inputs, dtype)
         if len(inputs.shape) == 3:
             inputs = inputs[:, :, 0]
         frames = frame_signal(inputs, self.window_size, self.stride)
-        frames = frames * ops.convert_to_tensor(self._window)
+        frames = frames * ops.convert_to_tensor(self._window, dtype)
         real, imag = ops.rfft(frames, fft_length=self.n_fft)
         power = ops.square(real) + ops.square(imag)
-        return ops.matmul(power, ops.convert_to_tensor(self._mel_matrix))
+        return ops.matmul(power, ops.convert_to_tensor(self._mel_matrices[dtype]))
 
+    @precision.keeps_float64
     def call(self, inputs):
         outputs = self.mel_power(inputs)
         if self.compression_fn is not None:

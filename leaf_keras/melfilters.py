@@ -15,21 +15,23 @@ _MEL_BREAK_FREQUENCY_HERTZ = 700.0
 _MEL_HIGH_FREQUENCY_Q = 1127.0
 
 
-def _hertz_to_mel(frequencies_hertz):
-    """HTK mel scale in natural-log form, as tf.signal uses it (float32)."""
-    frequencies_hertz = np.asarray(frequencies_hertz, dtype=np.float32)
-    return np.float32(_MEL_HIGH_FREQUENCY_Q) * np.log(
-        np.float32(1.0) + frequencies_hertz / np.float32(_MEL_BREAK_FREQUENCY_HERTZ)
-    ).astype(np.float32)
+def _hertz_to_mel(frequencies_hertz, dtype=np.float32):
+    """HTK mel scale in natural-log form, computed in `dtype` as tf.signal does."""
+    real = np.dtype(dtype).type
+    frequencies_hertz = np.asarray(frequencies_hertz, dtype=real)
+    return real(_MEL_HIGH_FREQUENCY_Q) * np.log(
+        real(1.0) + frequencies_hertz / real(_MEL_BREAK_FREQUENCY_HERTZ)
+    ).astype(real)
 
 
-def _tf_linspace(start, stop, num):
-    """float32 linspace computed like tf.linspace (start + i * delta)."""
-    start = np.float32(start)
-    stop = np.float32(stop)
-    delta = (stop - start) / np.float32(max(num - 1, 1))
-    middle = start + delta * np.arange(1, max(num - 1, 1), dtype=np.float32)
-    values = np.concatenate([[start], middle, [stop]]).astype(np.float32)
+def _tf_linspace(start, stop, num, dtype=np.float32):
+    """linspace computed in `dtype` like tf.linspace (start + i * delta)."""
+    real = np.dtype(dtype).type
+    start = real(start)
+    stop = real(stop)
+    delta = (stop - start) / real(max(num - 1, 1))
+    middle = start + delta * np.arange(1, max(num - 1, 1), dtype=real)
+    values = np.concatenate([[start], middle, [stop]]).astype(real)
     return values[:num]
 
 
@@ -53,7 +55,7 @@ def linear_to_mel_weight_matrix(
         sample_rate: sampling rate in Hz.
         lower_edge_hertz: lower edge of the lowest band.
         upper_edge_hertz: upper edge of the highest band.
-        dtype: numpy dtype of the result.
+        dtype: numpy float dtype, of the computation (as in tf.signal) and the result.
 
     Returns:
         A numpy array `(num_spectrogram_bins, num_mel_bins)`.
@@ -79,18 +81,22 @@ def linear_to_mel_weight_matrix(
             f"upper_edge_hertz {upper_edge_hertz} is above the Nyquist "
             f"frequency {sample_rate / 2} of sample_rate {sample_rate}."
         )
-    nyquist_hertz = np.float32(sample_rate) / np.float32(2.0)
-    linear_frequencies = _tf_linspace(0.0, nyquist_hertz, num_spectrogram_bins)[1:]
-    spectrogram_bins_mel = _hertz_to_mel(linear_frequencies)[:, np.newaxis]
+    real = np.dtype(dtype).type
+    nyquist_hertz = real(sample_rate) / real(2.0)
+    linear_frequencies = _tf_linspace(0.0, nyquist_hertz, num_spectrogram_bins, real)[1:]
+    spectrogram_bins_mel = _hertz_to_mel(linear_frequencies, real)[:, np.newaxis]
     band_edges_mel = _tf_linspace(
-        _hertz_to_mel(lower_edge_hertz), _hertz_to_mel(upper_edge_hertz), num_mel_bins + 2
+        _hertz_to_mel(lower_edge_hertz, real),
+        _hertz_to_mel(upper_edge_hertz, real),
+        num_mel_bins + 2,
+        real,
     )
     lower_edge_mel = band_edges_mel[np.newaxis, :-2]
     center_mel = band_edges_mel[np.newaxis, 1:-1]
     upper_edge_mel = band_edges_mel[np.newaxis, 2:]
     lower_slopes = (spectrogram_bins_mel - lower_edge_mel) / (center_mel - lower_edge_mel)
     upper_slopes = (upper_edge_mel - spectrogram_bins_mel) / (upper_edge_mel - center_mel)
-    weights = np.maximum(np.float32(0.0), np.minimum(lower_slopes, upper_slopes))
+    weights = np.maximum(real(0.0), np.minimum(lower_slopes, upper_slopes))
     weights = np.pad(weights, [[1, 0], [0, 0]])
     return weights.astype(dtype)
 

@@ -163,14 +163,14 @@ class GaussianLowpass(_Pooling1D):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             trainable=self.trainable,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
 
     def lowpass_filters(self):
         """Pooling filters `(kernel_size, channels)`."""
         window = impulse_responses.gaussian_lowpass(
-            ops.cast(self.kernel, "float32"), self.kernel_size
+            ops.cast(self.kernel, precision.working_dtype(self)), self.kernel_size
         )
         return window[0, :, :, 0]
 
@@ -178,6 +178,7 @@ class GaussianLowpass(_Pooling1D):
         del channels  # One filter per channel, fixed by the weights.
         return self.lowpass_filters()
 
+    @precision.keeps_float64
     def call(self, inputs):
         kernel = ops.expand_dims(self.lowpass_filters(), -1)
         return self._depthwise(inputs, kernel, self.padding)
@@ -243,14 +244,17 @@ class LearnablePooling1D(_Pooling1D):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             trainable=self.trainable,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
 
     def pooling_filters(self, channels):
-        kernel = ops.reshape(ops.cast(self.kernel, "float32"), (self.kernel_size, 1))
+        kernel = ops.reshape(
+            ops.cast(self.kernel, precision.working_dtype(self)), (self.kernel_size, 1)
+        )
         return ops.broadcast_to(kernel, (self.kernel_size, channels))
 
+    @precision.keeps_float64
     def call(self, inputs):
         kernel = self.pooling_filters(inputs.shape[-1])
         return self._depthwise(inputs, ops.expand_dims(kernel, -1), "valid")
@@ -293,14 +297,15 @@ class ChannelWiseLearnablePooling1D(_Pooling1D):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             trainable=self.trainable,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
 
     def pooling_filters(self, channels):
         del channels  # One filter per channel, fixed by the weights.
-        return ops.cast(self.kernel[:, 0, :], "float32")
+        return ops.cast(self.kernel[:, 0, :], precision.working_dtype(self))
 
+    @precision.keeps_float64
     def call(self, inputs):
         kernel = ops.expand_dims(self.pooling_filters(inputs.shape[-1]), -1)
         return self._depthwise(inputs, kernel, self.padding)
@@ -368,6 +373,7 @@ class MaxPooling1D(_Pooling1D):
             padded, self.kernel_size, self.strides, frames
         )
 
+    @precision.keeps_float64
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
         if self.padding == "same":

@@ -61,10 +61,11 @@ class ExponentialMovingAverage(keras.layers.Layer):
             shape=(input_shape[-1],) if self.per_channel else (1,),
             initializer=keras.initializers.Constant(self.coeff_init),
             trainable=self.learn_smooth_coef,
-            dtype="float32",
+            dtype=precision.working_dtype(self),
             autocast=False,
         )
 
+    @precision.keeps_float64
     def call(self, inputs, initial_state=None):
         inputs = precision.upcast_half(inputs)
         weight = tie_gradients.clip(ops.cast(self.smooth, inputs.dtype), 0.0, 1.0)
@@ -184,7 +185,7 @@ class PCENLayer(keras.layers.Layer):
                 shape=(channels,),
                 initializer=keras.initializers.Constant(value),
                 trainable=self.learn_alpha_delta_root,
-                dtype="float32",
+                dtype=precision.working_dtype(self),
                 autocast=False,
             )
 
@@ -193,6 +194,7 @@ class PCENLayer(keras.layers.Layer):
         self.root = constant_weight("root", self.root_init)
         self.ema.build(input_shape)
 
+    @precision.keeps_float64
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
         alpha = tie_gradients.minimum(ops.cast(self.alpha, inputs.dtype), 1.0)
@@ -315,6 +317,7 @@ class LogCompression(keras.layers.Layer):
             raise ValueError(f"log_offset must be positive, got {log_offset}.")
         self.log_offset = float(log_offset)
 
+    @precision.keeps_float64
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
         return ops.cast(ops.log(inputs + self.log_offset), self.compute_dtype)
@@ -377,7 +380,7 @@ class InstanceNormalization(keras.layers.Layer):
                 name="gamma",
                 shape=(channels,),
                 initializer=self.gamma_initializer,
-                dtype="float32",
+                dtype=precision.working_dtype(self),
                 autocast=False,
             )
             if self.scale
@@ -388,13 +391,14 @@ class InstanceNormalization(keras.layers.Layer):
                 name="beta",
                 shape=(channels,),
                 initializer=self.beta_initializer,
-                dtype="float32",
+                dtype=precision.working_dtype(self),
                 autocast=False,
             )
             if self.center
             else None
         )
 
+    @precision.keeps_float64
     def call(self, inputs):
         inputs = precision.upcast_half(inputs)
         mean = ops.mean(inputs, axis=1, keepdims=True)

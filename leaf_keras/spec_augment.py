@@ -10,6 +10,8 @@ for Audio Classification", ICLR 2021, https://arxiv.org/abs/2101.08596).
 import keras
 from keras import ops
 
+from leaf_keras.ops import precision
+
 
 def _check_non_negative_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -185,6 +187,7 @@ class SpecAugment(keras.layers.Layer):
 
         return gather_frames(lower) * (1.0 - fraction) + gather_frames(upper) * fraction
 
+    @precision.keeps_float64
     def call(self, inputs, training=False):
         if not training:
             return inputs

@@ -8,6 +8,7 @@ Gabor outputs, and the floor before compression).
 import keras
 from keras import ops
 
+from leaf_keras.ops import precision
 from leaf_keras.ops import tie_gradients
 
 
@@ -35,6 +36,7 @@ class SquaredModulus(keras.layers.Layer):
                 f"(real, imag) pairs, got shape {tuple(input_shape)}."
             )
 
+    @precision.keeps_float64
     def call(self, inputs):
         channels = inputs.shape[-1] // 2
         pairs = ops.reshape(inputs, (ops.shape(inputs)[0], ops.shape(inputs)[1], channels, 2))
@@ -57,6 +59,7 @@ class EnergyFloor(keras.layers.Layer):
         super().__init__(name=name, **kwargs)
         self.floor = float(floor)
 
+    @precision.keeps_float64
     def call(self, inputs):
         return tie_gradients.maximum(inputs, self.floor)
 

@@ -7,6 +7,8 @@
 import keras
 from keras import ops
 
+from leaf_keras.ops import precision
+
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -69,6 +71,7 @@ class WaveformInput(keras.layers.Layer):
     def build(self, input_shape):
         check_waveforms(input_shape, None, self.min_length, self.name)
 
+    @precision.keeps_float64
     def call(self, inputs):
         check_waveforms(inputs.shape, inputs.dtype, self.min_length, self.name)
         if len(inputs.shape) == 2:

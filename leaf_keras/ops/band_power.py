@@ -8,6 +8,8 @@ intermediates alive between the passes.
 
 from keras import ops
 
+from leaf_keras.ops import precision
+
 
 @ops.custom_gradient
 def band_power(x_real, x_imag, g_real, g_imag):
@@ -49,4 +51,4 @@ def band_power(x_real, x_imag, g_real, g_imag):
         grad_x_imag = d_imag * g_re - d_real * g_im
         return grad_x_real, grad_x_imag, grad_g_real, grad_g_imag
 
-    return power, grad
+    return power, precision.keeps_float64_gradient(grad, x_real)

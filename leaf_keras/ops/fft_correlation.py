@@ -322,7 +322,7 @@ def _spectral_energies(x_real, x_imag, h_real, h_imag, mask):
             x_real, x_imag, h_real, h_imag, weights * z_real, -weights * z_imag
         ) + (ops.zeros_like(mask),)
 
-    return energies, grad
+    return energies, precision.keeps_float64_gradient(grad, x_real)
 
 
 def _spectral_gradients(x_real, x_imag, h_real, h_imag, conj_g_real, conj_g_imag):
@@ -375,7 +375,7 @@ def _spectral_outputs(x_real, x_imag, h_real, h_imag, mask):
             x_real, x_imag, h_real, h_imag, upstream[0] * mask, upstream[1] * mask
         ) + (ops.zeros_like(mask),)
 
-    return outputs, grad
+    return outputs, precision.keeps_float64_gradient(grad, x_real)
 
 
 def correlation_energies(

@@ -7,6 +7,8 @@ products (exact, any time length) instead of the original's sequential
 
 from keras import ops
 
+from leaf_keras.ops import precision
+
 
 def _decay_powers(decay, exponents):
     """`decay ** exponents` for exponents >= 0, 0 where exponents < 0.
@@ -93,7 +95,7 @@ def linear_recurrence(decay, inputs, chunk_size=64):
             previous = ops.pad(states[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
             return ops.sum(adjoint * previous, axis=(1, 2)), adjoint
 
-        return states, grad
+        return states, precision.keeps_float64_gradient(grad, inputs_channels_first)
 
     states = recurrence(decay, ops.transpose(inputs, (2, 0, 1)))
     return ops.transpose(states, (1, 2, 0))

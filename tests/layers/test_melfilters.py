@@ -14,12 +14,13 @@ from leaf_keras import melfilters
         (20, 129, 8000, 125.0, 3800.0),
     ],
 )
-def test_mel_matrix_matches_tf_signal(args):
+@pytest.mark.parametrize("dtype, atol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_mel_matrix_matches_tf_signal(args, dtype, atol):
     tf = pytest.importorskip("tensorflow")
-    expected = tf.signal.linear_to_mel_weight_matrix(*args).numpy()
-    actual = melfilters.linear_to_mel_weight_matrix(*args)
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, atol=2e-5)
+    expected = tf.signal.linear_to_mel_weight_matrix(*args, dtype=tf.as_dtype(dtype)).numpy()
+    actual = melfilters.linear_to_mel_weight_matrix(*args, dtype=dtype)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    np.testing.assert_allclose(actual, expected, atol=atol)
 
 
 def test_mel_matrix_rejects_bad_edges():

@@ -26,13 +26,15 @@ def case_entries(reference, case, kind):
     return {key[len(prefix) :]: value for key, value in reference.items() if key.startswith(prefix)}
 
 
-def value_and_gradients(loss_fn, variables):
+def value_and_gradients(loss_fn, variables, jit=False):
     """Evaluates `loss_fn()` and its gradients w.r.t. keras `variables`.
 
     Args:
         loss_fn: callable without arguments returning a scalar tensor; it
             must read the variables (e.g. by calling a layer).
         variables: list of keras variables.
+        jit: on JAX, compile the whole computation at once (faster than
+            JAX's op-by-op compilation of a large graph run once).
 
     Returns:
         `(loss, [gradient, ...])` as numpy values.
@@ -55,7 +57,10 @@ def value_and_gradients(loss_fn, variables):
             with keras.StatelessScope(state_mapping=mapping):
                 return loss_fn()
 
-        loss, grads = jax.value_and_grad(loss_of)([v.value for v in variables])
+        value_and_grad = jax.value_and_grad(loss_of)
+        if jit:
+            value_and_grad = jax.jit(value_and_grad)
+        loss, grads = value_and_grad([v.value for v in variables])
     elif backend == "torch":
         import torch  # pylint: disable=g-import-not-at-top
 
