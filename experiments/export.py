@@ -91,7 +91,8 @@ def export_saved_model(
         check_inputs: every signature first checks its input
             (`preprocessing.check_serving_waveforms`: rank, empty batch, clips shorter than
             a frontend window, NaN/inf, unscaled integer PCM) and fails naming the problem.
-            The TFLite trace turns this off: TFLite has no builtin assertion op.
+            The TFLite trace turns this off: TFLite has no builtin assertion op; with a
+            fixed `num_samples` a clip of another length then fails to broadcast.
 
     Returns:
         `path`.
@@ -104,16 +105,27 @@ def export_saved_model(
         )
     # With checks, any rank is let in so that a wrong one gets the checks' message rather
     # than the signature binder's.
+    # A fixed length without checks (the TFLite trace) keeps the time axis unknown in the
+    # signature: `checked` then fixes it with an op that the converter cannot fold away.
     shape = None if check_inputs and num_samples is None else [None, num_samples]
+    if not check_inputs and num_samples is not None:
+        shape = [None, None]
     spec = tf.TensorSpec(shape, tf.float32, name="waveform")
     archive = keras.export.ExportArchive()
     archive.track(model)
     min_samples = _min_samples(model)
 
     def checked(waveform):
-        if not check_inputs:
-            return waveform
-        return preprocessing_lib.check_serving_waveforms(waveform, min_samples)
+        if check_inputs:
+            return preprocessing_lib.check_serving_waveforms(waveform, min_samples)
+        if num_samples is not None:
+            # LiteRT's signature runner resizes the input to whatever it is given: with a
+            # [None, 16000] signature a [2, 8000] batch is read as one clip. A broadcast to
+            # [batch, num_samples] fails for any other length ("Output shape must be
+            # broadcastable"), and only for an unknown time axis: the converter removes
+            # it (and a reshape) when the signature already says 16000.
+            return tf.broadcast_to(waveform, tf.stack([tf.shape(waveform)[0], num_samples]))
+        return waveform
 
     def logits_of(waveform):
         waveform = checked(waveform)

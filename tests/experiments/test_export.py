@@ -140,6 +140,13 @@ _BAD_INPUTS = textwrap.dedent("""
             loaded.signatures["serving_default"](waveform=clips[:batch])["probabilities"].shape[0])
         tflite = runner(waveform=clips[:batch])["probabilities"]
         result["rows"][f"tflite/{batch}"] = int(tflite.shape[0])
+    result["tflite_lengths"] = {}
+    for shape in ((2, 8000), (1, 32000), (3, 15999)):
+        try:
+            runner(waveform=np.zeros(shape, np.float32))
+            result["tflite_lengths"][str(shape)] = None
+        except Exception as error:  # LiteRT raises RuntimeError or ValueError
+            result["tflite_lengths"][str(shape)] = f"{type(error).__name__}: {error}"
     print("RESULT " + json.dumps(result))
 """)
 
@@ -166,3 +173,7 @@ def test_exports_refuse_wrong_input_and_keep_the_batch(exported_leaf):
         assert message is not None, f"{name} was accepted"
         assert re.search(expected, message), (name, message[:300])
     assert result["rows"] == {f"{k}/{b}": b for k in ("saved_model", "tflite") for b in (1, 2, 3)}
+    # A fixed-length TFLite model refuses other lengths rather than regrouping the samples.
+    for shape, message in result["tflite_lengths"].items():
+        assert message is not None, f"TFLite accepted {shape}"
+        assert "broadcastable" in message, (shape, message[:300])
