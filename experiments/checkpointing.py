@@ -3,7 +3,8 @@
 `EpochCheckpoint` writes the last and the best weights of every good epoch;
 `SafeBackupAndRestore` is Keras's `BackupAndRestore` (resume after a kill) that skips
 non-finite weights. Both write a file under a temporary name and rename it, so a
-killed job never leaves half a file, and both consult the `NaNGuard` of the same fit
+killed job or a full disk never leaves half a file (`CheckpointWriteError` then says
+that the previous file is intact), and both consult the `NaNGuard` of the same fit
 call: after a NaN/inf loss the files on disk stay those of the last good epoch.
 """
 
@@ -23,19 +24,58 @@ BEST_INFO = "best.json"
 LAST_INFO = "last.json"
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint file could not be written (disk full, permissions); the previous
+    version of the file is intact."""
+
+
+def _write_atomically(path, temporary, write):
+    """Runs `write()` (which fills `temporary`), then renames `temporary` onto `path`.
+
+    A kill or a failed write (a full disk) never leaves half a file at `path`: on an
+    OSError the temporary file is removed, `path` keeps its previous content, and a
+    `CheckpointWriteError` says so.
+    """
+    try:
+        write()
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        previous = (
+            f"the previous {os.path.basename(path)} is intact"
+            if os.path.exists(path)
+            else "no previous version existed"
+        )
+        reason = error.strerror or str(error)
+        raise CheckpointWriteError(
+            error.errno,
+            f"Could not write {path}: {reason}; {previous}. Free disk space (or fix the "
+            "permissions) and rerun the same command: it resumes from the last completed "
+            "epoch.",
+        ) from error
+
+
 def _save_weights_atomically(model, path):
     """Writes the weights to a temporary file first, so a kill never leaves half a file."""
     temporary = path[: -len(".weights.h5")] + ".tmp.weights.h5"
-    model.save_weights(temporary, overwrite=True)
-    os.replace(temporary, path)
+    _write_atomically(path, temporary, lambda: model.save_weights(temporary, overwrite=True))
+
+
+def _copy_atomically(source, path):
+    temporary = path + ".tmp"
+    _write_atomically(path, temporary, lambda: shutil.copyfile(source, temporary))
 
 
 def write_json_atomically(data, path):
     """Writes `data` as indented JSON through a temporary file renamed onto `path`."""
     temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(temporary, path)
+
+    def write():
+        with open(temporary, "w") as f:
+            json.dump(data, f, indent=2)
+
+    _write_atomically(path, temporary, write)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -118,8 +158,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if improved:
             if monitor != "epoch":
                 self.best = value
-            shutil.copyfile(self.last_path, self.best_path + ".tmp")
-            os.replace(self.best_path + ".tmp", self.best_path)
+            _copy_atomically(self.last_path, self.best_path)
             write_json_atomically(
                 {"epoch": epoch + 1, "monitor": monitor, "value": value, "logs": floats},
                 os.path.join(self.directory, BEST_INFO),
@@ -139,14 +178,29 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.nan_guard = nan_guard
 
     # Keras's BackupAndRestore saves through its `_save_model`; overriding it is the
-    # one place that sees every backup (epoch ends and save_freq batches).
+    # one place that sees every backup (epoch ends and save_freq batches). Keras writes
+    # the weights in place, so a full disk or a kill mid-write would leave a backup that
+    # cannot be restored: here each file goes through a temporary one.
     def _save_model(self):
         if (self.nan_guard is not None and self.nan_guard.triggered) or not weights_are_finite(
             self.model
         ):
             logging.warning("Not backing up non-finite weights to %s.", self.backup_dir)
             return
-        super()._save_model()
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint:
+            # The previous backup, which Keras restores if the latest cannot be read.
+            for path, previous in (
+                (self._weights_path, self._prev_weights_path),
+                (self._training_metadata_path, self._prev_training_metadata_path),
+            ):
+                if os.path.exists(path):
+                    _copy_atomically(path, previous)
+        _save_weights_atomically(self.model, self._weights_path)
+        write_json_atomically(
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+            self._training_metadata_path,
+        )
 
     def on_train_begin(self, logs=None):
         try:

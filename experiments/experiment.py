@@ -113,6 +113,7 @@ def run_experiment(
     Raises:
         workdir_lock.WorkdirInUseError: another process runs an experiment in `workdir`.
         workdir_lock.WorkdirNotWritableError: `workdir` cannot be created or written.
+        workdir_lock.WorkdirFullError: `workdir`'s disk has too little free space.
     """
     # Non-chief workers of a multi-worker job share the chief's workdir (and write apart
     # from it): only the chief takes the lock.

@@ -88,6 +88,8 @@ def main(argv: Sequence[str]) -> None:
         experiment.train_lib.TrainingDivergedError,
         experiment.workdir_lock.WorkdirInUseError,
         experiment.workdir_lock.WorkdirNotWritableError,
+        experiment.workdir_lock.WorkdirFullError,
+        experiment.train_lib.checkpointing.CheckpointWriteError,
         audio_io.DataNotFoundError,
     ) as error:
         logging.error("%s", error)

@@ -10,10 +10,15 @@ holds it, for the message the second run gets.
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 
 LOCK_FILE = ".lock"
+# What a run writes besides its logs: last/best checkpoints and the backup (each with
+# optimizer state), a SavedModel, a .keras file and a TFLite model. 100 MB covers the
+# paper's encoders; a run that needs more still fails cleanly when a write fails.
+MIN_FREE_MB = 100
 
 
 class WorkdirInUseError(RuntimeError):
@@ -24,9 +29,25 @@ class WorkdirNotWritableError(OSError):
     """The workdir cannot be created or written."""
 
 
+class WorkdirFullError(OSError):
+    """The workdir's filesystem has less free space than a run needs."""
+
+
+def check_free_space(workdir, min_free_mb=MIN_FREE_MB):
+    """Raises `WorkdirFullError` if `workdir`'s filesystem has under `min_free_mb` MB free."""
+    free_mb = shutil.disk_usage(workdir).free / 2**20
+    if free_mb < min_free_mb:
+        raise WorkdirFullError(
+            f"Only {free_mb:.0f} MB free on the filesystem of the workdir {workdir}; a run "
+            f"needs at least {min_free_mb} MB for its checkpoints, backup and export. Free "
+            "space or choose another --workdir."
+        )
+
+
 class WorkdirLock:
     """Context manager: holds ``<workdir>/.lock`` or raises `WorkdirInUseError`
-    (`WorkdirNotWritableError` if the workdir cannot be written).
+    (`WorkdirNotWritableError` if the workdir cannot be written, `WorkdirFullError` if
+    its disk has less than `min_free_mb` MB free), before any data is read.
 
     Example::
 
@@ -34,8 +55,9 @@ class WorkdirLock:
             ...  # train, evaluate, export
     """
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, min_free_mb=MIN_FREE_MB):
         self.path = os.path.join(workdir, LOCK_FILE)
+        self.min_free_mb = min_free_mb
         self._file = None
 
     def __enter__(self):
@@ -67,6 +89,12 @@ class WorkdirLock:
                 f"The workdir {os.path.dirname(self.path)} is in use by {who}. Wait for it to "
                 "finish, stop it, or choose another --workdir."
             ) from None
+        try:
+            check_free_space(workdir, self.min_free_mb)
+        except WorkdirFullError:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+            raise
         handle.seek(0)
         handle.truncate()
         json.dump(
