@@ -21,6 +21,7 @@ from leaf_keras import ops
 from leaf_keras import pooling
 from leaf_keras import postprocessing
 from leaf_keras import stages
+from leaf_keras import streaming
 from leaf_keras import transformer
 from leaf_keras import utils
 from leaf_keras import waveforms

@@ -154,7 +154,7 @@ class Filterbank(keras.layers.Layer):
         length = (
             max(length, time + left) if isinstance(time, int) else ops.maximum(length, time + left)
         )
-        padded = self._padded_activation(signal, start=-left, length=length)
+        padded = self.padded_activation(signal, start=-left, length=length)
         if self.pooling.padding_value != 0.0:
             # A max pooling pads with -inf instead of zeros.
             positions = ops.arange(ops.shape(padded)[2]) - left
@@ -163,7 +163,7 @@ class Filterbank(keras.layers.Layer):
         pooled = self.pooling.pool_padded_channels_major(padded, frames)
         return ops.cast(ops.transpose(pooled, (1, 2, 0)), self.pooling.compute_dtype)
 
-    def _padded_activation(self, signal, start, length):
+    def padded_activation(self, signal, start, length):
         """`activation(conv(signal))`, channels major `[channels, batch, L]`,
         zero outside the signal, from sample `start` on."""
         even, odd = _filter_pairs(self.conv)

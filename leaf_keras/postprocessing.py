@@ -195,21 +195,26 @@ class PCENLayer(keras.layers.Layer):
         self.ema.build(input_shape)
 
     @precision.keeps_float64
-    def call(self, inputs):
+    def call(self, inputs, initial_state=None):
         inputs = precision.upcast_half(inputs)
+        smoother = ops.cast(self.ema(inputs, initial_state=initial_state), inputs.dtype)
+        return ops.cast(self.compress(inputs, smoother), self.compute_dtype)
+
+    def compress(self, inputs, smoother):
+        """PCEN of `inputs` given their smoothed energies `smoother` (same shape and
+        dtype): the gain `(floor + smoother)^-alpha`, then the root compression. The
+        streaming frontends call it with a smoother carried across chunks."""
         alpha = tie_gradients.minimum(ops.cast(self.alpha, inputs.dtype), 1.0)
         root = tie_gradients.maximum(ops.cast(self.root, inputs.dtype), 1.0)
         delta = ops.cast(self.delta, inputs.dtype)
-        smoother = ops.cast(self.ema(inputs), inputs.dtype)
         # The powers are written as exp(log) so that their gradients reuse
         # the forward values (the gradients of `ops.power` evaluate two more
         # powers and a log per element: twice the cost of the whole PCEN).
         one_over_root = 1.0 / root
         gain = ops.exp(-alpha * ops.log(self.floor + smoother))
-        outputs = ops.exp(ops.log(inputs * gain + delta) * one_over_root) - ops.exp(
+        return ops.exp(ops.log(inputs * gain + delta) * one_over_root) - ops.exp(
             ops.log(delta) * one_over_root
         )
-        return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

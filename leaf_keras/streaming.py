@@ -1,0 +1,689 @@
+"""Streaming form of the frontends: chunks in, frames out, the same frames.
+
+`stream(frontend)` wraps a built or unbuilt frontend (`Leaf`,
+`TimeDomainFilterbanks`, `SincNet`, `SincNetPlus` with the exact engines
+`filterbank="fused"` or `"layers"`, `MelFilterbanks`, `MelPCEN`) in a
+`FrontendStream`. Its `step` takes chunks of any multiple of the stride and
+returns the frames whose whole window has been received; `flush` returns
+the frames that the offline frontend computes with its right zero padding.
+Concatenated, they are the offline frames `frontend(x)` up to float32
+round-off.
+
+Every stage keeps what its next outputs still need, explicitly, in the state:
+
+- a stride-1 SAME convolution (pre-emphasis, the filterbank's convolution)
+  keeps the last `kernel_size - 1` inputs. Its state starts with the
+  `(kernel_size - 1) // 2` zeros of its SAME left padding (TensorFlow's rule,
+  `ops.padding`), so its first outputs are those of the padded signal; the
+  stage then runs VALID on `buffer + chunk`.
+- the pooling keeps the activations of the frames it has not finished,
+  starting with its SAME left padding (`padded_layout`; constant when the
+  length is a multiple of the stride): zeros, or -inf for a max pooling. It
+  pools VALID at the stride (`pool_padded_channels_major`).
+- PCEN carries its smoother `s_{t-1}` and whether a frame was seen: offline,
+  the smoother starts from the first frame (`s_{-1} = x_0`), so the first
+  frame of the stream is used as its initial state.
+- the mel frontends keep the samples of the frames not yet complete (their
+  frames are not centred, `tf.signal.frame(pad_end=True)`).
+
+Each stage emits everything its inputs allow, so the state after N samples
+depends on N only, not on how the stream was cut. Every count is a Python
+int computed from static shapes: `step` runs under `jax.jit` /
+`tf.function` for a fixed chunk size. The buffers grow while the stream
+warms up (until the first frame, a few hundred samples) and then keep one
+shape, so a compiled step traces once per warm-up step and once for the rest.
+
+Frontends that normalize over the whole clip (`mean_var_norm=True`,
+`spec_augment=True`), the band-limited engine and stages this module does
+not know are refused with a ValueError naming the stage.
+"""
+
+import keras
+from keras import ops
+
+from leaf_keras import band_limited as band_limited_lib
+from leaf_keras import filterbank as filterbank_lib
+from leaf_keras import frontend as frontend_lib
+from leaf_keras import mel_frontend
+from leaf_keras import postprocessing
+from leaf_keras import spec_augment
+from leaf_keras import stages
+from leaf_keras import waveforms
+from leaf_keras.ops import padding as padding_lib
+from leaf_keras.ops import precision
+
+# Safety bound of the warm-up simulation (`_reachable_lengths`); a stream
+# reaches its steady buffer lengths after about latency / stride strides.
+_MAX_WARMUP_STRIDES = 100_000
+
+
+def stream(frontend):
+    """The streaming form of `frontend`.
+
+    Args:
+        frontend: a `Leaf` (or `TimeDomainFilterbanks`, `SincNet`,
+            `SincNetPlus`) with an exact filterbank engine, or a
+            `MelFilterbanks` / `MelPCEN`; built or not (it is built here).
+
+    Returns:
+        A `FrontendStream`.
+
+    Raises:
+        ValueError: if a stage of `frontend` cannot run on a stream exactly
+            (the message names it and says why).
+
+    Example:
+        >>> leaf = leaf_keras.Leaf()
+        >>> s = stream(leaf)
+        >>> state = s.initial_state(batch_size=1)
+        >>> frames, state = s.step(np.zeros((1, 1600), "float32"), state)
+        >>> frames.shape  # (1, 7, 40): (1600 - 321) // 160 frames are complete.
+        >>> tail, state = s.flush(state)
+        >>> tail.shape  # (1, 3, 40): 10 frames in all, as leaf(x) gives.
+    """
+    return FrontendStream(frontend)
+
+
+class FrontendStream:
+    """A frontend that consumes chunks and emits frames as they complete.
+
+    `step(chunk, state)` takes `[batch, n * stride]` (or `[batch, n *
+    stride, 1]`) samples and returns the frames whose window is complete,
+    `[batch, new_frames, n_filters]`; `flush(state)` returns the last frames,
+    computed with the offline frontend's right padding. The state is a dict of
+    tensors, created by `initial_state` and returned by every call.
+
+    Latency. `latency` is the look-ahead in samples: frame f, the frame of
+    samples `[f * stride, (f + 1) * stride)`, is emitted once `latency`
+    samples after that hop have arrived. After N samples (a multiple of the
+    stride) `max(0, (N - latency) // stride)` frames have been emitted, and
+    `flush` emits the last `ceil(latency / stride)`. It is the sum of what
+    each stage reads past the end of the hop:
+
+    - a stride-1 SAME convolution of K taps reads `K - 1 - (K - 1) // 2`
+      samples past the output's position (TensorFlow's rule puts the extra
+      tap of an even K on the right): 200 for the 401-tap filterbank, 1
+      for the 2-tap pre-emphasis;
+    - a pooling of K taps at stride s with SAME padding pads `left = (K - s)
+      // 2` (pad_total = K - s, the length being a multiple of s), so frame f
+      reads activations `f s - left .. f s - left + K - 1`, i.e. `K - s -
+      left` past the end of its hop: 401 - 160 - 120 = 121 (VALID: K - s =
+      241);
+    - a mel frame reads samples `f s .. f s + K - 1`, `K - s` = 241 past its
+      hop.
+
+    At 16 kHz with the defaults: `Leaf`, `SincNet`, `SincNetPlus` 200 + 121
+    = 321 samples (20.06 ms; 322 with `preemp=True`),
+    `TimeDomainFilterbanks` 200 + 241 = 441 (27.56 ms), `MelFilterbanks` and
+    `MelPCEN` 241 (15.06 ms). Frames are emitted at the end of a chunk,
+    so a frame waits `ceil(latency / stride)` strides (3 for 321) after its
+    hop at most.
+
+    Attributes:
+        frontend: the wrapped frontend.
+        stride: samples per frame (the chunk length is a multiple of it).
+        latency: look-ahead in samples (see above).
+        n_filters: channels of the frames.
+
+    Example:
+        >>> s = FrontendStream(leaf_keras.MelPCEN())
+        >>> state = s.initial_state(2)
+        >>> for chunk in np.split(x, 10, axis=1):  # x: [2, 16000]
+        ...     frames, state = s.step(chunk, state)
+        >>> frames, state = s.flush(state)
+    """
+
+    def __init__(self, frontend):
+        if isinstance(frontend, frontend_lib.Leaf):
+            self._engine = _FilterbankEngine(frontend)
+        elif isinstance(frontend, mel_frontend.MelFilterbanks):
+            self._engine = _MelEngine(frontend)
+        else:
+            raise ValueError(
+                "stream() takes a leaf_keras frontend (Leaf, TimeDomainFilterbanks, SincNet, "
+                f"SincNetPlus, MelFilterbanks, MelPCEN), got {frontend!r}."
+            )
+        self.frontend = frontend
+        self.stride = self._engine.stride
+        self.latency = self._engine.latency
+        self.n_filters = self._engine.n_filters
+        self._dtype = precision.working_dtype(frontend)
+        self._lengths = _reachable_lengths(self._engine)
+
+    def initial_state(self, batch_size):
+        """The state of a stream that has received nothing.
+
+        Args:
+            batch_size: number of streams processed together.
+
+        Returns:
+            A dict of tensors, each with `batch_size` rows: the buffers of the
+            stages (`*_buffer`, starting with their SAME left padding) and,
+            with PCEN, its smoother and a "seen a frame" flag.
+
+        Raises:
+            ValueError: if `batch_size` is not a positive integer.
+        """
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        return self._engine.initial_state(int(batch_size), self._dtype)
+
+    def step(self, chunk, state):
+        """Consumes a chunk and returns the frames it completes.
+
+        Args:
+            chunk: float tensor `[batch, n * stride]` or `[batch, n * stride,
+                1]`, n >= 1.
+            state: the state returned by `initial_state` or the last call.
+
+        Returns:
+            `(frames, state)`: frames `[batch, new_frames, n_filters]`
+            (new_frames may be 0 while the stream warms up) and the new state.
+
+        Raises:
+            ValueError: for a chunk of the wrong rank, channels, dtype or
+                length, or a state that is not one of this stream for this
+                batch size.
+        """
+        chunk = self._check_chunk(chunk)
+        self._check_state(state, batch_size=chunk.shape[0])
+        return self._engine.step(ops.cast(chunk, self._dtype), state)
+
+    def flush(self, state):
+        """Ends the stream: the frames that need the right zero padding.
+
+        Args:
+            state: the state returned by the last `step`.
+
+        Returns:
+            `(frames, state)`: the last `ceil(latency / stride)` frames of a
+            stream of at least that many strides (fewer for a shorter one),
+            and a fresh initial state for the next stream.
+
+        Raises:
+            ValueError: for a state that is not one of this stream.
+        """
+        batch_size = self._check_state(state)
+        frames = self._engine.flush(state)
+        return frames, self.initial_state(batch_size)
+
+    def _check_chunk(self, chunk):
+        if not hasattr(chunk, "shape") or not hasattr(chunk, "dtype"):
+            chunk = ops.convert_to_tensor(chunk)
+        name = f"stream({self.frontend.name}).step"
+        waveforms.check_waveforms(chunk.shape, chunk.dtype, 1, name)
+        if len(chunk.shape) == 3:
+            chunk = chunk[:, :, 0]
+        length = chunk.shape[1]
+        if length is None or length % self.stride:
+            raise ValueError(
+                f"{name} takes chunks of a positive multiple of the stride ({self.stride} "
+                f"samples), got a chunk of shape {tuple(chunk.shape)} ({length} samples)."
+            )
+        if chunk.shape[0] is None:
+            raise ValueError(f"{name} needs a static batch size, got shape {tuple(chunk.shape)}.")
+        return chunk
+
+    def _check_state(self, state, batch_size=None):
+        """Raises ValueError unless `state` is a state of this stream; returns
+        its batch size."""
+        name = f"stream({self.frontend.name})"
+        expected = self._engine.state_keys
+        if not isinstance(state, dict) or set(state) != set(expected):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"{name} expects a state with keys {sorted(expected)} (from its initial_state), "
+                f"got {got}."
+            )
+        shapes = {key: tuple(state[key].shape) for key in expected}
+        batch_sizes = {shape[0] for shape in shapes.values()}
+        if len(batch_sizes) != 1:
+            raise ValueError(f"{name}: the state's tensors disagree on the batch size: {shapes}.")
+        (state_batch,) = batch_sizes
+        if batch_size is not None and state_batch != batch_size:
+            raise ValueError(
+                f"{name} got a chunk of batch size {batch_size} and a state of batch size "
+                f"{state_batch}; start a state with initial_state({batch_size})."
+            )
+        for key, channels in self._engine.state_channels.items():
+            if shapes[key][1:] != channels and shapes[key][2:] != channels:
+                raise ValueError(
+                    f"{name}: state[{key!r}] has shape {shapes[key]}, expected channels "
+                    f"{channels} (n_filters={self.n_filters}); it is the state of another "
+                    "stream."
+                )
+        lengths = tuple(shapes[key][1] for key in self._engine.buffer_keys)
+        if lengths not in self._lengths:
+            raise ValueError(
+                f"{name}: the state's buffers {dict(zip(self._engine.buffer_keys, lengths))} "
+                f"hold sample counts that this stream never reaches (expected one of "
+                f"{sorted(self._lengths)} for {self._engine.buffer_keys}); it is the state of "
+                "another stream or frontend."
+            )
+        return state_batch
+
+
+def _reachable_lengths(engine):
+    """The buffer lengths of every state the stream can reach.
+
+    They depend only on the number of samples received (each stage emits
+    all it can), and stop changing once the stream is warm: simulating one
+    stride at a time until a fixed point lists them all.
+    """
+    lengths = engine.initial_lengths()
+    reachable = {lengths}
+    for _ in range(_MAX_WARMUP_STRIDES):
+        following = engine.next_lengths(lengths, engine.stride)
+        if following == lengths:
+            return reachable
+        reachable.add(following)
+        lengths = following
+    raise RuntimeError("The stream's buffers did not settle; please report this frontend.")
+
+
+# Stride-1 SAME windows and strided poolings: how many outputs a buffer of
+# `length` inputs completes (the stages run VALID on their buffers).
+
+
+def _window_outputs(length, kernel_size):
+    return max(length - kernel_size + 1, 0)
+
+
+def _pool_frames(length, kernel_size, strides):
+    return max((length - kernel_size) // strides + 1, 0) if length >= kernel_size else 0
+
+
+def _right_padding(kernel_size):
+    """Right padding of TensorFlow's stride-1 SAME rule."""
+    return padding_lib.same_padding(kernel_size, kernel_size, 1)[1]
+
+
+def _left_padding(kernel_size):
+    return padding_lib.same_padding(kernel_size, kernel_size, 1)[0]
+
+
+def _take(tensor, start, stop, axis=1):
+    """Static slice of `tensor` along `axis`."""
+    index = [slice(None)] * len(tensor.shape)
+    index[axis] = slice(start, stop)
+    return tensor[tuple(index)]
+
+
+class _FrameStages:
+    """The per-frame stages after the pooling: energy floor, compression.
+
+    Elementwise and per-frame layers (`EnergyFloor`, `LogCompression`,
+    `LayerNormalization` over channels) are called as they are; `PCENLayer`
+    runs its smoother from the carried state.
+    """
+
+    def __init__(self, layers, owner_name):
+        self.layers = []
+        self.pcen = None
+        for layer in layers:
+            if isinstance(layer, postprocessing.PCENLayer):
+                if type(layer).call is not postprocessing.PCENLayer.call:
+                    raise ValueError(
+                        f"{owner_name}: {layer!r} overrides PCENLayer.call; its streaming form "
+                        "is unknown."
+                    )
+                self.pcen = layer
+            else:
+                _check_per_frame(layer, owner_name)
+                if self.pcen is not None:
+                    raise ValueError(
+                        f"{owner_name}: stage {layer.name!r} follows PCEN; only PCEN's smoother "
+                        "is carried between chunks."
+                    )
+                self.layers.append(layer)
+
+    @property
+    def state_keys(self):
+        return ("pcen_smoother", "pcen_started") if self.pcen is not None else ()
+
+    def initial_state(self, batch_size, channels, dtype):
+        if self.pcen is None:
+            return {}
+        return {
+            "pcen_smoother": ops.zeros((batch_size, channels), dtype),
+            "pcen_started": ops.zeros((batch_size,), "bool"),
+        }
+
+    def __call__(self, frames, state):
+        """`(outputs, pcen_state)` of pooled energies `[batch, k, channels]`."""
+        for layer in self.layers:
+            frames = layer(frames)
+        if self.pcen is None:
+            return frames, {}
+        return _pcen(self.pcen, frames, state)
+
+
+def _check_per_frame(layer, owner_name):
+    """Raises ValueError unless `layer` maps each frame on its own."""
+    if isinstance(layer, postprocessing.InstanceNormalization):
+        raise ValueError(
+            f"{owner_name}: stage {layer.name!r} (InstanceNormalization, mean_var_norm=True) "
+            "normalizes each channel over the whole clip, which a stream has not received; "
+            "it cannot stream exactly. Build the frontend with mean_var_norm=False."
+        )
+    if isinstance(layer, spec_augment.SpecAugment):
+        raise ValueError(
+            f"{owner_name}: stage {layer.name!r} (SpecAugment, spec_augment=True) masks "
+            "spans of the whole clip (a training augmentation); build the frontend with "
+            "spec_augment=False to stream it."
+        )
+    if isinstance(layer, keras.layers.LayerNormalization):
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        if all(axis in (-1, 2) for axis in axes):
+            return
+        raise ValueError(
+            f"{owner_name}: stage {layer.name!r} normalizes over axes {layer.axis}, not only "
+            "over channels; it cannot stream exactly."
+        )
+    if isinstance(layer, (stages.EnergyFloor, postprocessing.LogCompression)):
+        return
+    raise ValueError(
+        f"{owner_name}: stage {layer.name!r} ({type(layer).__name__}) is not known to act on "
+        "each frame alone; streaming supports EnergyFloor, LogCompression, "
+        "LayerNormalization over channels and PCENLayer after the pooling."
+    )
+
+
+def _pcen(pcen, frames, state):
+    """PCEN of `frames` with the smoother carried from the previous frames.
+
+    Offline the smoother starts from the first frame, `s_{-1} = x_0`, so until
+    a frame has been seen that frame is the initial state.
+    """
+    inputs = ops.cast(frames, state["pcen_smoother"].dtype)
+    started = state["pcen_started"][:, None]
+    initial_state = ops.where(started, state["pcen_smoother"], inputs[:, 0, :])
+    smoother = ops.cast(pcen.ema(inputs, initial_state=initial_state), inputs.dtype)
+    outputs = pcen.compress(inputs, smoother)
+    new_state = {
+        "pcen_smoother": smoother[:, -1, :],
+        "pcen_started": ops.ones_like(state["pcen_started"]),
+    }
+    return ops.cast(outputs, pcen.compute_dtype), new_state
+
+
+class _FilterbankEngine:
+    """Pre-emphasis, convolution, activation, pooling, then `_FrameStages`."""
+
+    def __init__(self, frontend):
+        name = frontend.name
+        if not frontend.built:
+            frontend.build((None, None))
+        self.preemp = None
+        fb = None
+        after = []
+        for layer in frontend.layers:
+            if isinstance(layer, waveforms.WaveformInput):
+                continue
+            if fb is None and layer is frontend.preemp_conv:
+                self.preemp = layer
+            elif isinstance(layer, band_limited_lib.BandLimitedGaborPooling):
+                raise ValueError(
+                    f"{name}: stage {layer.name!r} (filterbank='band_limited') cannot stream "
+                    "exactly: it computes the filters in overlap-save blocks of "
+                    f"{layer.block_size} samples laid on a grid anchored at the clip's start and "
+                    "gives the first and last frames their own edge kernels, so a frame depends "
+                    "on where the clip begins and ends, not only on its window. Stream a "
+                    "frontend with filterbank='fused' (the same weights: copy them with "
+                    "set_weights)."
+                )
+            elif isinstance(layer, filterbank_lib.Filterbank):
+                fb = layer
+            elif fb is None:
+                raise ValueError(f"{name}: unknown stage {layer.name!r} before the filterbank.")
+            else:
+                after.append(layer)
+        if fb is None:
+            raise ValueError(f"{name} has no filterbank stage to stream.")
+        self.filterbank = fb
+        for layer, what in ((self.preemp, "pre-emphasis"), (fb.conv, "convolution")):
+            if layer is None:
+                continue
+            strides = layer.strides if isinstance(layer.strides, int) else layer.strides[0]
+            if layer.padding != "same" or strides != 1:
+                raise ValueError(
+                    f"{name}: the {what} {layer.name!r} must be a stride-1 SAME convolution to "
+                    f"stream, got strides={layer.strides}, padding={layer.padding!r}."
+                )
+        if self.preemp is not None and tuple(self.preemp.dilation_rate) != (1,):
+            raise ValueError(f"{name}: a dilated pre-emphasis cannot stream.")
+        pool = fb.pooling
+        self.frame_stages = _FrameStages(after, name)
+        self.stride = pool.strides
+        self.pool_kernel = pool.kernel_size
+        self.conv_kernel = fb.conv.kernel_size
+        if not isinstance(self.conv_kernel, int):
+            (self.conv_kernel,) = self.conv_kernel
+        self.preemp_kernel = None
+        if self.preemp is not None:
+            (self.preemp_kernel,) = tuple(self.preemp.kernel_size)
+        # SAME pooling of a multiple of the stride: pad_total = max(K - s, 0)
+        # for every such length (`ops.padding.same_padding`).
+        if pool.padding == "same":
+            self.pool_left, self.pool_right = padding_lib.same_padding(
+                self.stride * self.pool_kernel, self.pool_kernel, self.stride
+            )
+        else:
+            self.pool_left, self.pool_right = 0, 0
+        self.n_filters = fb.compute_output_shape((None, None, 1))[-1]
+        self.latency = (
+            _right_padding(self.conv_kernel)
+            + self.pool_kernel
+            - self.stride
+            - self.pool_left
+            + (_right_padding(self.preemp_kernel) if self.preemp is not None else 0)
+        )
+        self.buffer_keys = (("preemp_buffer",) if self.preemp is not None else ()) + (
+            "conv_buffer",
+            "pool_buffer",
+        )
+        self.state_keys = self.buffer_keys + self.frame_stages.state_keys
+        self.state_channels = {"pool_buffer": (self.n_filters,)}
+        if self.frame_stages.pcen is not None:
+            self.state_channels["pcen_smoother"] = (self.n_filters,)
+
+    # Buffer lengths (static), shared by `step` and the state checks.
+
+    def initial_lengths(self):
+        lengths = (_left_padding(self.conv_kernel), self.pool_left)
+        if self.preemp is not None:
+            lengths = (_left_padding(self.preemp_kernel),) + lengths
+        return lengths
+
+    def next_lengths(self, lengths, samples):
+        if self.preemp is not None:
+            preemp, *lengths = lengths
+            window = preemp + samples
+            samples = _window_outputs(window, self.preemp_kernel)
+            head = (window - samples,)
+        else:
+            head = ()
+        conv, pool = lengths
+        conv_window = conv + samples
+        activations = _window_outputs(conv_window, self.conv_kernel)
+        pool_window = pool + activations
+        frames = _pool_frames(pool_window, self.pool_kernel, self.stride)
+        return head + (conv_window - activations, pool_window - frames * self.stride)
+
+    def initial_state(self, batch_size, dtype):
+        lengths = dict(zip(self.buffer_keys, self.initial_lengths()))
+        state = {"conv_buffer": ops.zeros((batch_size, lengths["conv_buffer"]), dtype)}
+        if self.preemp is not None:
+            state["preemp_buffer"] = ops.zeros((batch_size, lengths["preemp_buffer"]), dtype)
+        state["pool_buffer"] = ops.full(
+            (batch_size, lengths["pool_buffer"], self.n_filters),
+            self.filterbank.pooling.padding_value,
+            dtype,
+        )
+        state.update(self.frame_stages.initial_state(batch_size, self.n_filters, dtype))
+        return state
+
+    def step(self, chunk, state, final=False):
+        new_state = {}
+        samples = chunk
+        if self.preemp is not None:
+            samples, new_state["preemp_buffer"] = self._preemphasis(
+                state["preemp_buffer"], samples, final
+            )
+        activations, new_state["conv_buffer"] = self._activations(
+            state["conv_buffer"], samples, final
+        )
+        frames, new_state["pool_buffer"] = self._pool(state["pool_buffer"], activations, final)
+        if frames.shape[1] == 0:
+            for key in self.frame_stages.state_keys:
+                new_state[key] = state[key]
+            return _cast_frames(frames, self.frame_stages), new_state
+        frames, frame_state = self.frame_stages(frames, state)
+        new_state.update(frame_state)
+        return frames, new_state
+
+    def flush(self, state):
+        batch = state["conv_buffer"].shape[0]
+        empty = ops.zeros((batch, 0), state["conv_buffer"].dtype)
+        frames, _ = self.step(empty, state, final=True)
+        return frames
+
+    def _preemphasis(self, buffer, samples, final):
+        """Pre-emphasis outputs completed by `samples`, and the new buffer."""
+        window = ops.concatenate([buffer, samples], axis=1)
+        if final:  # The SAME right padding of the offline pre-emphasis.
+            window = ops.pad(window, [[0, 0], [0, _right_padding(self.preemp_kernel)]])
+        length = window.shape[1]
+        count = _window_outputs(length, self.preemp_kernel)
+        new_buffer = _take(window, count, length)
+        if count == 0:
+            return _take(window, 0, 0), new_buffer
+        # The layer's own SAME call on the window; its outputs whose taps all
+        # lie inside the window are the VALID ones, those of the stream.
+        left = _left_padding(self.preemp_kernel)
+        outputs = self.preemp(window[:, :, None])[:, left : left + count, 0]
+        return ops.cast(outputs, window.dtype), new_buffer
+
+    def _activations(self, buffer, samples, final):
+        """Activations `[batch, count, channels]` completed by `samples`."""
+        window = ops.concatenate([buffer, samples], axis=1)
+        if final:
+            window = ops.pad(window, [[0, 0], [0, _right_padding(self.conv_kernel)]])
+        length = window.shape[1]
+        count = _window_outputs(length, self.conv_kernel)
+        new_buffer = _take(window, count, length)
+        batch = window.shape[0]
+        if count == 0:
+            return ops.zeros((batch, 0, self.n_filters), window.dtype), new_buffer
+        left = _left_padding(self.conv_kernel)
+        fb = self.filterbank
+        if fb.engine == "fused":
+            # The fused engine's correlation of the window (channels major,
+            # zero past its end); the VALID outputs start at the left padding.
+            padded = fb.padded_activation(window, start=0, length=length)
+            activations = ops.transpose(padded[:, :, left : left + count], (1, 2, 0))
+        else:
+            outputs = fb.activation(fb.conv(window[:, :, None]))
+            activations = ops.cast(outputs[:, left : left + count, :], window.dtype)
+        return activations, new_buffer
+
+    def _pool(self, buffer, activations, final):
+        """Frames `[batch, k, channels]` completed by `activations`."""
+        pool = self.filterbank.pooling
+        window = ops.concatenate([buffer, ops.cast(activations, buffer.dtype)], axis=1)
+        if final:
+            window = ops.pad(
+                window, [[0, 0], [0, self.pool_right], [0, 0]], constant_values=pool.padding_value
+            )
+        length = window.shape[1]
+        frames = _pool_frames(length, self.pool_kernel, self.stride)
+        new_buffer = _take(window, frames * self.stride, length)
+        if final:
+            new_buffer = _take(new_buffer, 0, 0)
+        batch = window.shape[0]
+        if frames == 0:
+            return ops.zeros((batch, 0, self.n_filters), window.dtype), new_buffer
+        # `pool_padded_channels_major` reads whole strides: fill the last one
+        # (those values meet zero taps, or are never the maximum).
+        blocks = frames + -(-self.pool_kernel // self.stride) - 1
+        used = _take(window, 0, min(length, blocks * self.stride))
+        used = ops.pad(
+            used,
+            [[0, 0], [0, blocks * self.stride - used.shape[1]], [0, 0]],
+            constant_values=pool.padding_value,
+        )
+        pooled = pool.pool_padded_channels_major(ops.transpose(used, (2, 0, 1)), frames)
+        return ops.transpose(pooled, (1, 2, 0)), new_buffer
+
+
+def _cast_frames(frames, frame_stages):
+    """Empty frames in the dtype the frame stages would return."""
+    last = frame_stages.pcen or (frame_stages.layers[-1] if frame_stages.layers else None)
+    return frames if last is None else ops.cast(frames, last.compute_dtype)
+
+
+class _MelEngine:
+    """Frames of `tf.signal.frame(pad_end=True)`, mel power, compression."""
+
+    def __init__(self, frontend):
+        if not frontend.built:
+            frontend.build((None, None))
+        self.mel = frontend
+        self.stride = frontend.stride
+        self.window_size = frontend.window_size
+        self.n_filters = frontend.n_filters
+        layers = [] if frontend.compression_fn is None else [frontend.compression_fn]
+        self.frame_stages = _FrameStages(layers, frontend.name)
+        # Frame f reads samples f s .. f s + K - 1, K - s past its own hop.
+        self.latency = self.window_size - self.stride
+        self.buffer_keys = ("frame_buffer",)
+        self.state_keys = self.buffer_keys + self.frame_stages.state_keys
+        self.state_channels = {}
+        if self.frame_stages.pcen is not None:
+            self.state_channels["pcen_smoother"] = (self.n_filters,)
+
+    def initial_lengths(self):
+        return (0,)  # Mel frames are not centred: no left padding.
+
+    def next_lengths(self, lengths, samples):
+        (buffer,) = lengths
+        window = buffer + samples
+        frames = _pool_frames(window, self.window_size, self.stride)
+        return (window - frames * self.stride,)
+
+    def initial_state(self, batch_size, dtype):
+        state = {"frame_buffer": ops.zeros((batch_size, 0), dtype)}
+        state.update(self.frame_stages.initial_state(batch_size, self.n_filters, dtype))
+        return state
+
+    def step(self, chunk, state):
+        window = ops.concatenate([state["frame_buffer"], chunk], axis=1)
+        length = window.shape[1]
+        frames = _pool_frames(length, self.window_size, self.stride)
+        new_state = {"frame_buffer": _take(window, frames * self.stride, length)}
+        return self._frames(window, frames, state, new_state)
+
+    def flush(self, state):
+        window = state["frame_buffer"]
+        # The frames left are those starting in the buffer, with the end
+        # zero padding of `frame_signal`.
+        frames = window.shape[1] // self.stride
+        blocks = frames + -(-self.window_size // self.stride) - 1
+        if frames:
+            window = ops.pad(window, [[0, 0], [0, blocks * self.stride - window.shape[1]]])
+        outputs, _ = self._frames(window, frames, state, {})
+        return outputs
+
+    def _frames(self, window, frames, state, new_state):
+        if frames == 0:
+            for key in self.frame_stages.state_keys:
+                new_state[key] = state[key]
+            empty = ops.zeros((window.shape[0], 0, self.n_filters), window.dtype)
+            return _cast_frames(empty, self.frame_stages), new_state
+        # The frontend's own framing, window, FFT and mel matrix; the frames
+        # used are those that lie inside the window.
+        used = _take(window, 0, (frames - 1) * self.stride + self.window_size)
+        power = self.mel.mel_power(used)[:, :frames, :]
+        outputs, frame_state = self.frame_stages(power, state)
+        new_state.update(frame_state)
+        return ops.cast(outputs, self.mel.compute_dtype), new_state
