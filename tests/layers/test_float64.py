@@ -29,17 +29,7 @@ import testing_utils
 REFERENCE_PATH = testing_utils.DATA_DIR + "/leaf_audio_reference_f64.npz"
 TOLERANCE = 1e-8
 SINCNET_PLUS_TOLERANCE = 1e-5
-CASES = {
-    "leaf": leaf_keras.Leaf,
-    "leaf_perturbed": leaf_keras.Leaf,
-    "mel": leaf_keras.MelFilterbanks,
-    "tfbanks": leaf_keras.TimeDomainFilterbanks,
-    "tfbanks_perturbed": leaf_keras.TimeDomainFilterbanks,
-    "sincnet": leaf_keras.SincNet,
-    "sincnet_perturbed": leaf_keras.SincNet,
-    "sincnet_plus": leaf_keras.SincNetPlus,
-    "sincnet_plus_perturbed": leaf_keras.SincNetPlus,
-}
+CASES = testing_utils.REFERENCE_CASES
 
 
 def _x64():

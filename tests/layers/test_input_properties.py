@@ -16,16 +16,9 @@ from hypothesis import strategies as st
 
 import leaf_keras
 
-FRONTENDS = {
-    "leaf_fused": lambda: leaf_keras.Leaf(filterbank="fused"),
-    "leaf_layers": lambda: leaf_keras.Leaf(filterbank="layers"),
-    "leaf_band_limited": lambda: leaf_keras.Leaf(filterbank="band_limited"),
-    "tfbanks": leaf_keras.TimeDomainFilterbanks,
-    "sincnet": leaf_keras.SincNet,
-    "sincnet_plus": leaf_keras.SincNetPlus,
-    "mel": leaf_keras.MelFilterbanks,
-    "mel_pcen": leaf_keras.MelPCEN,
-}
+import testing_utils
+
+FRONTENDS = testing_utils.EVERY_FRONTEND
 _BUILT = {}
 
 DTYPES = ("float32", "float64", "float16", "int16", "int32", "uint8", "bool")

@@ -12,22 +12,11 @@ import keras
 import numpy as np
 import pytest
 
-import leaf_keras
-
 import testing_utils
 
 SAMPLE_RATE = 16000
 SECONDS = 60
-FRONTENDS = {
-    "leaf": leaf_keras.Leaf,
-    "leaf_layers": lambda: leaf_keras.Leaf(filterbank="layers"),
-    "leaf_band_limited": lambda: leaf_keras.Leaf(filterbank="band_limited"),
-    "mel": leaf_keras.MelFilterbanks,
-    "mel_pcen": leaf_keras.MelPCEN,
-    "tfbanks": leaf_keras.TimeDomainFilterbanks,
-    "sincnet": leaf_keras.SincNet,
-    "sincnet_plus": leaf_keras.SincNetPlus,
-}
+FRONTENDS = testing_utils.EVERY_FRONTEND
 
 
 @pytest.fixture(scope="module")

@@ -27,17 +27,7 @@ import leaf_keras
 import testing_utils
 
 TOLERANCE = 1e-4
-CASES = {
-    "leaf": leaf_keras.Leaf,
-    "leaf_perturbed": leaf_keras.Leaf,
-    "mel": leaf_keras.MelFilterbanks,
-    "tfbanks": leaf_keras.TimeDomainFilterbanks,
-    "tfbanks_perturbed": leaf_keras.TimeDomainFilterbanks,
-    "sincnet": leaf_keras.SincNet,
-    "sincnet_perturbed": leaf_keras.SincNet,
-    "sincnet_plus": leaf_keras.SincNetPlus,
-    "sincnet_plus_perturbed": leaf_keras.SincNetPlus,
-}
+CASES = testing_utils.REFERENCE_CASES
 SENSITIVITY_DRAWS = 3
 ROUND_OFF_SENSITIVE = ("sincnet", "sincnet_perturbed", "sincnet_plus", "sincnet_plus_perturbed")
 SUMMARY = {}

@@ -10,8 +10,35 @@ import os
 import keras
 import numpy as np
 
+import leaf_keras
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 REFERENCE_PATH = os.path.join(DATA_DIR, "leaf_audio_reference.npz")
+
+# The frontend of each case of the leaf-audio reference files, built with its defaults.
+REFERENCE_CASES = {
+    "leaf": leaf_keras.Leaf,
+    "leaf_perturbed": leaf_keras.Leaf,
+    "mel": leaf_keras.MelFilterbanks,
+    "tfbanks": leaf_keras.TimeDomainFilterbanks,
+    "tfbanks_perturbed": leaf_keras.TimeDomainFilterbanks,
+    "sincnet": leaf_keras.SincNet,
+    "sincnet_perturbed": leaf_keras.SincNet,
+    "sincnet_plus": leaf_keras.SincNetPlus,
+    "sincnet_plus_perturbed": leaf_keras.SincNetPlus,
+}
+
+# Every frontend and filterbank engine, with default arguments.
+EVERY_FRONTEND = {
+    "leaf_fused": lambda: leaf_keras.Leaf(filterbank="fused"),
+    "leaf_layers": lambda: leaf_keras.Leaf(filterbank="layers"),
+    "leaf_band_limited": lambda: leaf_keras.Leaf(filterbank="band_limited"),
+    "tfbanks": leaf_keras.TimeDomainFilterbanks,
+    "sincnet": leaf_keras.SincNet,
+    "sincnet_plus": leaf_keras.SincNetPlus,
+    "mel": leaf_keras.MelFilterbanks,
+    "mel_pcen": leaf_keras.MelPCEN,
+}
 
 
 def load_reference():
