@@ -7,6 +7,8 @@ import pytest
 import leaf_keras
 from leaf_keras import streaming
 
+import testing_utils
+
 STRIDE = 160
 # 0.2 s at 16 kHz, a multiple of the stride, and an uneven mix of chunk lengths
 # (JAX compiles every new shape: few steps, few shapes).
@@ -51,8 +53,11 @@ def _streamed(frontend, x, chunks, counts=None):
 
 
 def _relative_error(streamed, offline):
+    """`testing_utils.relative_error` of equal shapes, printed (`pytest -s`) for the docs."""
     assert streamed.shape == offline.shape
-    return np.max(np.abs(streamed - offline)) / np.max(np.abs(offline))
+    error = testing_utils.relative_error(streamed, offline)
+    print(f"\n[{keras.backend.backend()}] stream vs offline: {error:.1e}")
+    return error
 
 
 @pytest.mark.parametrize(
