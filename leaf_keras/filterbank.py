@@ -143,7 +143,9 @@ class Filterbank(keras.layers.Layer):
             shape = layer.compute_output_shape(shape)
 
     @precision.keeps_float64
-    def call(self, inputs):
+    def call(self, inputs, lengths=None):
+        if lengths is not None:
+            return self._call_padded_clips(inputs, lengths)
         if self.engine == "layers":
             return self.pooling(self.activation(self.conv(inputs)))
         signal = ops.cast(inputs[:, :, 0], precision.working_dtype(self))
@@ -160,6 +162,46 @@ class Filterbank(keras.layers.Layer):
             positions = ops.arange(ops.shape(padded)[2]) - left
             inside = ops.logical_and(positions >= 0, positions < time)
             padded = ops.where(inside, padded, self.pooling.padding_value)
+        pooled = self.pooling.pool_padded_channels_major(padded, frames)
+        return ops.cast(ops.transpose(pooled, (1, 2, 0)), self.pooling.compute_dtype)
+
+    def _call_padded_clips(self, inputs, lengths):
+        """The frames of each clip of a batch padded at the end, as the clip alone gets them.
+
+        A clip alone of `n` samples is pooled with its own SAME padding: `left(n)` zeros
+        before it (between 120 and 200 samples for LEAF's 401-tap, stride-160 pooling,
+        depending on `n` modulo the stride) and zeros after its last activation. In a
+        padded batch both differ: the batch's `left(time)` shifts every frame, and the
+        convolution's outputs just past a clip's end see its last samples. So the
+        activations are computed once for the batch, then each row is laid out as the
+        pooling would lay out the clip alone: `left(n)` padding values, the clip's `n`
+        activations, padding values.
+        """
+        lengths = ops.cast(lengths, "int32")
+        time = ops.shape(inputs)[1]
+        frames, _, length = self.pooling.padded_layout(time)
+        # The largest left padding of any clip: SAME never pads more than kernel - 1.
+        margin = (self.pooling.kernel_size - 1) // 2 if self.pooling.padding == "same" else 0
+        if self.engine == "layers":
+            activations = self.activation(self.conv(inputs))
+            activations = ops.transpose(precision.upcast_half(activations), (2, 0, 1))
+            activations = ops.pad(activations, [[0, 0], [0, 0], [margin, 0]])
+        else:
+            signal = ops.cast(inputs[:, :, 0], precision.working_dtype(self))
+            activations = self.padded_activation(signal, start=-margin, length=time + margin)
+        # Row b of the pooling's input, position p, is activation p - left(n_b) of clip b.
+        lefts = ops.zeros_like(lengths) + ops.cast(self.pooling.padded_layout(lengths)[1], "int32")
+        positions = ops.arange(length, dtype="int32")[None, :] - lefts[:, None]
+        inside = ops.logical_and(positions >= 0, positions < lengths[:, None])
+        indices = ops.clip(positions + margin, 0, ops.shape(activations)[2] - 1)
+        indices = ops.broadcast_to(
+            indices[None], (ops.shape(activations)[0],) + tuple(ops.shape(indices))
+        )
+        padded = ops.where(
+            inside[None],
+            ops.take_along_axis(activations, indices, axis=2),
+            ops.cast(self.pooling.padding_value, activations.dtype),
+        )
         pooled = self.pooling.pool_padded_channels_major(padded, frames)
         return ops.cast(ops.transpose(pooled, (1, 2, 0)), self.pooling.compute_dtype)
 

@@ -16,11 +16,13 @@ import re
 
 import keras
 import numpy as np
+from keras import ops
 
 from leaf_keras import band_limited as band_limited_lib
 from leaf_keras import convolution
 from leaf_keras import filterbank as filterbank_lib
 from leaf_keras import initializers
+from leaf_keras import masking
 from leaf_keras import pooling
 from leaf_keras import postprocessing
 from leaf_keras import serialization
@@ -273,7 +275,46 @@ class Leaf(keras.Sequential):
     @precision.keeps_float64
     def call(self, inputs, training=None, mask=None, **kwargs):
         waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size, self.name)
-        return super().call(inputs, training=training, mask=mask, **kwargs)
+        if mask is None:
+            return super().call(inputs, training=training, **kwargs)
+        # A batch padded at the end: the pooling lays out each clip as it would alone
+        # (`Filterbank`), and a whole-clip normalization reads each clip's own frames.
+        if self.band_limited:
+            raise ValueError(
+                f"{self.name}: padding masks need an exact filterbank engine ('fused' or "
+                "'layers'); the band-limited engine's block grid is anchored at the start "
+                "of the batch's longest clip. Build the frontend with filterbank='fused', "
+                "or batch clips of equal length."
+            )
+        lengths = masking.lengths_from_mask(mask)
+        frame_mask = self.compute_mask(inputs, mask)
+        # A copy without the samples mask that Keras may have attached to `inputs`: the
+        # stages take `lengths`, and a stage given a masked tensor warns that it drops it.
+        outputs = ops.copy(inputs)
+        for stage in self.layers:
+            if stage is self.filterbank:
+                outputs = stage(outputs, lengths=lengths)
+            elif stage is self.instance_norm:
+                outputs = stage(outputs, mask=frame_mask)
+            else:
+                outputs = stage(outputs, training=training)
+        return outputs
+
+    def frame_lengths(self, num_samples):
+        """Frames of a clip of `num_samples` samples (an int, or an int tensor `(batch,)`).
+
+        The frames of a clip padded at the end are the clip's own up to this count:
+        `mask` in `call` and `compute_mask` mark them.
+        """
+        padding = getattr(self.pooling, "padding", "same")
+        return masking.window_lengths(num_samples, self.window_size, self.stride, padding)
+
+    def compute_mask(self, inputs, mask=None):
+        """The frames mask `(batch, frames)` of a samples mask `(batch, time)`, or None."""
+        if mask is None:
+            return None
+        valid = getattr(self.pooling, "padding", "same") == "valid"
+        return masking.frames_mask(mask, self.stride, self.window_size - 1 if valid else 0)
 
     def compute_output_shape(self, input_shape):
         waveforms.check_waveforms(input_shape, None, self.window_size, self.name)

@@ -5,6 +5,9 @@ ValueError naming the block, the argument and the value received.
 """
 
 import keras
+from keras import ops
+
+from leaf_keras import masking
 
 PACKAGE = "leaf_keras"
 
@@ -68,11 +71,59 @@ class LayerStack(keras.layers.Layer):
             shape = layer.compute_output_shape(shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, lengths=None):
+        """Applies the stack; with `lengths` (valid frames per clip, int `(batch,)`),
+        each clip's frames are those of the clip alone (`leaf_keras.masking`)."""
+        if lengths is None:
+            outputs = inputs
+            for layer in self.stack:
+                outputs = layer(outputs, training=training)
+            return outputs
+        return self._masked_call(inputs, training, lengths)[0]
+
+    def _masked_call(self, inputs, training, lengths):
+        """(outputs, their valid lengths or None once the frame axis is pooled away)."""
         outputs = inputs
         for layer in self.stack:
-            outputs = layer(outputs, training=training)
-        return outputs
+            if lengths is None:
+                outputs = layer(outputs, training=training)
+                continue
+            # What the layer's own SAME padding would read past a clip's end: zeros.
+            outputs = masking.zero_padding_frames(outputs, lengths)
+            if isinstance(layer, LayerStack):
+                outputs, lengths = layer._masked_call(outputs, training, lengths)
+            elif isinstance(layer, masking.GLOBAL_MAX_POOLINGS + masking.GLOBAL_AVERAGE_POOLINGS):
+                mode = "max" if isinstance(layer, masking.GLOBAL_MAX_POOLINGS) else "avg"
+                outputs, lengths = masking.global_pooling(outputs, lengths, mode), None
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                mask = masking.sequence_mask(lengths, ops.shape(outputs)[1])
+                mask = ops.broadcast_to(
+                    ops.reshape(mask, tuple(ops.shape(mask)) + (1,) * (len(outputs.shape) - 3)),
+                    ops.shape(outputs)[:-1],
+                )
+                outputs = layer(outputs, training=training, mask=mask)
+            else:
+                new_lengths = masking.output_lengths(layer, lengths)
+                outputs, lengths = layer(outputs, training=training), new_lengths
+        return outputs, lengths
+
+    def compute_mask(self, inputs, previous_mask):
+        # Padded frames reach a stack as `lengths` (see `call`), not as a Keras mask,
+        # which would not follow its poolings: no mask leaves it.
+        return None
+
+    def output_lengths(self, lengths):
+        """Valid frames of the output for `lengths` valid input frames (None if pooled)."""
+        for layer in self.stack:
+            if lengths is None:
+                break
+            if isinstance(layer, LayerStack):
+                lengths = layer.output_lengths(lengths)
+            elif isinstance(layer, masking.GLOBAL_MAX_POOLINGS + masking.GLOBAL_AVERAGE_POOLINGS):
+                lengths = None
+            else:
+                lengths = masking.output_lengths(layer, lengths)
+        return lengths
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)

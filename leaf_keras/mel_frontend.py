@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from leaf_keras import masking
 from leaf_keras import melfilters
 from leaf_keras import postprocessing
 from leaf_keras import serialization
@@ -159,11 +160,27 @@ class MelFilterbanks(keras.layers.Layer):
         return ops.matmul(power, ops.convert_to_tensor(self._mel_matrices[dtype]))
 
     @precision.keeps_float64
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
+        # The frames of a clip padded at the end are the clip's own: `mask` (samples,
+        # `(batch, time)`) changes nothing here, `compute_mask` says which frames they are.
+        del mask
         outputs = self.mel_power(inputs)
         if self.compression_fn is not None:
             outputs = self.compression_fn(outputs)
         return ops.cast(outputs, self.compute_dtype)
+
+    def frame_lengths(self, num_samples):
+        """Frames of a clip of `num_samples` samples (an int, or an int tensor `(batch,)`).
+
+        The frames of a clip padded at the end are the clip's own up to this count.
+        """
+        return masking.window_lengths(num_samples, self.window_size, self.stride, "same")
+
+    def compute_mask(self, inputs, mask=None):
+        """The frames mask `(batch, frames)` of a samples mask `(batch, time)`, or None."""
+        if mask is None:
+            return None
+        return masking.frames_mask(mask, self.stride)
 
     def compute_output_shape(self, input_shape):
         waveforms.check_waveforms(input_shape, None, self.window_size, self.name)

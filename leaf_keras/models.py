@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from leaf_keras import layer_stack
+from leaf_keras import masking
 from leaf_keras.pann import PANN  # noqa: F401
 from leaf_keras.pann import PANNConvBlock  # noqa: F401
 from leaf_keras.pann import PANNWavBlock  # noqa: F401
@@ -375,6 +376,11 @@ class AudioClassifier(keras.Model):
 
     Input shape:
         ``(batch, samples)`` or ``(batch, samples, 1)`` with a frontend, else features.
+        A batch of clips of different lengths, zero-padded at the end, takes their
+        ``lengths`` (int ``(batch,)``, samples, or frames without a frontend) or a
+        samples ``mask`` ``(batch, samples)``: each clip then gets the logits it gets
+        alone (`leaf_keras.masking`; the encoder must be a `ConvNet`, `ConvBlock`,
+        `SmallConvNet` or None, and the frontend an exact engine).
 
     Output shape:
         ``(batch, num_outputs)``, or ``{task: (batch, num_outputs[task])}``.
@@ -383,6 +389,8 @@ class AudioClassifier(keras.Model):
 
     >>> model = AudioClassifier(10, encoder=ConvNet([8, 16]))
     >>> model(keras.ops.ones((2, 20, 12))).shape
+    (2, 10)
+    >>> model(keras.ops.ones((2, 20, 12)), lengths=[20, 13]).shape
     (2, 10)
     """
 
@@ -446,11 +454,46 @@ class AudioClassifier(keras.Model):
         self.call(keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype), training=False)
         self.built = True
 
-    def embed(self, inputs, training=None):
-        """Returns the pooled embedding ``(batch, channels)`` that the head classifies."""
+    def embed(self, inputs, training=None, lengths=None, mask=None):
+        """Returns the pooled embedding ``(batch, channels)`` that the head classifies.
+
+        With ``lengths`` (samples per clip, int ``(batch,)``) or a samples ``mask``
+        ``(batch, samples)``, the clips of a batch padded at the end are embedded as
+        each clip alone would be (`leaf_keras.masking`).
+        """
+        if mask is not None and lengths is None:
+            lengths = masking.lengths_from_mask(mask)
+        if lengths is not None:
+            lengths = masking.check_lengths(lengths, inputs.shape[0])
         outputs = inputs
-        if self.frontend is not None:
+        if self.frontend is None:
+            return self.embed_features(outputs, training=training, lengths=lengths)
+        if lengths is None:
             outputs = self.frontend(outputs, training=training)
+            return self.embed_features(outputs, training=training)
+        if not hasattr(self.frontend, "frame_lengths"):
+            raise ValueError(
+                f"AudioClassifier: `lengths` or `mask` was given, but the frontend "
+                f"{type(self.frontend).__name__} has no `frame_lengths` method to say which "
+                "frames belong to each clip."
+            )
+        frontend_kwargs = {}
+        if "mask" in self.frontend.call_signature_parameters:
+            # A whole-clip normalization in the frontend (mean_var_norm) needs it.
+            frontend_kwargs["mask"] = masking.sequence_mask(lengths, ops.shape(inputs)[1])
+        outputs = self.frontend(outputs, training=training, **frontend_kwargs)
+        frame_lengths = ops.cast(self.frontend.frame_lengths(lengths), "int32")
+        return self.embed_features(outputs, training=training, lengths=frame_lengths)
+
+    def embed_features(self, features, training=None, lengths=None):
+        """The embedding of frontend features ``(batch, frames, bins[, channels])``.
+
+        What `embed` does after the frontend: a streaming classifier computes the
+        frames itself (`leaf_keras.streaming`) and classifies windows of them with
+        `classify_features`. ``lengths`` (valid frames per clip, int ``(batch,)``)
+        makes the encoder and the pooling ignore the frames past each clip's end.
+        """
+        outputs = features
         if len(outputs.shape) == 3:
             outputs = ops.expand_dims(outputs, -1)
         if len(outputs.shape) != 4:
@@ -458,25 +501,56 @@ class AudioClassifier(keras.Model):
                 "AudioClassifier expects features of shape (batch, frames, bins[, channels]) "
                 f"before the encoder, got shape {tuple(outputs.shape)}."
             )
+        if lengths is not None:
+            lengths = masking.check_lengths(lengths, outputs.shape[0])
         if self.feature_norm is not None:
-            outputs = self.feature_norm(outputs, training=training)
+            if lengths is None:
+                outputs = self.feature_norm(outputs, training=training)
+            else:
+                mask = masking.sequence_mask(lengths, ops.shape(outputs)[1])[:, :, None]
+                mask = ops.broadcast_to(mask, ops.shape(outputs)[:-1])
+                outputs = self.feature_norm(outputs, training=training, mask=mask)
         if self.encoder is not None:
-            outputs = self.encoder(outputs, training=training)
+            if lengths is None:
+                outputs = self.encoder(outputs, training=training)
+            elif isinstance(self.encoder, layer_stack.LayerStack):
+                outputs = self.encoder(outputs, training=training, lengths=lengths)
+                lengths = self.encoder.output_lengths(lengths)
+            else:
+                raise ValueError(
+                    f"AudioClassifier: `lengths` or `mask` was given, but the encoder "
+                    f"{type(self.encoder).__name__} cannot ignore padded frames (masks pass "
+                    "the stacks of models and pann: ConvNet, SmallConvNet, ConvBlock). "
+                    "Batch clips of equal length instead."
+                )
         if len(outputs.shape) == 2:
             # The encoder pooled already (e.g. SmallConvNet): no axis is left to pool, and
             # this skips the reduction rather than rely on what a reduction over no axes
             # (`axis=()`) does on each backend.
             return outputs
+        if lengths is not None:
+            return masking.global_pooling(outputs, lengths, self.pooling)
         pooled_axes = tuple(range(1, len(outputs.shape) - 1))
         if self.pooling == "max":
             return ops.max(outputs, axis=pooled_axes)
         return ops.mean(outputs, axis=pooled_axes)
 
-    def call(self, inputs, training=None):
-        embedding = self.embed(inputs, training=training)
+    def call(self, inputs, training=None, lengths=None, mask=None):
+        return self._classify(self.embed(inputs, training=training, lengths=lengths, mask=mask))
+
+    def classify_features(self, features, training=None, lengths=None):
+        """Logits (or ``{task: logits}``) of frontend features ``(batch, frames, bins)``;
+        ``lengths``: valid frames per clip, as in `embed_features`."""
+        return self._classify(self.embed_features(features, training=training, lengths=lengths))
+
+    def _classify(self, embedding):
         if self.heads is None:
             return self.head(embedding)
         return {task: head(embedding) for task, head in self.heads.items()}
+
+    def compute_mask(self, inputs, previous_mask):
+        # A samples mask is consumed (see `embed`); the logits have no time axis.
+        return None
 
     def compute_output_shape(self, input_shape):
         if isinstance(self.num_outputs, dict):

@@ -353,7 +353,9 @@ class InstanceNormalization(keras.layers.Layer):
         name: layer name.
 
     Input shape:
-        `(batch, time, channels)`.
+        `(batch, time, channels)`, and optionally a boolean `mask` `(batch, time)`
+        marking each clip's frames in a padded batch: the moments are then those of
+        the marked frames only.
 
     Output shape:
         Same as the input.
@@ -376,6 +378,8 @@ class InstanceNormalization(keras.layers.Layer):
         self.scale = bool(scale)
         self.beta_initializer = keras.initializers.get(beta_initializer)
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        # The output has the input's frames, so a frames mask passes through.
+        self.supports_masking = True
 
     def build(self, input_shape):
         utils.check_frames_shape(self, input_shape)
@@ -404,10 +408,17 @@ class InstanceNormalization(keras.layers.Layer):
         )
 
     @precision.keeps_float64
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
         inputs = precision.upcast_half(inputs)
-        mean = ops.mean(inputs, axis=1, keepdims=True)
-        variance = ops.mean(ops.square(inputs - mean), axis=1, keepdims=True)
+        if mask is None:
+            mean = ops.mean(inputs, axis=1, keepdims=True)
+            variance = ops.mean(ops.square(inputs - mean), axis=1, keepdims=True)
+        else:
+            # Padded clips: the moments of each clip's own frames (`mask`, (batch, time)).
+            weights = ops.cast(mask, inputs.dtype)[:, :, None]
+            count = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+            mean = ops.sum(inputs * weights, axis=1, keepdims=True) / count
+            variance = ops.sum(ops.square(inputs - mean) * weights, axis=1, keepdims=True) / count
         outputs = (inputs - mean) * ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
             outputs = outputs * ops.cast(self.gamma, outputs.dtype)
