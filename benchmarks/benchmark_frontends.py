@@ -610,7 +610,14 @@ def run_all(args):
         else:
             result = json.loads(lines[-1][len("RESULT ") :])
         results.append(result)
-        print(_row(result, None, None), file=sys.stderr, flush=True)
+        # Progress only, not a table row: with stderr and stdout in one terminal, rows here
+        # read as duplicates of the table's.
+        outcome = result.get("error") or f"{result['time_s']:.3f} s / batch"
+        print(
+            f"done: {backend} {name} {config[0]} x {config[1]:g} s: {outcome}",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 

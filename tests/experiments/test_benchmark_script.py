@@ -73,6 +73,9 @@ def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
         assert 0 < result["xla_temp_mb"] <= result["tf_allocator_peak_mb"]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| tensorflow")]
     assert len(rows) == 2
+    # Each row once: stderr reports progress, not rows that 2>&1 would show twice.
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("|")]
+    assert proc.stderr.count("done: tensorflow") == 2
     header = proc.stdout.splitlines()[0]
     assert all(row.count("|") == header.count("|") for row in rows)
     # The dump folders (TMPDIR of the run) are deleted.
