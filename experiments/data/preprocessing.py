@@ -80,6 +80,20 @@ def loudness_normalization(
     return gain * samples
 
 
+def padded_loudness_normalization(
+    waveforms: tf.Tensor, lengths: tf.Tensor, target_db: float = 15.0, max_gain_db: float = 30.0
+) -> tf.Tensor:
+    """`loudness_normalization` of each clip of a zero-padded batch [batch, time], from its
+    first `lengths` samples only (the padding stays zero)."""
+    mask = tf.sequence_mask(lengths, tf.shape(waveforms)[1], dtype=waveforms.dtype)
+    count = tf.cast(lengths, waveforms.dtype)[:, None]
+    mean = tf.reduce_sum(waveforms * mask, axis=1, keepdims=True) / count
+    variance = tf.reduce_sum(tf.square((waveforms - mean) * mask), axis=1, keepdims=True) / count
+    std = tf.sqrt(variance) + 1e-9
+    gain = tf.minimum(db_to_linear(max_gain_db), db_to_linear(target_db) / std)
+    return gain * waveforms * mask
+
+
 def pad_to_length(samples: tf.Tensor, min_length: int) -> tf.Tensor:
     """Zero-pads a waveform [time], or a batch [batch, time], at the end to at least
     `min_length` samples."""
@@ -219,6 +233,19 @@ def serving_preprocessing(waveforms: tf.Tensor, min_length: int, loudness_normal
     apply it, so they take raw waveforms and score them exactly as `metrics.json` did."""
     waveforms = pad_to_length(waveforms, min_length)
     return loudness_normalization(waveforms) if loudness_normalize else waveforms
+
+
+def padded_serving_preprocessing(
+    waveforms: tf.Tensor, lengths: tf.Tensor, min_length: int, loudness_normalize: bool
+):
+    """`serving_preprocessing` of each clip of a zero-padded batch [batch, time] of clips of
+    `lengths` samples: returns (waveforms, lengths) as each clip alone would be padded and
+    normalized, for a model called with those lengths."""
+    lengths = tf.maximum(tf.cast(lengths, tf.int32), min_length)
+    waveforms = pad_to_length(waveforms, min_length)
+    if loudness_normalize:
+        waveforms = padded_loudness_normalization(waveforms, lengths)
+    return waveforms, lengths
 
 
 # Float waveforms are in [-1, 1] (a little beyond after resampling or gain); integer PCM

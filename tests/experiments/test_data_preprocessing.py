@@ -48,6 +48,35 @@ def test_loudness_normalization_reaches_target_and_caps_gain():
     )
 
 
+def test_padded_serving_preprocessing_treats_each_clip_as_alone():
+    """Clips of 3000, 900 and 2000 samples in one zero-padded batch, with a 1600-sample
+    training length: each row is what `serving_preprocessing` makes of the clip alone."""
+    rng = np.random.default_rng(2)
+    clips = [
+        scale * rng.standard_normal(n).astype(np.float32)
+        for n, scale in ((3000, 0.3), (900, 0.3), (2000, 1e-6))
+    ]
+    batch = np.zeros((3, 3000), np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    waveforms, lengths = preprocessing.padded_serving_preprocessing(
+        batch, [3000, 900, 2000], min_length=1600, loudness_normalize=True
+    )
+    np.testing.assert_array_equal(lengths.numpy(), [3000, 1600, 2000])
+    for row, clip in enumerate(clips):
+        alone = preprocessing.serving_preprocessing(clip[None], 1600, True).numpy()[0]
+        np.testing.assert_allclose(
+            waveforms.numpy()[row, : len(alone)], alone, rtol=1e-5, atol=1e-7
+        )
+        assert not waveforms.numpy()[row, len(alone) :].any()
+    # A whole-batch normalization would not: the short clip's padding lowers its std.
+    assert not np.allclose(
+        preprocessing.serving_preprocessing(batch, 1600, True).numpy()[1, :900],
+        preprocessing.serving_preprocessing(clips[1][None], 1600, True).numpy()[0, :900],
+        rtol=1e-3,
+    )
+
+
 def test_random_crop_or_pad_lengths_and_content():
     short = tf.range(1, 101, dtype=tf.float32)
     padded = preprocessing.random_crop_or_pad(short, 160, tf.constant([1, 2])).numpy()
