@@ -22,6 +22,7 @@ from leaf_keras import pooling
 from leaf_keras import postprocessing
 from leaf_keras import stages
 from leaf_keras import streaming
+from leaf_keras import streaming_classifier
 from leaf_keras import transformer
 from leaf_keras import utils
 from leaf_keras import waveforms
@@ -64,6 +65,7 @@ from leaf_keras.postprocessing import PCENLayer
 from leaf_keras.postprocessing import SpecAugment
 from leaf_keras.stages import EnergyFloor
 from leaf_keras.stages import SquaredModulus
+from leaf_keras.streaming_classifier import StreamingClassifier
 from leaf_keras.transformer import TransformerEncoder
 from leaf_keras.waveforms import WaveformInput
 

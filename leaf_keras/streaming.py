@@ -57,13 +57,16 @@ from leaf_keras.ops import precision
 _MAX_WARMUP_STRIDES = 100_000
 
 
-def stream(frontend):
+def stream(frontend, compressed=True):
     """The streaming form of `frontend`.
 
     Args:
         frontend: a `Leaf` (or `TimeDomainFilterbanks`, `SincNet`,
             `SincNetPlus`) with an exact filterbank engine, or a
             `MelFilterbanks` / `MelPCEN`; built or not (it is built here).
+        compressed: False emits the pooled energies, before the stages that
+            follow the pooling (energy floor, compression); `compress` applies
+            those to a clip of them.
 
     Returns:
         A `FrontendStream`.
@@ -81,7 +84,7 @@ def stream(frontend):
         >>> tail, state = s.flush(state)
         >>> tail.shape  # (1, 3, 40): 10 frames in all, as leaf(x) gives.
     """
-    return FrontendStream(frontend)
+    return FrontendStream(frontend, compressed)
 
 
 class FrontendStream:
@@ -124,6 +127,12 @@ class FrontendStream:
         stride: samples per frame (the chunk length is a multiple of it).
         latency: look-ahead in samples (see above).
         n_filters: channels of the frames.
+        compressed: whether the frames are the frontend's features (True) or
+            its pooled energies (False).
+        energy_degree: the energies of `g * x` are `g ** energy_degree` times
+            those of `x` for g > 0 (2 for a squared modulus or mel power, 1 for
+            a (leaky) ReLU); None for an activation not known to be
+            homogeneous.
 
     Example:
         >>> s = FrontendStream(leaf_keras.MelPCEN())
@@ -133,11 +142,11 @@ class FrontendStream:
         >>> frames, state = s.flush(state)
     """
 
-    def __init__(self, frontend):
+    def __init__(self, frontend, compressed=True):
         if isinstance(frontend, frontend_lib.Leaf):
-            self._engine = _FilterbankEngine(frontend)
+            self._engine = _FilterbankEngine(frontend, compressed)
         elif isinstance(frontend, mel_frontend.MelFilterbanks):
-            self._engine = _MelEngine(frontend)
+            self._engine = _MelEngine(frontend, compressed)
         else:
             raise ValueError(
                 "stream() takes a leaf_keras frontend (Leaf, TimeDomainFilterbanks, SincNet, "
@@ -147,6 +156,8 @@ class FrontendStream:
         self.stride = self._engine.stride
         self.latency = self._engine.latency
         self.n_filters = self._engine.n_filters
+        self.compressed = bool(compressed)
+        self.energy_degree = self._engine.energy_degree
         self._dtype = precision.working_dtype(frontend)
         self._lengths = _reachable_lengths(self._engine)
 
@@ -206,6 +217,32 @@ class FrontendStream:
         batch_size = self._check_state(state)
         frames = self._engine.flush(state)
         return frames, self.initial_state(batch_size)
+
+    def compress(self, energies):
+        """The frame stages of the frontend (energy floor, compression) applied
+        to a whole clip of energies, as the offline frontend applies them.
+
+        With `compressed=False` the stream emits the pooled energies: a
+        caller that rescales or windows them (`StreamingClassifier`) compresses
+        them here. PCEN starts its smoother from the first frame given, as it
+        does offline at the start of a clip.
+
+        Args:
+            energies: `[batch, frames, n_filters]`, frames of this stream with
+                `compressed=False`.
+
+        Returns:
+            The frontend's features `[batch, frames, n_filters]`.
+        """
+        stages_ = self._engine.compression
+        state = stages_.initial_state(energies.shape[0], self.n_filters, self._dtype)
+        features, _ = stages_(ops.cast(energies, self._dtype), state)
+        return features
+
+    def check_chunk(self, chunk):
+        """`chunk` as `[batch, n * stride]` samples, or a ValueError naming what
+        is wrong with it (rank, channels, dtype, length, unknown batch size)."""
+        return self._check_chunk(chunk)
 
     def _check_chunk(self, chunk):
         if not hasattr(chunk, "shape") or not hasattr(chunk, "dtype"):
@@ -309,6 +346,17 @@ def _take(tensor, start, stop, axis=1):
     return tensor[tuple(index)]
 
 
+# How the pooled energies scale with the waveform: g·x gives g**degree times the
+# energies of x (the convolutions and poolings are linear, or max poolings, and these
+# activations are homogeneous). A StreamingClassifier needs it to normalize the
+# loudness of a window from its samples' statistics.
+_ENERGY_DEGREES = {
+    stages.SquaredModulus: 2,
+    keras.layers.LeakyReLU: 1,
+    keras.layers.ReLU: 1,
+}
+
+
 class _FrameStages:
     """The per-frame stages after the pooling: energy floor, compression.
 
@@ -410,7 +458,7 @@ def _pcen(pcen, frames, state):
 class _FilterbankEngine:
     """Pre-emphasis, convolution, activation, pooling, then `_FrameStages`."""
 
-    def __init__(self, frontend):
+    def __init__(self, frontend, compressed=True):
         name = frontend.name
         if not frontend.built:
             frontend.build((None, None))
@@ -453,7 +501,9 @@ class _FilterbankEngine:
         if self.preemp is not None and tuple(self.preemp.dilation_rate) != (1,):
             raise ValueError(f"{name}: a dilated pre-emphasis cannot stream.")
         pool = fb.pooling
-        self.frame_stages = _FrameStages(after, name)
+        self.compression = _FrameStages(after, name)
+        self.frame_stages = self.compression if compressed else _FrameStages([], name)
+        self.energy_degree = _ENERGY_DEGREES.get(type(fb.activation))
         self.stride = pool.strides
         self.pool_kernel = pool.kernel_size
         self.conv_kernel = fb.conv.kernel_size
@@ -625,7 +675,7 @@ def _cast_frames(frames, frame_stages):
 class _MelEngine:
     """Frames of `tf.signal.frame(pad_end=True)`, mel power, compression."""
 
-    def __init__(self, frontend):
+    def __init__(self, frontend, compressed=True):
         if not frontend.built:
             frontend.build((None, None))
         self.mel = frontend
@@ -633,7 +683,9 @@ class _MelEngine:
         self.window_size = frontend.window_size
         self.n_filters = frontend.n_filters
         layers = [] if frontend.compression_fn is None else [frontend.compression_fn]
-        self.frame_stages = _FrameStages(layers, frontend.name)
+        self.compression = _FrameStages(layers, frontend.name)
+        self.frame_stages = self.compression if compressed else _FrameStages([], frontend.name)
+        self.energy_degree = 2  # mel power
         # Frame f reads samples f s .. f s + K - 1, K - s past its own hop.
         self.latency = self.window_size - self.stride
         self.buffer_keys = ("frame_buffer",)

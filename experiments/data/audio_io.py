@@ -105,7 +105,8 @@ def read_audio(path: str) -> tuple:
                     raise UndecodableAudioError(f"{path}: contains no samples.")
                 samples = np.frombuffer(raw, dtype="<i2").reshape(-1, channels)
                 return _to_mono_int16(samples), rate
-    except (wave.Error, EOFError) as error:
+    # The standard library's wave raises RuntimeError for some malformed headers.
+    except (wave.Error, EOFError, RuntimeError) as error:
         wave_error = error
     else:
         wave_error = None

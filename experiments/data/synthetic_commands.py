@@ -140,6 +140,38 @@ def synthesize_clip(label: int, rng) -> np.ndarray:
     return np.round(clip * 32767).astype(np.int16)
 
 
+def synthesize_recording(labels, rng, gap_seconds=1.0, snr_db=20.0, peak_dbfs=-6.0):
+    """A recording of the events of `labels` one after the other, separated by noise.
+
+    What a streaming detector is tested on (`experiments.stream`): each event of
+    `_event` is followed by `gap_seconds` of pink noise, which runs through the
+    whole recording at `snr_db` below the events' mean level; the recording starts
+    with a gap too.
+
+    Args:
+        labels: class indices of the events, in order.
+        rng: a numpy Generator.
+        gap_seconds: noise between two events (and before the first and after the last).
+        snr_db: events' RMS over the noise's RMS, in dB.
+        peak_dbfs: the recording's peak level.
+
+    Returns:
+        (int16 samples [time], [(centre_seconds, label)] of each event).
+    """
+    gap = int(gap_seconds * SAMPLE_RATE)
+    pieces, events, position = [np.zeros(gap)], [], gap
+    for label in labels:
+        event = _event(int(label), rng)
+        events.append(((position + len(event) / 2) / SAMPLE_RATE, int(label)))
+        pieces += [event / (np.sqrt(np.mean(event**2)) + 1e-9), np.zeros(gap)]
+        position += len(event) + gap
+    recording = np.concatenate(pieces)
+    noise = _pink_noise(rng, len(recording))
+    recording += noise / (np.sqrt(np.mean(noise**2)) + 1e-9) / 10 ** (snr_db / 20)
+    recording *= 10 ** (peak_dbfs / 20) / np.abs(recording).max()
+    return np.round(recording * 32767).astype(np.int16), events
+
+
 def generate_split(split: str, num_examples: int, seed: int = DEFAULT_SEED, labels="event"):
     """Generates a split: (audio int16 [N, 16000], labels int64 [N]), classes balanced.
 
