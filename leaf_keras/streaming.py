@@ -127,6 +127,8 @@ class FrontendStream:
         stride: samples per frame (the chunk length is a multiple of it).
         latency: look-ahead in samples (see above).
         n_filters: channels of the frames.
+        dtype: the dtype of the state and of the computation (float32, or
+            float64 for a float64 frontend).
         compressed: whether the frames are the frontend's features (True) or
             its pooled energies (False).
         energy_degree: the energies of `g * x` are `g ** energy_degree` times
@@ -158,7 +160,7 @@ class FrontendStream:
         self.n_filters = self._engine.n_filters
         self.compressed = bool(compressed)
         self.energy_degree = self._engine.energy_degree
-        self._dtype = precision.working_dtype(frontend)
+        self.dtype = precision.working_dtype(frontend)
         self._lengths = _reachable_lengths(self._engine)
 
     def initial_state(self, batch_size):
@@ -177,7 +179,7 @@ class FrontendStream:
         """
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        return self._engine.initial_state(int(batch_size), self._dtype)
+        return self._engine.initial_state(int(batch_size), self.dtype)
 
     def step(self, chunk, state):
         """Consumes a chunk and returns the frames it completes.
@@ -198,7 +200,7 @@ class FrontendStream:
         """
         chunk = self._check_chunk(chunk)
         self._check_state(state, batch_size=chunk.shape[0])
-        return self._engine.step(ops.cast(chunk, self._dtype), state)
+        return self._engine.step(ops.cast(chunk, self.dtype), state)
 
     def flush(self, state):
         """Ends the stream: the frames that need the right zero padding.
@@ -235,8 +237,8 @@ class FrontendStream:
             The frontend's features `[batch, frames, n_filters]`.
         """
         stages_ = self._engine.compression
-        state = stages_.initial_state(energies.shape[0], self.n_filters, self._dtype)
-        features, _ = stages_(ops.cast(energies, self._dtype), state)
+        state = stages_.initial_state(energies.shape[0], self.n_filters, self.dtype)
+        features, _ = stages_(ops.cast(energies, self.dtype), state)
         return features
 
     def check_chunk(self, chunk):

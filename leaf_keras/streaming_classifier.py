@@ -138,7 +138,7 @@ class StreamingClassifier:
             not emitted yet).
         """
         frontend = self.stream.initial_state(batch_size)
-        dtype = frontend["conv_buffer" if "conv_buffer" in frontend else "frame_buffer"].dtype
+        dtype = self.stream.dtype
         return {
             "frontend": frontend,
             "energies": ops.zeros((batch_size, self.window_frames, self.stream.n_filters), dtype),
