@@ -41,34 +41,57 @@ _WINDOW_SECONDS = flags.DEFINE_float(
     "window_seconds", None, "Audio scored at each hop (default: the training clip length)."
 )
 _THRESHOLD = flags.DEFINE_float("threshold", 0.5, "Smallest score of a detection.")
+_MIN_DURATION_MS = flags.DEFINE_float(
+    "min_duration_ms", 250.0, "Shortest run of hops that makes a detection, in ms."
+)
+_MAX_GAP_MS = flags.DEFINE_float(
+    "max_gap_ms", 100.0, "Longest dip of a class's score inside one detection, in ms."
+)
 _TASK = flags.DEFINE_string("task", None, "Task to report, for a multi-task model.")
 _OUTPUT_CSV = flags.DEFINE_string(
     "output_csv", None, "Detections CSV (default <workdir>/stream/<audio name>.csv)."
 )
 
 STREAM_DIR = "stream"
+CSV_COLUMNS = ["time_s", "start_s", "end_s", "class", "score", "hops"]
 
 
-def detections(scores, window_centers, threshold, class_names, multi_label=False):
-    """Detections of per-hop scores.
+def detections(
+    scores, window_centers, threshold, class_names, multi_label=False, min_hops=1, max_gap_hops=0
+):
+    """Detections of per-hop scores: runs of hops where a class is on.
+
+    Post-processing as sound event detection does it: a class is on at a hop when
+    it scores at least `threshold` (and, for softmax outputs, is the top class);
+    gaps of at most `max_gap_hops` hops inside a run of one class are bridged
+    (a score that dips for one hop does not split an event), and runs shorter
+    than `min_hops` hops are dropped (a noise window that looks like a class for
+    a hop or two is not an event).
 
     Args:
         scores: [hops, classes] probabilities of the window scored at each hop.
         window_centers: [hops] time of the middle of each hop's window, in seconds.
         threshold: smallest score of a detection.
         class_names: the name of each class.
-        multi_label: classes are independent (sigmoid): a run is a class's consecutive
-            hops at or above `threshold`, whatever the other classes score. Otherwise
-            (softmax) a run is consecutive hops with the same top class at or above it.
+        multi_label: classes are independent (sigmoid): a class is on at every hop it
+            scores at least `threshold`, whatever the other classes score.
+        min_hops: shortest run kept, in hops.
+        max_gap_hops: longest gap bridged, in hops.
 
     Returns:
-        [{"time_s", "class", "score", "hops"}] ordered by time: the middle of the run's
-        window centres, the class name, its peak score and the run's length.
+        [{"time_s", "start_s", "end_s", "class", "score", "hops"}] ordered by time:
+        the middle, first and last of the run's window centres, the class name, its
+        peak score and the number of hops at which it was on. `locate_events`
+        refines the times.
     """
     scores = np.asarray(scores)
     if scores.ndim != 2 or scores.shape[1] != len(class_names):
         raise ValueError(
             f"scores must be [hops, {len(class_names)} classes], got shape {scores.shape}."
+        )
+    if min_hops < 1 or max_gap_hops < 0:
+        raise ValueError(
+            f"min_hops must be >= 1 and max_gap_hops >= 0, got {min_hops} and {max_gap_hops}."
         )
     if multi_label:
         active = scores >= threshold
@@ -77,21 +100,135 @@ def detections(scores, window_centers, threshold, class_names, multi_label=False
         top = np.argmax(scores, axis=1)
         rows = np.arange(len(scores))
         active[rows, top] = scores[rows, top] >= threshold
+    centers = np.asarray(window_centers, np.float64)
     found = []
     for label, name in enumerate(class_names):
-        flags_ = np.concatenate([[False], active[:, label], [False]])
-        edges = np.flatnonzero(np.diff(flags_.astype(int)))
-        for start, stop in zip(edges[::2], edges[1::2]):
-            middle = (window_centers[start] + window_centers[stop - 1]) / 2
+        for start, stop in _runs(active[:, label], min_hops, max_gap_hops):
             found.append(
                 {
-                    "time_s": round(float(middle), 3),
+                    "time_s": round(float(centers[start] + centers[stop - 1]) / 2, 3),
+                    "start_s": round(float(centers[start]), 3),
+                    "end_s": round(float(centers[stop - 1]), 3),
                     "class": name,
                     "score": round(float(scores[start:stop, label].max()), 4),
-                    "hops": int(stop - start),
+                    "hops": int(active[start:stop, label].sum()),
                 }
             )
     return sorted(found, key=lambda item: item["time_s"])
+
+
+def _runs(on, min_length, max_gap):
+    """[(start, stop)] of the runs of True in `on`, gaps <= max_gap bridged, runs
+    shorter than min_length dropped."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(int), [0]])))
+    merged = []
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if merged and start - merged[-1][1] <= max_gap:
+            merged[-1][1] = stop
+        else:
+            merged.append([start, stop])
+    return [(start, stop) for start, stop in merged if stop - start >= min_length]
+
+
+# Frames of the loudness curve `locate_events` reads: 10 ms, the frontends' stride.
+ENERGY_FRAME_SECONDS = 0.01
+
+
+def locate_events(
+    found,
+    samples,
+    sample_rate,
+    window_seconds,
+    multi_label=False,
+    min_snr_db=6.0,
+    max_silence_seconds=0.35,
+):
+    """Times each detection at the sound that its windows classified.
+
+    The middle of a run's window centres is the middle of the sound only if the
+    classifier is as eager to hear a class when the sound enters a window (at its
+    end) as when it leaves it (at its start). A classifier trained on clips that
+    each hold a whole event is not: it fires on windows that hold part of one, and
+    more readily at a window's end, since PCEN's smoother starts on the window's
+    first frame and so partly normalizes away a sound there. The quickstart model's
+    runs are up to 0.3 s early that way. The sound itself says when it was:
+
+    1. the loudness curve of the audio that the run's windows cover, in 10 ms
+       frames (mean square, dB);
+    2. its background, the 20th percentile, and its loudest frame;
+    3. the frames louder than halfway (in dB) from the background to the loudest,
+       with silences up to `max_silence_seconds` bridged (the gap of a double beep,
+       the dips of a tremolo, the spaces of a click train), make segments;
+    4. the event is the segment with the most energy above the background among
+       those that overlap the run's window centres: ``start_s`` and ``end_s`` are
+       its ends, ``time_s`` their middle;
+    5. runs located on overlapping segments heard one event: it is the one with
+       the most hops (a sound that a class wins for a few hops besides the class
+       that wins most of them, or one class's run split by a long dip). With
+       sigmoid outputs (`multi_label`), only runs of the same class are merged.
+
+    A run whose windows hold no sound `min_snr_db` above the background keeps the
+    times of `detections`.
+
+    Args:
+        found: detections from `detections` (their ``start_s``/``end_s`` are the run's
+            first and last window centres); updated in place.
+        samples: the recording, float [time], at `sample_rate`.
+        sample_rate: in Hz.
+        window_seconds: the classified window's length.
+        multi_label: the classes are independent (sigmoid outputs).
+        min_snr_db: how far above the background a sound must rise to be located.
+        max_silence_seconds: longest silence inside one event.
+
+    Returns:
+        `found`, ordered by time.
+    """
+    frame = int(round(ENERGY_FRAME_SECONDS * sample_rate))
+    num_frames = len(samples) // frame
+    power = np.mean(
+        np.square(np.asarray(samples[: num_frames * frame], np.float64).reshape(-1, frame)), axis=1
+    )
+    level = 10 * np.log10(power + 1e-12)
+    max_silence = int(round(max_silence_seconds / ENERGY_FRAME_SECONDS))
+    for item in found:
+        first = max(0, int((item["start_s"] - window_seconds / 2) / ENERGY_FRAME_SECONDS))
+        last = int(np.ceil((item["end_s"] + window_seconds / 2) / ENERGY_FRAME_SECONDS))
+        last = min(num_frames, last)
+        if last - first < 2:
+            continue
+        covered = level[first:last]
+        background, loudest = np.percentile(covered, 20), covered.max()
+        if loudest - background < min_snr_db:
+            continue
+        segments = np.asarray(_runs(covered > (background + loudest) / 2, 1, max_silence))
+        times = (first + segments) * ENERGY_FRAME_SECONDS
+        overlapping = (times[:, 0] <= item["end_s"]) & (times[:, 1] >= item["start_s"])
+        candidates = segments[overlapping] if overlapping.any() else segments
+        excess = np.maximum(power[first:last] - 10 ** (background / 10), 0)
+        start, stop = max(candidates, key=lambda segment: excess[segment[0] : segment[1]].sum())
+        item["start_s"] = round(float(first + start) * ENERGY_FRAME_SECONDS, 3)
+        item["end_s"] = round(float(first + stop) * ENERGY_FRAME_SECONDS, 3)
+        item["time_s"] = round((item["start_s"] + item["end_s"]) / 2, 3)
+        item["located"] = True
+    events = []
+    for item in sorted(found, key=lambda item: (-item["hops"], -item["score"])):
+        same = [
+            event
+            for event in events
+            if item.get("located")
+            and event.get("located")
+            and (not multi_label or event["class"] == item["class"])
+            and item["start_s"] < event["end_s"]
+            and event["start_s"] < item["end_s"]
+        ]
+        if not same:
+            events.append(item)
+        elif same[0]["class"] == item["class"]:
+            same[0]["hops"] += item["hops"]
+            same[0]["score"] = max(same[0]["score"], item["score"])
+    for event in events:
+        event.pop("located", None)
+    return sorted(events, key=lambda item: item["time_s"])
 
 
 def _compiled(step):
@@ -144,8 +281,30 @@ def _read_recording(path, sample_rate):
     return samples.astype(np.float32)
 
 
-def scan(workdir, audio, hop_ms=100.0, window_seconds=None, threshold=0.5, task=None):
+def scan(
+    workdir,
+    audio,
+    hop_ms=100.0,
+    window_seconds=None,
+    threshold=0.5,
+    task=None,
+    min_duration_ms=250.0,
+    max_gap_ms=100.0,
+):
     """Streams `audio` through the model exported in `workdir`.
+
+    Windows are scored from the first hop whose window is full: one that starts
+    before the recording holds digital silence, which no training clip did.
+
+    Args:
+        workdir: holds ``export/model.keras`` and ``export/export_info.json``.
+        audio: the recording's path.
+        hop_ms: hop between classifications (a multiple of the frontend's stride).
+        window_seconds: audio scored at each hop (default: the training clip length).
+        threshold: smallest score of a detection.
+        task: the task to report, for a multi-task model.
+        min_duration_ms: shortest run of hops that makes a detection.
+        max_gap_ms: longest dip inside one detection's run of hops.
 
     Returns:
         A dict: detections (see `detections`), scores [hops, classes], window_centers,
@@ -209,15 +368,31 @@ def scan(workdir, audio, hop_ms=100.0, window_seconds=None, threshold=0.5, task=
     for start in range(0, len(padded), hop):
         chunk = padded[None, start : start + hop]
         probs, state = step(chunk, state)
-        scores.append(keras.ops.convert_to_numpy(probs)[0])
-        centers.append(classifier.window_end_seconds(start + hop) - window_seconds / 2)
+        end = classifier.window_end_seconds(start + hop)
+        if end >= window_seconds - 1e-9:
+            scores.append(keras.ops.convert_to_numpy(probs)[0])
+            centers.append(end - window_seconds / 2)
     seconds = time.perf_counter() - started
+    if not scores:
+        raise ValueError(
+            f"{audio} lasts {audio_seconds:.3f} s, shorter than one {window_seconds:g}-s window."
+        )
     scores = np.stack(scores)
     if class_names is None:
         class_names = [str(label) for label in range(scores.shape[1])]
+    hop_seconds = hop / sample_rate
+    found = detections(
+        scores,
+        np.asarray(centers),
+        threshold,
+        class_names,
+        output == "sigmoid",
+        min_hops=max(1, int(np.ceil(min_duration_ms / 1000 / hop_seconds - 1e-9))),
+        max_gap_hops=int(max_gap_ms / 1000 / hop_seconds + 1e-9),
+    )
     return {
-        "detections": detections(
-            scores, np.asarray(centers), threshold, class_names, output == "sigmoid"
+        "detections": locate_events(
+            found, samples, sample_rate, window_seconds, output == "sigmoid"
         ),
         "scores": scores,
         "window_centers": np.asarray(centers),
@@ -233,7 +408,7 @@ def scan(workdir, audio, hop_ms=100.0, window_seconds=None, threshold=0.5, task=
 def write_csv(path, found):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["time_s", "class", "score", "hops"])
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(found)
 
@@ -242,11 +417,12 @@ def report(result, csv_path):
     lines = [
         f"{len(result['detections'])} detections in {result['audio_seconds']:.2f} s of audio "
         f"(window {result['window_seconds']:g} s, hop {result['hop_ms']:g} ms):",
-        f"{'time_s':>8}  {'class':<24} {'score':>6}  hops",
+        f"{'time_s':>8} {'start_s':>8} {'end_s':>8}  {'class':<24} {'score':>6}  hops",
     ]
     for found in result["detections"]:
         lines.append(
-            f"{found['time_s']:>8.3f}  {found['class']:<24} {found['score']:>6.3f}  {found['hops']}"
+            f"{found['time_s']:>8.3f} {found['start_s']:>8.3f} {found['end_s']:>8.3f}  "
+            f"{found['class']:<24} {found['score']:>6.3f}  {found['hops']}"
         )
     lines += [
         f"latency: {result['latency_ms']:.2f} ms of frontend look-ahead; each window is scored "
@@ -276,6 +452,8 @@ def main(argv: Sequence[str]) -> None:
             window_seconds=_WINDOW_SECONDS.value,
             threshold=_THRESHOLD.value,
             task=_TASK.value,
+            min_duration_ms=_MIN_DURATION_MS.value,
+            max_gap_ms=_MAX_GAP_MS.value,
         )
     except (audio_io.DataNotFoundError, audio_io.UndecodableAudioError, ValueError) as error:
         sys.exit(f"ERROR: {error}")

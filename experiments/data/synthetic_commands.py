@@ -156,13 +156,18 @@ def synthesize_recording(labels, rng, gap_seconds=1.0, snr_db=20.0, peak_dbfs=-6
         peak_dbfs: the recording's peak level.
 
     Returns:
-        (int16 samples [time], [(centre_seconds, label)] of each event).
+        (int16 samples [time], [(centre_seconds, label)] of each event). An event's
+        centre is the middle of its sound, from its first to its last non-zero
+        sample: a click train's buffer starts and ends with silence of up to a
+        click period, which no detector can place.
     """
     gap = int(gap_seconds * SAMPLE_RATE)
     pieces, events, position = [np.zeros(gap)], [], gap
     for label in labels:
         event = _event(int(label), rng)
-        events.append(((position + len(event) / 2) / SAMPLE_RATE, int(label)))
+        sounding = np.flatnonzero(event)
+        middle = (sounding[0] + sounding[-1] + 1) / 2 if len(sounding) else len(event) / 2
+        events.append(((position + middle) / SAMPLE_RATE, int(label)))
         pieces += [event / (np.sqrt(np.mean(event**2)) + 1e-9), np.zeros(gap)]
         position += len(event) + gap
     recording = np.concatenate(pieces)

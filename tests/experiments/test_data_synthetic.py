@@ -97,3 +97,17 @@ def test_family_labels_are_a_coarser_label_of_the_same_clips():
         assert family == next((v for k, v in expected.items() if k in kind), "tone"), kind
     with pytest.raises(ValueError, match="labels"):
         sc.generate_split("train", 2, labels="speaker")
+
+
+# double_beep; slow_clicks whose buffer's middle is 120 ms after its sound's; fast_clicks.
+@pytest.mark.parametrize("label, seed", [(2, 2), (8, 0), (9, 9)])
+def test_a_recording_places_each_event_at_the_middle_of_its_sound(label, seed):
+    samples, events = sc.synthesize_recording([label, 0], np.random.default_rng(seed), snr_db=90.0)
+    assert [event[1] for event in events] == [label, 0]
+    # Halfway between the two centres lies in the gap between the events.
+    between = int((events[0][0] + events[1][0]) / 2 * sc.SAMPLE_RATE)
+    loud = np.flatnonzero(np.abs(samples[:between]) > 30)
+    middle = (loud[0] + loud[-1] + 1) / 2 / sc.SAMPLE_RATE
+    # Within a few samples: a click's (or fade's) quietest samples are below the bound.
+    assert events[0][0] == pytest.approx(middle, abs=0.004)
+    assert 1.0 < loud[0] / sc.SAMPLE_RATE < events[0][0]  # after the first 1 s gap
