@@ -156,23 +156,10 @@ def _circular_spectra(real, imag, block_size):
     return ops.fft((place(real), place(imag)))
 
 
-# Per call: the block spectra, the filters' band spectra, the pooling windows
-# and the framing of the output.
-_Inputs = dataclasses.make_dataclass(
-    "_Inputs",
-    [
-        "spec_real",
-        "spec_imag",
-        "filt_real",
-        "filt_imag",
-        "windows",
-        "center_bins",
-        "frames",
-        "pad_left",
-        "time",
-        "static_time",
-    ],
-)
+# Per call: the filters' band spectra, pooling windows and center bins, and the
+# framing of the output (where the signal's edges are).
+_Bands = dataclasses.make_dataclass("_Bands", ["filt_real", "filt_imag", "windows", "center_bins"])
+_Edges = dataclasses.make_dataclass("_Edges", ["frames", "pad_left", "time", "static_time"])
 
 
 def _block_spectra(x, plan, block, strides, kernel_size, frames, pad_left):
@@ -438,9 +425,33 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         pad_total = (frames - 1) * self.strides + self.kernel_size - time
         pad_total = max(pad_total, 0) if static_time else ops.maximum(pad_total, 0)
         pad_left = pad_total // 2
-        spec_real, spec_imag = _block_spectra(
+        spectra = _block_spectra(
             x, self.plan, self.block_size, self.strides, self.kernel_size, frames, pad_left
         )
+        bands = self.filter_bands()
+        edges = _Edges(frames, pad_left, time, static_time)
+        energies = ops.concatenate(
+            [
+                self._group_energies(
+                    decimation,
+                    indices,
+                    self.trimmed_power(decimation, self.group_power(indices, spectra, bands)),
+                    bands,
+                    edges,
+                )
+                for decimation, indices in self.plan.groups
+            ],
+            axis=0,
+        )
+        energies = ops.take(energies, self.plan.inverse_order, axis=0)
+        return ops.transpose(energies, (1, 2, 0))
+
+    # The steps of `call`, which `streaming` also runs on the blocks of a stream.
+
+    def filter_bands(self):
+        """What every group needs of the filters: their DFTs at the block length
+        `(filt_real, filt_imag)`, the Gaussian pooling windows `(n, K)` and
+        the bin of each center frequency."""
         kernel = self.clipped_kernel()
         filt_real, filt_imag = _circular_spectra(
             *impulse_responses.gabor_filters(kernel, self.kernel_size), self.block_size
@@ -454,41 +465,28 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         center_bins = ops.cast(
             ops.round(ops.stop_gradient(kernel[:, 0]) * (self.block_size / (2 * math.pi))), "int32"
         )
-        inputs = _Inputs(
-            spec_real,
-            spec_imag,
-            filt_real,
-            filt_imag,
-            windows,
-            center_bins,
-            frames,
-            pad_left,
-            time,
-            static_time,
-        )
-        energies = ops.concatenate(
-            [
-                self._group_energies(decimation, indices, inputs)
-                for decimation, indices in self.plan.groups
-            ],
-            axis=0,
-        )
-        energies = ops.take(energies, self.plan.inverse_order, axis=0)
-        return ops.transpose(energies, (1, 2, 0))
+        return _Bands(filt_real, filt_imag, windows, center_bins)
 
-    def _group_energies(self, decimation, indices, inputs):
-        """Pooled energies `[count, batch, frames]` of the filters `indices`,
-        all computed at every `decimation`-th sample."""
+    def block_spectra(self, blocks):
+        """Periodic spectra of overlap-save blocks `[batch, n, block_size]`."""
+        return _periodic_spectrum(blocks, self.block_size // int(self.plan.decimations.min()))
+
+    def group_power(self, indices, spectra, bands):
+        """`|y|^2` of the filters `indices` at every decimation-th sample of
+        the blocks' kept outputs, `[count, batch, blocks * hop / decimation]`:
+        grid point i is at `valid_start + i * decimation` of the first block."""
+        spec_real, spec_imag = spectra
         plan, block = self.plan, self.block_size
+        decimation = int(plan.decimations[indices[0]])
         length = block // decimation
         count = len(indices)
         indices = ops.convert_to_tensor(indices.astype("int32"))
-        centers = ops.take(inputs.center_bins, indices)
+        centers = ops.take(bands.center_bins, indices)
         # The band of each filter around its (learned) center: a contiguous
         # slice of the periodic spectrum (cheaper than a gather, whose output
         # layout makes XLA on CPU transpose every later pass).
         starts = (centers - length // 2) % block
-        size = (ops.shape(inputs.spec_real)[0], ops.shape(inputs.spec_real)[1], length)
+        size = (ops.shape(spec_real)[0], ops.shape(spec_real)[1], length)
         # Typed zeros: under JAX's 64-bit mode Python ints would be int64 next to
         # the int32 starts, which dynamic_slice refuses.
         zero = ops.zeros((), "int32")
@@ -496,12 +494,12 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             ops.stack(
                 [ops.slice(spec, (zero, zero, starts[i]), size) for i in range(count)], axis=0
             )
-            for spec in (inputs.spec_real, inputs.spec_imag)
+            for spec in (spec_real, spec_imag)
         )
         bins = (centers[:, None] - length // 2 + ops.arange(length, dtype="int32")[None, :]) % block
         g_real, g_imag = (
             ops.take_along_axis(ops.take(filt, indices, axis=0), bins, axis=1)
-            for filt in (inputs.filt_real, inputs.filt_imag)
+            for filt in (bands.filt_real, bands.filt_imag)
         )
         # |y|^2 at every decimation-th sample of the block, filters major:
         # pooling then runs along the contiguous time axis, as products
@@ -518,20 +516,36 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         power = power[
             ..., plan.valid_start // decimation : (plan.valid_start + plan.hop) // decimation
         ]
-        power = ops.reshape(power, (count, batch, n_blocks * (plan.hop // decimation)))
-        # This group's grid starts interpolation_taps samples before c_0.
-        taps = self.interpolation_taps
-        power = power[:, :, (plan.guard - taps * decimation) // decimation :]
+        return ops.reshape(power, (count, batch, n_blocks * (plan.hop // decimation)))
+
+    def grid_start(self, decimation):
+        """Leading points of `group_power`'s grid that no pooling reads: the
+        pooling grid starts `interpolation_taps` points before the first
+        window, `guard` samples after the grid's start."""
+        return (self.plan.guard - self.interpolation_taps * decimation) // decimation
+
+    def trimmed_power(self, decimation, power):
+        return power[:, :, self.grid_start(decimation) :]
+
+    def pooling_kernels(self, decimation, indices, windows):
+        """`(windows, matrix, taps)` of the group: its pooling windows `(n, K)`
+        and the interpolation `matrix` `(K, taps)` onto its grid (window tap
+        j of frame f reads grid points `f * strides / decimation + q`)."""
         matrix, kernel_len = band_plan.interpolation_matrix(
-            decimation, self.kernel_size, taps, inputs.windows.dtype
+            decimation, self.kernel_size, self.interpolation_taps, windows.dtype
         )
-        windows = ops.take(inputs.windows, indices, axis=0)  # (n, K)
+        return ops.take(windows, indices, axis=0), matrix, kernel_len
+
+    def _group_energies(self, decimation, indices, power, bands, edges):
+        """Pooled energies `[count, batch, frames]` of the filters `indices`
+        from their trimmed power."""
+        windows, matrix, kernel_len = self.pooling_kernels(decimation, indices, bands.windows)
         step = self.strides // decimation
         pooled = block_pooling.channels_major_block_pooling(
-            power, ops.matmul(windows, matrix), step, inputs.frames
+            power, ops.matmul(windows, matrix), step, edges.frames
         )
         return _with_edge_frames(
-            pooled, power, windows, matrix, kernel_len, step, inputs, self.strides
+            pooled, power, windows, matrix, kernel_len, step, edges, self.strides
         )
 
     def compute_output_shape(self, input_shape):

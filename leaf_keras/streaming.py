@@ -1,8 +1,8 @@
 """Streaming form of the frontends: chunks in, frames out, the same frames.
 
 `stream(frontend)` wraps a built or unbuilt frontend (`Leaf`,
-`TimeDomainFilterbanks`, `SincNet`, `SincNetPlus` with the exact engines
-`filterbank="fused"` or `"layers"`, `MelFilterbanks`, `MelPCEN`) in a
+`TimeDomainFilterbanks`, `SincNet`, `SincNetPlus` with any filterbank
+engine, `MelFilterbanks`, `MelPCEN`) in a
 `FrontendStream`. Its `step` takes chunks of any multiple of the stride and
 returns the frames whose whole window has been received; `flush` returns
 the frames that the offline frontend computes with its right zero padding.
@@ -33,15 +33,20 @@ int computed from static shapes: `step` runs under `jax.jit` /
 warms up (until the first frame, a few hundred samples) and then keep one
 shape, so a compiled step traces once per warm-up step and once for the rest.
 
+The band-limited engine (`filterbank="band_limited"`) streams on the block
+grid of the offline layer (`_BandLimitedEngine`): its frames come one block
+at a time and its buffers cycle with the blocks.
+
 Frontends that normalize over the whole clip (`mean_var_norm=True`,
-`spec_augment=True`), the band-limited engine and stages this module does
-not know are refused with a ValueError naming the stage.
+`spec_augment=True`) and stages this module does not know are refused with
+a ValueError naming the stage.
 """
 
 import keras
 from keras import ops
 
 from leaf_keras import band_limited as band_limited_lib
+from leaf_keras import band_plan
 from leaf_keras import filterbank as filterbank_lib
 from leaf_keras import frontend as frontend_lib
 from leaf_keras import mel_frontend
@@ -49,6 +54,7 @@ from leaf_keras import postprocessing
 from leaf_keras import spec_augment
 from leaf_keras import stages
 from leaf_keras import waveforms
+from leaf_keras.ops import block_pooling
 from leaf_keras.ops import padding as padding_lib
 from leaf_keras.ops import precision
 
@@ -62,7 +68,7 @@ def stream(frontend, compressed=True):
 
     Args:
         frontend: a `Leaf` (or `TimeDomainFilterbanks`, `SincNet`,
-            `SincNetPlus`) with an exact filterbank engine, or a
+            `SincNetPlus`) with any filterbank engine, or a
             `MelFilterbanks` / `MelPCEN`; built or not (it is built here).
         compressed: False emits the pooled energies, before the stages that
             follow the pooling (energy floor, compression); `compress` applies
@@ -146,7 +152,11 @@ class FrontendStream:
 
     def __init__(self, frontend, compressed=True):
         if isinstance(frontend, frontend_lib.Leaf):
-            self._engine = _FilterbankEngine(frontend, compressed)
+            band_limited = _band_limited_stages(frontend)
+            if band_limited is not None:
+                self._engine = _BandLimitedEngine(frontend, *band_limited, compressed)
+            else:
+                self._engine = _FilterbankEngine(frontend, compressed)
         elif isinstance(frontend, mel_frontend.MelFilterbanks):
             self._engine = _MelEngine(frontend, compressed)
         else:
@@ -219,6 +229,15 @@ class FrontendStream:
         batch_size = self._check_state(state)
         frames = self._engine.flush(state)
         return frames, self.initial_state(batch_size)
+
+    def emitted_frames(self, num_samples):
+        """How many frames the stream has emitted after `num_samples` samples (a
+        multiple of the stride): `max(0, (N - latency) // stride)`, or for the
+        band-limited engine, whose frames come one block at a time, those of
+        the blocks complete."""
+        if hasattr(self._engine, "emitted_frames"):
+            return self._engine.emitted_frames(num_samples)
+        return max(0, (int(num_samples) - self.latency) // self.stride)
 
     def compress(self, energies):
         """The frame stages of the frontend (energy floor, compression) applied
@@ -302,18 +321,37 @@ class FrontendStream:
         return state_batch
 
 
+def _band_limited_stages(frontend):
+    """`(layer, later stages)` of a frontend whose filterbank is a
+    `BandLimitedGaborPooling`, else None."""
+    if not frontend.built:
+        frontend.build((None, None))
+    stages_ = [layer for layer in frontend.layers if not isinstance(layer, waveforms.WaveformInput)]
+    for index, layer in enumerate(stages_):
+        if isinstance(layer, band_limited_lib.BandLimitedGaborPooling):
+            if index:
+                raise ValueError(
+                    f"{frontend.name}: stage {stages_[0].name!r} comes before the band-limited "
+                    "filterbank; only a band-limited filterbank that reads the waveform itself "
+                    "(preemp=False) streams."
+                )
+            return layer, stages_[1:]
+    return None
+
+
 def _reachable_lengths(engine):
     """The buffer lengths of every state the stream can reach.
 
     They depend only on the number of samples received (each stage emits
-    all it can), and stop changing once the stream is warm: simulating one
-    stride at a time until a fixed point lists them all.
+    all it can), and once the stream is warm they stop changing (or, for the
+    band-limited engine, cycle with its blocks): simulating one stride at a
+    time until a length repeats lists them all.
     """
     lengths = engine.initial_lengths()
     reachable = {lengths}
     for _ in range(_MAX_WARMUP_STRIDES):
         following = engine.next_lengths(lengths, engine.stride)
-        if following == lengths:
+        if following in reachable:
             return reachable
         reachable.add(following)
         lengths = following
@@ -472,16 +510,6 @@ class _FilterbankEngine:
                 continue
             if fb is None and layer is frontend.preemp_conv:
                 self.preemp = layer
-            elif isinstance(layer, band_limited_lib.BandLimitedGaborPooling):
-                raise ValueError(
-                    f"{name}: stage {layer.name!r} (filterbank='band_limited') cannot stream "
-                    "exactly: it computes the filters in overlap-save blocks of "
-                    f"{layer.block_size} samples laid on a grid anchored at the clip's start and "
-                    "gives the first and last frames their own edge kernels, so a frame depends "
-                    "on where the clip begins and ends, not only on its window. Stream a "
-                    "frontend with filterbank='fused' (the same weights: copy them with "
-                    "set_weights)."
-                )
             elif isinstance(layer, filterbank_lib.Filterbank):
                 fb = layer
             elif fb is None:
@@ -666,6 +694,259 @@ class _FilterbankEngine:
         )
         pooled = pool.pool_padded_channels_major(ops.transpose(used, (2, 0, 1)), frames)
         return ops.transpose(pooled, (1, 2, 0)), new_buffer
+
+
+class _BandLimitedEngine:
+    """`BandLimitedGaborPooling` on the blocks of a stream, then `_FrameStages`.
+
+    Offline, the layer cuts the (left-padded) clip into overlap-save blocks on
+    a grid anchored at its start; the stream lays the same grid from its first
+    sample, so each block, and so each frame, is computed from the same
+    samples by the same operations:
+
+    - the samples buffer holds the padded stream from the start of the next
+      block (it starts as the offline left padding: `valid_start + guard +
+      pad_left` zeros);
+    - each complete block (`block_size` samples, hop `plan.hop`) gives every
+      filter group `hop / D` points of its decimated power;
+    - each group's power buffer holds its points from the first one that the
+      next frame reads (the first block's leading `grid_start(D)` points are
+      never read); a frame is emitted once every group has its points;
+    - frame 0 and the last frame get the edge kernels of the offline layer
+      (taps on the zero padding left out), chosen by the `frames_started` flag
+      and, in `flush`, by their distance from the end.
+
+    Frames therefore come in bursts of `hop / stride` frames, one per block,
+    and a frame waits up to about a block for its block to complete.
+    """
+
+    def __init__(self, frontend, layer, after, compressed=True):
+        name = frontend.name
+        if layer.plan is None:
+            layer.update_band_plan()
+        self.layer = layer
+        self.plan = plan = layer.plan
+        self.stride = layer.strides
+        self.n_filters = layer.n_filters
+        self.block = layer.block_size
+        self.pad_left = (
+            (layer.kernel_size - self.stride) // 2 if layer.kernel_size > self.stride else 0
+        )
+        self.offset = plan.valid_start + plan.guard + self.pad_left
+        self.groups = []
+        for decimation, indices in plan.groups:
+            matrix, kernel_len = band_plan.interpolation_matrix(
+                decimation, layer.kernel_size, layer.interpolation_taps
+            )
+            del matrix
+            self.groups.append((decimation, indices, layer.grid_start(decimation), kernel_len))
+        self.compression = _FrameStages(after, name)
+        self.frame_stages = self.compression if compressed else _FrameStages([], name)
+        self.energy_degree = 2
+        self.buffer_keys = ("sample_buffer",) + tuple(f"power_buffer_{d}" for d, *_ in self.groups)
+        self.state_keys = self.buffer_keys + ("frames_started",) + self.frame_stages.state_keys
+        self.state_channels = {
+            f"power_buffer_{d}": (len(indices),) for d, indices, *_ in self.groups
+        }
+        if self.frame_stages.pcen is not None:
+            self.state_channels["pcen_smoother"] = (self.n_filters,)
+        if self.emitted_frames(self.block) < 2:
+            raise ValueError(f"{name}: block_size {self.block} is too short to stream.")
+        self.latency = self._worst_latency()
+
+    # Static bookkeeping.
+
+    def _blocks(self, samples_in_buffer):
+        if samples_in_buffer < self.block:
+            return 0
+        return (samples_in_buffer - self.block) // self.plan.hop + 1
+
+    def _frames(self, powers):
+        """Frames that every group's power buffer completes."""
+        counts = [
+            max(0, (length - kernel_len) // (self.stride // d) + 1) if length >= kernel_len else 0
+            for length, (d, _, _, kernel_len) in zip(powers, self.groups)
+        ]
+        return min(counts)
+
+    def initial_lengths(self):
+        return (self.offset,) + (0,) * len(self.groups)
+
+    def _after_blocks(self, lengths, samples):
+        """(sample buffer, power buffers) after `samples` more samples, before
+        frames are taken, and the number of blocks computed."""
+        buffer, *powers = lengths
+        buffer += samples
+        blocks = self._blocks(buffer)
+        buffer -= blocks * self.plan.hop
+        if blocks:
+            powers = [
+                length + blocks * self.plan.hop // d - (start if length == 0 else 0)
+                for length, (d, _, start, _) in zip(powers, self.groups)
+            ]
+        return buffer, powers, blocks
+
+    def next_lengths(self, lengths, samples):
+        buffer, powers, _ = self._after_blocks(lengths, samples)
+        frames = self._frames(powers)
+        return (buffer,) + tuple(
+            length - frames * (self.stride // d) for length, (d, *_) in zip(powers, self.groups)
+        )
+
+    def emitted_frames(self, num_samples):
+        blocks = self._blocks(self.offset + int(num_samples))
+        if not blocks:
+            return 0
+        return self._frames([blocks * self.plan.hop // d - start for d, _, start, _ in self.groups])
+
+    def _worst_latency(self):
+        """The most samples past the end of a frame's hop that the frame waits for
+        (chunks of one stride), over a few blocks."""
+        worst, emitted = 0, 0
+        for strides in range(1, 4 * self.block // self.stride):
+            now = self.emitted_frames(strides * self.stride)
+            for frame in range(emitted, now):
+                worst = max(worst, strides * self.stride - (frame + 1) * self.stride)
+            emitted = now
+        return worst
+
+    def remaining_frames(self, lengths):
+        """Frames that `flush` emits, from the buffer lengths of a state after N
+        samples: N / stride minus those emitted.
+
+        The samples buffer holds the samples from `j * hop - offset` (j blocks
+        done) to N, and the first group's power buffer the points from frame
+        E's first read to the end of block j: N and E both follow from j, which
+        cancels out."""
+        buffer, *powers = lengths
+        if powers[0] == 0:
+            return (buffer - self.offset) // self.stride
+        decimation, _, start, _ = self.groups[0]
+        samples = buffer - self.offset + (start + powers[0]) * decimation
+        assert samples % self.stride == 0, (lengths, samples)
+        return samples // self.stride
+
+    # The state and the steps.
+
+    def initial_state(self, batch_size, dtype):
+        state = {"sample_buffer": ops.zeros((batch_size, self.offset), dtype)}
+        for d, indices, *_ in self.groups:
+            state[f"power_buffer_{d}"] = ops.zeros((batch_size, 0, len(indices)), dtype)
+        state["frames_started"] = ops.zeros((batch_size,), "bool")
+        state.update(self.frame_stages.initial_state(batch_size, self.n_filters, dtype))
+        return state
+
+    def step(self, chunk, state, final_frames=None):
+        layer = self.layer
+        buffer = ops.concatenate([state["sample_buffer"], chunk], axis=1)
+        blocks = self._blocks(buffer.shape[1])
+        hop = self.plan.hop
+        bands = layer.filter_bands()
+        new_state = {"sample_buffer": _take(buffer, blocks * hop, buffer.shape[1])}
+        powers = []
+        spectra = None
+        if blocks:
+            blocks_ = ops.stack(
+                [_take(buffer, i * hop, i * hop + self.block) for i in range(blocks)], axis=1
+            )
+            spectra = layer.block_spectra(blocks_)
+        for d, indices, start, _ in self.groups:
+            old = state[f"power_buffer_{d}"]
+            if blocks:
+                new = ops.transpose(layer.group_power(indices, spectra, bands), (1, 2, 0))
+                if old.shape[1] == 0:
+                    new = _take(new, start, new.shape[1])
+                old = ops.concatenate([old, ops.cast(new, old.dtype)], axis=1)
+            powers.append(old)
+        frames = self._frames([power.shape[1] for power in powers])
+        if final_frames is not None:
+            frames = final_frames
+        started = state["frames_started"]
+        pooled = []
+        for power, (d, indices, _, kernel_len) in zip(powers, self.groups):
+            step = self.stride // d
+            new_state[f"power_buffer_{d}"] = _take(power, frames * step, power.shape[1])
+            pooled.append(
+                self._pool(power, d, indices, kernel_len, frames, bands, started, final_frames)
+            )
+        new_state["frames_started"] = ops.logical_or(started, ops.convert_to_tensor(frames > 0))
+        if frames == 0:
+            for key in self.frame_stages.state_keys:
+                new_state[key] = state[key]
+            empty = ops.zeros((chunk.shape[0], 0, self.n_filters), buffer.dtype)
+            return _cast_frames(empty, self.frame_stages), new_state
+        energies = ops.take(ops.concatenate(pooled, axis=2), self.plan.inverse_order, axis=2)
+        features, frame_state = self.frame_stages(energies, state)
+        new_state.update(frame_state)
+        return features, new_state
+
+    def _pool(self, power, decimation, indices, kernel_len, frames, bands, started, final_frames):
+        """Frames `[batch, frames, count]` of one group from its power buffer
+        `[batch, points, count]` (zero past its end, as offline)."""
+        windows, matrix, _ = self.layer.pooling_kernels(decimation, indices, bands.windows)
+        step = self.stride // decimation
+        channels_major = ops.transpose(power, (2, 0, 1))
+        taps = -(-kernel_len // step) * step
+        needed = (frames - 1) * step + taps
+        if channels_major.shape[2] < needed:
+            channels_major = ops.pad(
+                channels_major, [[0, 0], [0, 0], [0, needed - channels_major.shape[2]]]
+            )
+        if frames == 0:
+            return ops.zeros((power.shape[0], 0, len(indices)), power.dtype)
+        pooled = block_pooling.channels_major_block_pooling(
+            channels_major, ops.matmul(windows, matrix), step, frames
+        )
+        # Frames whose window crosses an edge of the stream: those of flush
+        # (the end; the start too if nothing was emitted before) and the first
+        # two of the stream.
+        edge_frames = (
+            list(range(frames)) if final_frames is not None else list(range(min(2, frames)))
+        )
+        taps_j = ops.arange(windows.shape[1], dtype="int32")
+        first = []
+        for frame in edge_frames:
+            from_start = frame * self.stride - self.pad_left + taps_j >= 0
+            inside = from_start
+            if final_frames is not None:
+                from_end = (frame - frames) * self.stride - self.pad_left + taps_j < 0
+                inside = ops.logical_and(from_start, from_end)
+                later = ops.cast(from_end, windows.dtype)
+            samples = channels_major[:, :, step * frame : step * frame + kernel_len]
+            edge = ops.einsum(
+                "cbq,cq->cb",
+                samples,
+                ops.matmul(windows * ops.cast(inside, windows.dtype)[None], matrix),
+            )
+            if final_frames is not None:
+                regular = ops.einsum(
+                    "cbq,cq->cb", samples, ops.matmul(windows * later[None], matrix)
+                )
+            else:
+                regular = pooled[:, :, frame]
+            first.append(ops.where(started[None, :], regular, edge))
+        edges = ops.stack(first, axis=2)
+        pooled = ops.concatenate([edges, pooled[:, :, len(edge_frames) :]], axis=2)
+        return ops.transpose(pooled, (1, 2, 0))
+
+    def flush(self, state):
+        lengths = tuple(state[key].shape[1] for key in self.buffer_keys)
+        remaining = self.remaining_frames(lengths)
+        batch = state["sample_buffer"].shape[0]
+        dtype = state["sample_buffer"].dtype
+        if remaining <= 0:
+            return ops.zeros((batch, 0, self.n_filters), dtype)
+        # Zeros past the end, as the offline layer pads the clip, until every
+        # group holds the points of the last frame.
+        zeros = 0
+        while True:
+            _, powers, _ = self._after_blocks(lengths, zeros)
+            if self._frames(powers) >= remaining:
+                break
+            zeros += self.plan.hop
+        chunk = ops.zeros((batch, zeros), dtype)
+        frames, _ = self.step(chunk, state, final_frames=remaining)
+        return frames
 
 
 def _cast_frames(frames, frame_stages):

@@ -149,7 +149,7 @@ class StreamingClassifier:
     def emitted_frames(self, num_samples):
         """Frames emitted after `num_samples` samples: the window ends with frame
         `emitted_frames(N) - 1`, i.e. at sample `emitted_frames(N) * stride`."""
-        return max(0, (int(num_samples) - self.latency) // self.stride)
+        return self.stream.emitted_frames(num_samples)
 
     def window_end_seconds(self, num_samples):
         """Where the window classified after `num_samples` samples ends, in seconds

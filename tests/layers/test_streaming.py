@@ -110,6 +110,43 @@ def test_frontend_streams_equal_offline_frames(make_frontend):
     assert _relative_error(_streamed(frontend, x, UNEVEN), offline) <= 1e-5
 
 
+@pytest.fixture(scope="module")
+def band_limited_leaf():
+    frontend = leaf_keras.Leaf(filterbank="band_limited")
+    frontend.build((None, None))
+    return frontend
+
+
+@pytest.mark.parametrize(
+    "time, chunks",
+    [
+        (12800, (1600,) * 8),
+        (12800, UNEVEN * 4),
+        (9600, (4800, 4800)),
+        (800, (160,) * 5),  # 5 frames, all emitted by flush
+        (640, (640,)),  # 4 frames: every one crosses an edge of the clip
+    ],
+    ids=["1600", "uneven", "4800", "short", "four_frames"],
+)
+def test_band_limited_stream_equals_offline_frames(band_limited_leaf, time, chunks):
+    x = _signal(time=time)
+    x[:, time // 3 : time // 2] *= 20.0  # a loud burst: the edges of the bands matter
+    offline = keras.ops.convert_to_numpy(band_limited_leaf(x))
+    counts = []
+    assert _relative_error(_streamed(band_limited_leaf, x, chunks, counts), offline) <= 1e-5
+    # Frames come one block at a time (28 frames per 4480-sample block), each at
+    # most `latency` samples after its hop (with chunks of one stride; longer
+    # chunks add what a frame waits for the end of its chunk).
+    stream = streaming.stream(band_limited_leaf)
+    received = np.cumsum(chunks)
+    emitted = [stream.emitted_frames(n) for n in received]
+    np.testing.assert_array_equal(counts[:-1], np.diff(emitted, prepend=0))
+    for frame in range(emitted[-1]):
+        arrived = received[np.searchsorted(emitted, frame + 1)]
+        assert arrived - (frame + 1) * STRIDE <= stream.latency + max(chunks) - STRIDE
+    assert stream.latency == 5120
+
+
 def test_time_domain_filterbanks_stream_keeps_valid_frame_count():
     # VALID pooling: (3200 - 401) // 160 + 1 = 18 frames, not 20.
     frontend = leaf_keras.TimeDomainFilterbanks()
@@ -137,10 +174,10 @@ def test_latency_is_the_derived_look_ahead(make_frontend, latency):
     [
         (lambda: leaf_keras.Leaf(mean_var_norm=True), "tfbanks_instancenorm"),
         (lambda: leaf_keras.Leaf(spec_augment=True), "SpecAugment"),
-        (lambda: leaf_keras.Leaf(filterbank="band_limited"), "band_limited"),
+        (lambda: leaf_keras.Leaf(filterbank="band_limited", preemp=True), "preemp=False"),
         (lambda: keras.layers.Dense(3), "leaf_keras frontend"),
     ],
-    ids=["mean_var_norm", "spec_augment", "band_limited", "not_a_frontend"],
+    ids=["mean_var_norm", "spec_augment", "band_limited_preemp", "not_a_frontend"],
 )
 def test_frontends_that_cannot_stream_exactly_are_refused(make_frontend, message):
     with pytest.raises(ValueError, match=message):

@@ -29,12 +29,17 @@ def _offline_energies(frontend, x):
     return keras.ops.convert_to_numpy(frontend.filterbank(x[:, :, None]))
 
 
-@pytest.mark.parametrize("frontend", ["leaf", "mel_pcen"])
+FRONTENDS = {
+    "leaf": lambda: leaf_keras.Leaf(n_filters=8),
+    "leaf_band_limited": lambda: leaf_keras.Leaf(n_filters=8, filterbank="band_limited"),
+    "mel_pcen": lambda: leaf_keras.MelPCEN(n_filters=8),
+}
+
+
+@pytest.mark.parametrize("frontend", list(FRONTENDS))
 @pytest.mark.parametrize("loudness", [True, False])
 def test_each_step_scores_the_offline_window(frontend, loudness):
-    classifier = _classifier(
-        leaf_keras.MelPCEN(n_filters=8) if frontend == "mel_pcen" else leaf_keras.Leaf(n_filters=8)
-    )
+    classifier = _classifier(FRONTENDS[frontend]())
     spotter = leaf_keras.StreamingClassifier(
         classifier,
         window_seconds=WINDOW_SECONDS,
