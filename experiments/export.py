@@ -24,9 +24,32 @@ takes waveforms as training fed them, after the preprocessing above.
 length (``export.tflite_num_samples``, 16000 by default) and a dynamic batch, converted
 with TFLite builtin ops only when possible (``export_info.json`` records the op set). To
 get there the model is traced with its long convolutions switched from FFTs to the direct
-algorithm (TFLite has no builtin inverse FFT and its RFFT2D needs power-of-two sizes);
-with a dynamic length the depthwise pooling and PCEN's strided slices would need the Flex
-delegate (SELECT_TF_OPS), which the pip builds of LiteRT (``ai_edge_litert``) do not include.
+algorithm (TFLite has no builtin inverse FFT and its RFFT2D needs power-of-two sizes).
+Next to it (``export.tflite_variants``, ``export.tflite_dynamic_length``):
+
+- ``model_float16.tflite``: the same model with float16 weights and constants (float32
+  compute); ``model_dynamic_range.tflite``: the weights of the large matmuls and
+  convolutions in int8, activations quantized on the fly. Measured against Keras on a small
+  trained LEAF classifier (tests/experiments/test_export_litert.py, 1 s clips): float16
+  9e-4 relative on the features, 4e-4 on the logits; dynamic range 2e-3 on the logits, the
+  features unchanged (the frontend stays float32: its kernels are computed from the Gabor
+  parameters at run time). Sizes for the quickstart model (benchmarks/benchmark_exports.py):
+  model.tflite 1.39 MB, float16 0.72 MB (0.52), dynamic range 1.03 MB (0.74: the ConvNet's
+  weights; PCEN's folded smoother matrices stay float32).
+- ``model_dynamic.tflite``: [batch, time] with both dynamic, builtin ops only, the same
+  probabilities as the SavedModel (1e-4). A batched trace with both dimensions unknown
+  does not convert correctly (the converter drops a reshape of the pooling's einsum and
+  returns [batch * frames, classes], see `export_dynamic_length_saved_model`), so this
+  model runs the clips one after the other in a builtin WHILE loop, each a batch of one:
+  prefer ``model.tflite`` for batches of fixed-length clips. Like ``model.tflite`` it checks
+  nothing (TFLite has no assertion op). (PCEN's smoother once needed a strided slice with a
+  new axis, which TFLite's builtin STRIDED_SLICE lacks for an unknown length:
+  `leaf_keras.ops.linear_recurrence` uses ``expand_dims`` instead.)
+- The band-limited engine has no builtin form (complex FFTs, see `builtins_obstacle`):
+  ``tflite_op_sets="builtins"`` refuses it with a ValueError; "auto" writes Flex files.
+
+The ``frontend`` signature is not in the TFLite files (`export_tflite` converts it when
+asked with ``signature_keys``).
 
 Example (any process, no leaf_keras import needed)::
 
@@ -162,8 +185,17 @@ def export_saved_model(
     return path
 
 
-def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
-    """Converts the SavedModel's ``serving_default`` signature to TFLite.
+QUANTIZATIONS = (None, "float16", "dynamic_range")
+
+
+def export_tflite(
+    saved_model_path,
+    tflite_path,
+    op_sets="auto",
+    quantization=None,
+    signature_keys=("serving_default",),
+):
+    """Converts signatures of a SavedModel (``serving_default`` by default) to TFLite.
 
     Args:
         saved_model_path: the SavedModel directory.
@@ -171,23 +203,41 @@ def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
         op_sets: "builtins" (fail if an op is not a TFLite builtin), "select_tf_ops"
             (builtins + TensorFlow ops via the Flex delegate) or "auto" (builtins if
             possible, else select_tf_ops).
+        quantization: None (float32), "float16" (weights stored as float16, dequantized
+            to float32 when the model is loaded: about half the size, float32 compute) or
+            "dynamic_range" (weights of the matmuls and convolutions with more than 1024
+            elements stored as int8, activations quantized on the fly: about a quarter of
+            those weights' size, int8 compute in those ops).
+        signature_keys: the signatures of the SavedModel to convert (all in one file).
 
     Returns:
         The op set used: "builtins" or "select_tf_ops".
+
+    Raises:
+        ValueError: for an unknown `op_sets` or `quantization`.
+        RuntimeError: if every op set fails to convert.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     if op_sets not in ("auto", "builtins", "select_tf_ops"):
         raise ValueError(f"op_sets must be 'auto', 'builtins' or 'select_tf_ops', got {op_sets!r}.")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
     attempts = ["builtins", "select_tf_ops"] if op_sets == "auto" else [op_sets]
     last_error = None
     for attempt in attempts:
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_path, signature_keys=["serving_default"]
+            saved_model_path, signature_keys=list(signature_keys)
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if attempt == "select_tf_ops":
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        if quantization is not None:
+            # Optimize.DEFAULT without a representative dataset is post-training
+            # quantization of the weights only; supported_types float16 makes it float16.
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if quantization == "float16":
+                converter.target_spec.supported_types = [tf.float16]
         try:
             flatbuffer = converter.convert()
         except Exception as error:  # pylint: disable=broad-except
@@ -204,6 +254,67 @@ def export_tflite(saved_model_path, tflite_path, op_sets="auto"):
             f.write(flatbuffer)
         return attempt
     raise RuntimeError(f"TFLite conversion failed with {attempts}: {last_error}")
+
+
+def export_dynamic_length_saved_model(
+    model, path, multi_label, preprocessing=None, probe_samples=16000
+):
+    """Writes a SavedModel whose ``serving_default`` takes [batch, time], both dynamic,
+    and runs the model clip by clip, for a builtins-only TFLite conversion.
+
+    The TFLite converter lowers a batched trace with two unknown dimensions wrongly: the
+    einsum of LEAF's block pooling (``bfkc,kc->bfc``), with batch and frames unknown,
+    becomes a batched matmul whose result is transposed to [batch * frames, 1, channels]
+    without its reshape, and the model then returns [batch * frames, classes] (no error,
+    a wrong answer). With a batch of 1 the same trace converts exactly. So the signature
+    maps the model over the clips (`tf.map_fn`, a builtin WHILE loop; its tensor lists
+    lower to builtins because each clip's output shape is static), each clip a batch of
+    one with an unknown length. Call it under `_direct_convolutions`.
+
+    Args:
+        model: a built AudioClassifier.
+        path: output directory.
+        multi_label: as in `export_saved_model`.
+        preprocessing: as in `export_saved_model`, applied to each clip.
+        probe_samples: the length of the zero clip run once, eagerly, to read the shapes
+            of the outputs (the loop needs them static); any length the model accepts.
+
+    Returns:
+        `path`.
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    def probabilities_of_clips(waveform):
+        if preprocessing:
+            waveform = preprocessing_lib.serving_preprocessing(waveform, **preprocessing)
+        logits = model(waveform, training=False)
+        if isinstance(multi_label, dict):
+            return {name: _probabilities(logits[name], flag) for name, flag in multi_label.items()}
+        return {"probabilities": _probabilities(logits, multi_label)}
+
+    # The loop's outputs need static shapes: one eager call on a zero clip.
+    probe = probabilities_of_clips(tf.zeros([1, probe_samples], tf.float32))
+    output_signature = {
+        name: tf.TensorSpec(value.shape[1:], tf.float32) for name, value in probe.items()
+    }
+
+    def serve(waveform):
+        def one_clip(clip):
+            # A batch of one; expand_dims, since a `[None]` slice is not a TFLite builtin.
+            outputs = probabilities_of_clips(tf.expand_dims(clip, 0))
+            return {name: value[0] for name, value in outputs.items()}
+
+        return tf.map_fn(one_clip, waveform, fn_output_signature=output_signature)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        serve,
+        input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
+    )
+    archive.write_out(path, verbose=False)
+    return path
 
 
 @contextlib.contextmanager
@@ -233,6 +344,54 @@ def _direct_convolutions(model):
             setattr(layer, attribute, value)
 
 
+def builtins_obstacle(model):
+    """Why `model` cannot convert to TFLite builtin ops, or None if nothing is known to stop it.
+
+    The band-limited LEAF engine (`leaf_keras.BandLimitedGaborPooling`) computes block
+    spectra with a complex FFT (``tf.Complex`` + ``tf.FFT``, inverse transforms at lengths
+    ``block_size / D``: 5120, 2560, 1280, ...). TFLite's builtins have no complex tensors,
+    no complex FFT and no inverse FFT (RFFT2D only, power-of-two lengths), and the engine has
+    no direct-convolution form (its decimated spectra are what make it band-limited).
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+        if isinstance(layer, leaf_keras.BandLimitedGaborPooling):
+            return (
+                f"{layer.name!r} is the band-limited filterbank engine: it computes block "
+                "spectra with complex FFTs (tf.Complex, tf.FFT), which are not TFLite builtins "
+                "(TFLite has RFFT2D only, no complex tensors and no inverse FFT), and it has no "
+                "direct-convolution form. Copy its weights into a frontend built with "
+                "filterbank='fused' (its features differ by ~1e-3) and export that, or use "
+                "tflite_op_sets='select_tf_ops' (needs the Flex delegate, not in the pip LiteRT)."
+            )
+    return None
+
+
+def _check_tflite_arguments(op_sets, num_samples, variants):
+    if op_sets not in ("auto", "builtins", "select_tf_ops"):
+        raise ValueError(
+            f"tflite_op_sets must be 'auto', 'builtins' or 'select_tf_ops', got {op_sets!r}."
+        )
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(
+            "tflite_num_samples must be a positive int (the fixed clip length of model.tflite; "
+            f"model_dynamic.tflite takes any length), got {num_samples!r}."
+        )
+    if isinstance(variants, str):
+        raise ValueError(f"tflite_variants must be a list of names, got the string {variants!r}.")
+    variants = tuple(variants or ())
+    unknown = [v for v in variants if v not in QUANTIZATIONS[1:]]
+    if unknown or len(set(variants)) != len(variants):
+        raise ValueError(
+            f"tflite_variants must be distinct names among {QUANTIZATIONS[1:]}, got {variants!r}."
+        )
+    return variants
+
+
+def variant_file(variant):
+    """The file name of a TFLite variant: ``model_float16.tflite``, ``model_dynamic.tflite``."""
+    return TFLITE_FILE.replace(".tflite", f"_{variant}.tflite")
+
+
 @gin.configurable(denylist=["model", "workdir", "multi_label", "extra_info", "preprocessing"])
 def export(
     model,
@@ -241,21 +400,27 @@ def export(
     tflite=True,
     tflite_op_sets="auto",
     tflite_num_samples=16000,
+    tflite_dynamic_length=True,
+    tflite_variants=("float16", "dynamic_range"),
     extra_info=None,
     preprocessing=None,
 ):
-    """Exports the SavedModel (and TFLite model) to ``<workdir>/export``.
+    """Exports the SavedModel (and TFLite models) to ``<workdir>/export``.
 
     Args:
         model: the trained, built AudioClassifier.
         workdir: the experiment's workdir.
         multi_label: sigmoid outputs instead of softmax.
-        tflite: also write ``model.tflite``.
+        tflite: also write ``model.tflite`` (and the files below).
         tflite_op_sets: see `export_tflite`.
-        tflite_num_samples: clip length of the TFLite model's input (the batch stays
-            dynamic). A fixed length lets every op of LEAF convert to a TFLite builtin;
-            with a dynamic length the depthwise pooling and PCEN's strided slices would
-            need the Flex delegate, which the tensorflow 2.21 pip interpreter lacks.
+        tflite_num_samples: clip length of ``model.tflite``'s input (the batch stays
+            dynamic; the whole batch runs at once).
+        tflite_dynamic_length: also write ``model_dynamic.tflite``, whose input is
+            [batch, time] with both dynamic, builtin ops only; it runs the clips one after
+            the other in a WHILE loop (see `export_dynamic_length_saved_model`).
+        tflite_variants: quantized copies of ``model.tflite`` to write, among "float16"
+            (``model_float16.tflite``) and "dynamic_range" (``model_dynamic_range.tflite``);
+            see `export_tflite`.
         extra_info: more entries for ``export_info.json`` (e.g. class names).
         preprocessing: what the serving signatures do to a clip before the model, as
             keyword arguments of `preprocessing.serving_preprocessing` (the task's
@@ -263,7 +428,24 @@ def export(
 
     Returns:
         The export directory.
+
+    Raises:
+        ValueError: for a `tflite_num_samples` that is not a positive int, an unknown
+            variant, or `tflite_op_sets="builtins"` for a model that has no builtin form (the
+            band-limited engine, `builtins_obstacle`); with "auto" such a model gets
+            select_tf_ops (Flex) files and a warning.
     """
+    if tflite:
+        tflite_variants = _check_tflite_arguments(
+            tflite_op_sets, tflite_num_samples, tflite_variants
+        )
+        obstacle = builtins_obstacle(model)
+        if obstacle and tflite_op_sets == "builtins":
+            raise ValueError(f"Cannot export a TFLite model with builtin ops only: {obstacle}")
+        if obstacle:
+            logging.warning("The TFLite export will need the Flex delegate: %s", obstacle)
+            # No builtin attempt: it would fail after a long conversion, once per file.
+            tflite_op_sets = "select_tf_ops"
     path = os.path.join(workdir, EXPORT_DIR)
     export_saved_model(model, path, multi_label, preprocessing=preprocessing)
     keras_path = os.path.join(path, KERAS_FILE)
@@ -279,6 +461,7 @@ def export(
         tflite_path = os.path.join(path, TFLITE_FILE)
         info["tflite"] = tflite_path
         info["tflite_input_shape"] = [None, tflite_num_samples]
+        info["tflite_variants"] = {}
         with tempfile.TemporaryDirectory() as temporary, _direct_convolutions(model):
             direct = export_saved_model(
                 model,
@@ -289,6 +472,30 @@ def export(
                 check_inputs=False,
             )
             info["tflite_op_sets"] = export_tflite(direct, tflite_path, tflite_op_sets)
+            info["tflite_bytes"] = os.path.getsize(tflite_path)
+            for variant in tflite_variants:
+                variant_path = os.path.join(path, variant_file(variant))
+                op_sets = export_tflite(direct, variant_path, tflite_op_sets, quantization=variant)
+                info["tflite_variants"][variant] = {
+                    "path": variant_path,
+                    "op_sets": op_sets,
+                    "bytes": os.path.getsize(variant_path),
+                }
+            if tflite_dynamic_length:
+                dynamic = export_dynamic_length_saved_model(
+                    model,
+                    os.path.join(temporary, "dynamic"),
+                    multi_label,
+                    preprocessing=preprocessing,
+                    probe_samples=tflite_num_samples,
+                )
+                dynamic_path = os.path.join(path, variant_file("dynamic"))
+                info["tflite_dynamic"] = {
+                    "path": dynamic_path,
+                    "input_shape": [None, None],
+                    "op_sets": export_tflite(dynamic, dynamic_path, tflite_op_sets),
+                    "bytes": os.path.getsize(dynamic_path),
+                }
     info.update(extra_info or {})
     with open(os.path.join(path, INFO_FILE), "w") as f:
         json.dump(info, f, indent=2)

@@ -52,7 +52,9 @@ def _chunked_recurrence(decay, inputs, chunk_size):
     across = ops.where(chunk_lags[None] >= 0, across, ops.zeros_like(across))
     carried = ops.matmul(ends, across)  # [C, rows, chunks]
     growth = _decay_powers(decay[:, None], steps[None, :] + 1.0)  # [C, t]
-    states = local + carried[..., None] * growth[:, None, None, :]
+    # expand_dims, not `[..., None]`: TFLite has no builtin strided slice with new_axis_mask
+    # for a dynamic length (experiments.export converts LEAF with builtin ops only).
+    states = local + ops.expand_dims(carried, -1) * growth[:, None, None, :]
     states = ops.reshape(states, (channels, rows, num_chunks * chunk_size))
     return states[:, :, :time]
 
