@@ -9,7 +9,13 @@ built-in tasks, in [-1, 1]):
   did (`preprocessing.serving_preprocessing`: pad to the training clip length, loudness
   normalization), so raw waveforms get the scores ``metrics.json`` measured;
 - ``frontend`` → ``{"features": [batch, frames, n_filters]}``, the frontend's output on
-  the waveform as given.
+  the waveform as given;
+- ``serving_padded`` (``waveform`` and ``lengths``: int32 [batch]) → what
+  ``serving_default`` gives each clip alone, for a batch of clips of different lengths
+  zero-padded at the end (each clip normalized by its own samples, the padding masked).
+  Written when the model takes ``lengths`` (not with the band-limited engine, PANN,
+  EfficientNet or the Transformer); it also refuses lengths that are not one per clip,
+  beyond the time axis or shorter than a frontend window.
 
 Both refuse wrong input with an InvalidArgumentError that names the problem
 (`preprocessing.check_serving_waveforms`): a rank other than [batch, time], an empty batch,
@@ -97,10 +103,57 @@ def _min_samples(model):
     return int(getattr(frontend, "window_size", 1) or 1)
 
 
+PADDED_SIGNATURE = "serving_padded"
+
+
+def _takes_lengths(model):
+    """Whether the model computes each clip of a padded batch as alone (`lengths`): not
+    with the band-limited engine, PANN, EfficientNet or the Transformer, which refuse."""
+    num_samples = max(2 * _min_samples(model), 1600)
+    try:
+        model(keras.ops.zeros((1, num_samples)), lengths=[num_samples], training=False)
+    except ValueError as error:
+        logging.info("No %s signature: %s", PADDED_SIGNATURE, error)
+        return False
+    return True
+
+
+def _checked_lengths(waveform, lengths, min_samples):
+    """`(waveform, lengths)` after in-graph checks naming what is wrong with `lengths`."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    shape = tf.shape(waveform)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(lengths)[0],
+            shape[0],
+            message="lengths must have one entry per clip of waveform ([batch])",
+        ),
+        tf.debugging.assert_less_equal(
+            lengths,
+            shape[1],
+            message="lengths must be at most the padded batch's time axis",
+        ),
+        tf.debugging.assert_greater_equal(
+            lengths,
+            tf.cast(min_samples, tf.int32),
+            message=f"lengths must be at least one frontend window ({min_samples} samples)",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(waveform), tf.identity(lengths)
+
+
 def export_saved_model(
     model, path, multi_label, num_samples=None, preprocessing=None, check_inputs=True
 ):
-    """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures.
+    """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures, and
+    ``serving_padded`` when the model takes `lengths`.
+
+    ``serving_padded(waveform, lengths)`` takes a batch of clips zero-padded at the end
+    (``lengths``: int32 [batch], samples) and returns what ``serving_default`` returns for
+    each clip alone: the preprocessing pads and normalizes each clip by its own samples
+    (`preprocessing.padded_serving_preprocessing`) and the model masks the padding.
 
     Args:
         model: a built AudioClassifier (with a ``frontend`` attribute).
@@ -174,6 +227,23 @@ def export_saved_model(
             return {"probabilities": _probabilities(logits_of(waveform), multi_label)}
 
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    if check_inputs and _takes_lengths(model):
+
+        def serve_padded(waveform, lengths):
+            waveform, lengths = _checked_lengths(checked(waveform), lengths, min_samples)
+            if preprocessing:
+                waveform, lengths = preprocessing_lib.padded_serving_preprocessing(
+                    waveform, lengths, **preprocessing
+                )
+            logits = model(waveform, lengths=lengths, training=False)
+            if isinstance(multi_label, dict):
+                return {
+                    name: _probabilities(logits[name], flag) for name, flag in multi_label.items()
+                }
+            return {"probabilities": _probabilities(logits, multi_label)}
+
+        lengths_spec = tf.TensorSpec([None], tf.int32, name="lengths")
+        archive.add_endpoint(PADDED_SIGNATURE, serve_padded, input_signature=[spec, lengths_spec])
     frontend = getattr(model, "frontend", None)
     if frontend is not None:
 
@@ -452,7 +522,8 @@ def export(
     model.save(keras_path)
     info = {
         "saved_model": path,
-        "signatures": ["serving_default", *_task_names(multi_label), "frontend"],
+        "signatures": ["serving_default", *_task_names(multi_label), "frontend"]
+        + ([PADDED_SIGNATURE] if _takes_lengths(model) else []),
         "output": _output_kinds(multi_label),
         "preprocessing": dict(preprocessing or {}),
         "keras": keras_path,

@@ -177,3 +177,42 @@ def test_exports_refuse_wrong_input_and_keep_the_batch(exported_leaf):
     for shape, message in result["tflite_lengths"].items():
         assert message is not None, f"TFLite accepted {shape}"
         assert "broadcastable" in message, (shape, message[:300])
+
+
+def test_padded_signature_gives_each_clip_what_it_gets_alone(exported_leaf):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    workdir, path = exported_leaf
+    with open(os.path.join(path, "export_info.json")) as f:
+        assert "serving_padded" in json.load(f)["signatures"]
+    loaded = tf.saved_model.load(path)
+    padded_serving = loaded.signatures["serving_padded"]
+    rng = np.random.default_rng(3)
+    lengths = [20037, 9000, 16000]  # 9000: shorter than the training clip, padded to it
+    clips = [rng.uniform(-0.3, 0.3, n).astype(np.float32) * (i + 1) for i, n in enumerate(lengths)]
+    batch = np.zeros((3, max(lengths)), np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    together = padded_serving(waveform=tf.constant(batch), lengths=tf.constant(lengths))
+    together = together["probabilities"].numpy()
+    alone = np.concatenate(
+        [
+            loaded.signatures["serving_default"](waveform=tf.constant(clip[None]))[
+                "probabilities"
+            ].numpy()
+            for clip in clips
+        ]
+    )
+    error = np.abs(together - alone).max() / np.abs(alone).max()
+    print(f"\nserving_padded vs serving_default per clip: {error:.1e}")
+    assert error < 1e-5
+    # The whole batch through serving_default would not give the clips' scores.
+    unpadded = loaded.signatures["serving_default"](waveform=tf.constant(batch))
+    assert np.abs(unpadded["probabilities"].numpy() - alone).max() > 1e-4
+    for bad, message in [
+        ([20037, 9000], "one entry per clip"),
+        ([20037, 9000, 30000], "at most the padded batch"),
+        ([20037, 9000, 100], "at least one frontend window"),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            padded_serving(waveform=tf.constant(batch), lengths=tf.constant(bad))
