@@ -469,3 +469,22 @@ def test_band_limited_gabor_pooling_layer_contract():
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=0,
     )
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA bridge only")
+def test_xla_program_does_not_depend_on_the_learned_center_frequencies():
+    """A training step compiles once: the bands' starts follow the learned centers, and
+    TensorFlow's XLA bridge would compile a slice's start into the program as a constant
+    (the program, and so a compilation, per step)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    layer = band_limited.BandLimitedGaborPooling(n_filters=8)
+    layer.build((None, 4000))
+    x = tf.zeros((1, 4000))
+    program = tf.function(layer, jit_compile=True).experimental_get_compiler_ir(x)
+
+    before = program(stage="hlo")
+    kernel = ops.convert_to_numpy(layer.gabor_kernel)
+    kernel[:, 0] *= 1.05  # every center moves by several bins
+    layer.gabor_kernel.assign(kernel)
+    assert program(stage="hlo") == before
