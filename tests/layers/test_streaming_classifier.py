@@ -104,3 +104,32 @@ def test_bad_arguments_are_refused():
         spotter.step(np.zeros((1, 100), "float32"), spotter.initial_state(1))
     with pytest.raises(ValueError, match="batch size"):
         spotter.step(np.zeros((2, 160), "float32"), spotter.initial_state(1))
+
+
+def test_a_batch_of_streams_scores_each_stream_as_alone():
+    """Streams of different lengths in one batch (the shorter padded with zeros past its
+    end): while a stream lasts, its logits are those it gets streamed alone. Rows never
+    mix: each keeps its own buffers, PCEN smoother and loudness gain."""
+    spotter = leaf_keras.StreamingClassifier(
+        _classifier(), window_seconds=WINDOW_SECONDS, loudness_normalization={}
+    )
+    rng = np.random.default_rng(2)
+    long_stream = (0.1 * rng.standard_normal(sum(HOPS))).astype("float32")
+    short_stream = (0.02 * rng.standard_normal(sum(HOPS[:3]))).astype("float32")
+    batch = np.zeros((2, sum(HOPS)), "float32")
+    batch[0], batch[1, : len(short_stream)] = long_stream, short_stream
+
+    def logits_per_hop(x):
+        state, received, out = spotter.initial_state(x.shape[0]), 0, []
+        for hop in HOPS:
+            logits, state = spotter.step(x[:, received : received + hop], state)
+            received += hop
+            out.append(keras.ops.convert_to_numpy(logits))
+        return np.stack(out, axis=1)  # [batch, hops, classes]
+
+    together = logits_per_hop(batch)
+    alone_long = logits_per_hop(long_stream[None])[0]
+    alone_short = logits_per_hop(np.pad(short_stream, (0, sum(HOPS) - len(short_stream)))[None])
+    np.testing.assert_allclose(together[0], alone_long, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together[1, :3], alone_short[0, :3], rtol=1e-5, atol=1e-6)
+    assert np.abs(together[0] - together[1]).max() > 1e-3  # two different streams
