@@ -33,7 +33,11 @@ def _check_workdir(workdir, metrics):
     # SavedModel gives that model's probabilities.
     waveforms = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 16000)).astype(np.float32)
     loaded = tf.saved_model.load(os.path.join(workdir, "export"))
-    assert set(loaded.signatures) == {"serving_default", "frontend"}
+    with open(os.path.join(workdir, "export", "export_info.json")) as f:
+        listed = json.load(f)["signatures"]
+    # serving_padded (a padded batch and its lengths) when the model takes lengths.
+    assert set(loaded.signatures) == set(listed)
+    assert set(listed) - {"serving_padded"} == {"serving_default", "frontend"}
     exported = loaded.signatures["serving_default"](waveform=tf.constant(waveforms))
     exported = exported["probabilities"].numpy()
     np.testing.assert_allclose(exported.sum(axis=1), 1.0, rtol=1e-5)
@@ -66,7 +70,10 @@ def test_frontend_config_end_to_end(config, synthetic_commands_data_dir, tmp_pat
     from experiments.data import preprocessing  # pylint: disable=import-outside-toplevel
 
     with open(workdir / "export" / "export_info.json") as f:
-        assert json.load(f)["preprocessing"] == {"min_length": 16000, "loudness_normalize": True}
+        info = json.load(f)
+    assert info["preprocessing"] == {"min_length": 16000, "loudness_normalize": True}
+    # Every frontend config but leaf_custom (PANN: SAME average pooling) masks padding.
+    assert ("serving_padded" in info["signatures"]) == (config != "leaf_custom")
     evaluated = preprocessing.serving_preprocessing(waveforms, 16000, True)
     expected = keras.ops.convert_to_numpy(
         keras.ops.softmax(model(evaluated, training=False), axis=-1)

@@ -124,7 +124,13 @@ print("RESULT " + json.dumps({{
     assert process.returncode == 0, fixtures_train.describe(process)
     line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
     result = json.loads(line[len("RESULT ") :])
-    assert result["signatures"] == ["events", "family", "frontend", "serving_default"]
+    assert result["signatures"] == [
+        "events",
+        "family",
+        "frontend",
+        "serving_default",
+        "serving_padded",
+    ]
     events, family = np.array(result["events"]), np.array(result["family"])
     assert events.shape == (3, 10) and family.shape == (3, 4)
     np.testing.assert_allclose(events.sum(axis=1), 1.0, rtol=1e-5)
