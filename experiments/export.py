@@ -145,7 +145,7 @@ def _checked_lengths(waveform, lengths, min_samples):
 
 
 def export_saved_model(
-    model, path, multi_label, num_samples=None, preprocessing=None, check_inputs=True
+    model, path, multi_label, num_samples=None, preprocessing=None, check_inputs=True, padded=None
 ):
     """Writes the SavedModel with ``serving_default`` and ``frontend`` signatures, and
     ``serving_padded`` when the model takes `lengths`.
@@ -169,6 +169,8 @@ def export_saved_model(
             a frontend window, NaN/inf, unscaled integer PCM) and fails naming the problem.
             The TFLite trace turns this off: TFLite has no builtin assertion op; with a
             fixed `num_samples` a clip of another length then fails to broadcast.
+        padded: whether to write ``serving_padded`` (only with `check_inputs`); None:
+            when the model takes `lengths` (`_takes_lengths` runs it once to see).
 
     Returns:
         `path`.
@@ -227,7 +229,9 @@ def export_saved_model(
             return {"probabilities": _probabilities(logits_of(waveform), multi_label)}
 
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
-    if check_inputs and _takes_lengths(model):
+    if padded is None:
+        padded = check_inputs and _takes_lengths(model)
+    if check_inputs and padded:
 
         def serve_padded(waveform, lengths):
             waveform, lengths = _checked_lengths(checked(waveform), lengths, min_samples)
@@ -517,13 +521,14 @@ def export(
             # No builtin attempt: it would fail after a long conversion, once per file.
             tflite_op_sets = "select_tf_ops"
     path = os.path.join(workdir, EXPORT_DIR)
-    export_saved_model(model, path, multi_label, preprocessing=preprocessing)
+    padded = _takes_lengths(model)
+    export_saved_model(model, path, multi_label, preprocessing=preprocessing, padded=padded)
     keras_path = os.path.join(path, KERAS_FILE)
     model.save(keras_path)
     info = {
         "saved_model": path,
         "signatures": ["serving_default", *_task_names(multi_label), "frontend"]
-        + ([PADDED_SIGNATURE] if _takes_lengths(model) else []),
+        + ([PADDED_SIGNATURE] if padded else []),
         "output": _output_kinds(multi_label),
         "preprocessing": dict(preprocessing or {}),
         "keras": keras_path,

@@ -883,50 +883,43 @@ class _BandLimitedEngine:
     def _pool(self, power, decimation, indices, kernel_len, frames, bands, started, final_frames):
         """Frames `[batch, frames, count]` of one group from its power buffer
         `[batch, points, count]` (zero past its end, as offline)."""
+        if frames == 0:
+            return ops.zeros((power.shape[0], 0, len(indices)), power.dtype)
         windows, matrix, _ = self.layer.pooling_kernels(decimation, indices, bands.windows)
         step = self.stride // decimation
         channels_major = ops.transpose(power, (2, 0, 1))
-        taps = -(-kernel_len // step) * step
-        needed = (frames - 1) * step + taps
+        needed = (frames - 1) * step + -(-kernel_len // step) * step
         if channels_major.shape[2] < needed:
             channels_major = ops.pad(
                 channels_major, [[0, 0], [0, 0], [0, needed - channels_major.shape[2]]]
             )
-        if frames == 0:
-            return ops.zeros((power.shape[0], 0, len(indices)), power.dtype)
         pooled = block_pooling.channels_major_block_pooling(
             channels_major, ops.matmul(windows, matrix), step, frames
         )
-        # Frames whose window crosses an edge of the stream: those of flush
-        # (the end; the start too if nothing was emitted before) and the first
-        # two of the stream.
-        edge_frames = (
-            list(range(frames)) if final_frames is not None else list(range(min(2, frames)))
-        )
-        taps_j = ops.arange(windows.shape[1], dtype="int32")
-        first = []
-        for frame in edge_frames:
-            from_start = frame * self.stride - self.pad_left + taps_j >= 0
-            inside = from_start
-            if final_frames is not None:
-                from_end = (frame - frames) * self.stride - self.pad_left + taps_j < 0
-                inside = ops.logical_and(from_start, from_end)
-                later = ops.cast(from_end, windows.dtype)
+
+        def masked_pooling(frame, inside):
+            """Frame `frame` pooled with the window taps outside the signal left out."""
+            kernel = ops.matmul(windows * ops.cast(inside, windows.dtype)[None], matrix)
             samples = channels_major[:, :, step * frame : step * frame + kernel_len]
-            edge = ops.einsum(
-                "cbq,cq->cb",
-                samples,
-                ops.matmul(windows * ops.cast(inside, windows.dtype)[None], matrix),
-            )
-            if final_frames is not None:
-                regular = ops.einsum(
-                    "cbq,cq->cb", samples, ops.matmul(windows * later[None], matrix)
-                )
+            return ops.einsum("cbq,cq->cb", samples, kernel)
+
+        # Frames whose window crosses an edge of the stream: those of flush (the end;
+        # the start too if nothing was emitted before) and the first two of the stream.
+        # Once frames have been emitted (`started`), only the end's taps are left out.
+        final = final_frames is not None
+        edge_frames = range(frames) if final else range(min(2, frames))
+        taps = ops.arange(windows.shape[1], dtype="int32")
+        edges = []
+        for frame in edge_frames:
+            from_start = frame * self.stride - self.pad_left + taps >= 0
+            if final:
+                from_end = (frame - frames) * self.stride - self.pad_left + taps < 0
+                first_frames = masked_pooling(frame, ops.logical_and(from_start, from_end))
+                later_frames = masked_pooling(frame, from_end)
             else:
-                regular = pooled[:, :, frame]
-            first.append(ops.where(started[None, :], regular, edge))
-        edges = ops.stack(first, axis=2)
-        pooled = ops.concatenate([edges, pooled[:, :, len(edge_frames) :]], axis=2)
+                first_frames, later_frames = masked_pooling(frame, from_start), pooled[:, :, frame]
+            edges.append(ops.where(started[None, :], later_frames, first_frames))
+        pooled = ops.concatenate([ops.stack(edges, axis=2), pooled[:, :, len(edge_frames) :]], 2)
         return ops.transpose(pooled, (1, 2, 0))
 
     def flush(self, state):
