@@ -68,9 +68,12 @@ def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
     assert [r["frontend"] for r in results] == ["mel", "leaf_band_limited"]
     for result in results:
         assert "error" not in result, result
-        # XLA's temp buffers: positive, and within TF's allocator peak (which
-        # counts whole pool chunks).
-        assert 0 < result["xla_temp_mb"] <= result["tf_allocator_peak_mb"]
+        # XLA's temp buffers: positive, and within TF's allocator peak (which counts
+        # whole pool chunks). Without oneDNN (TensorFlow's default on CPUs without
+        # AVX-512) the CPU allocator keeps no statistics: the peak is None.
+        assert result["xla_temp_mb"] > 0
+        if result["tf_allocator_peak_mb"] is not None:
+            assert result["xla_temp_mb"] <= result["tf_allocator_peak_mb"]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| tensorflow")]
     assert len(rows) == 2
     # Each row once: stderr reports progress, not rows that 2>&1 would show twice.

@@ -365,4 +365,8 @@ def test_a_nan_sample_stays_in_its_own_clip(name):
     x[0, 1234] = np.nan
     outputs = _np(frontend(x))
     assert np.isnan(outputs[0]).any()
-    np.testing.assert_allclose(outputs[1], clean[0], rtol=1e-5, atol=1e-6)
+    # Float32 round-off only: a batch of two may block its FFTs and products differently
+    # from a batch of one (2e-6 of the largest frame with pre-emphasis and instance norm on
+    # TensorFlow without oneDNN, i.e. on AVX2-only CPUs).
+    scale = float(np.abs(clean).max())
+    np.testing.assert_allclose(outputs[1], clean[0], rtol=1e-5, atol=1e-5 * scale)

@@ -499,6 +499,9 @@ def test_audio_classifier_layer_contract():
         expected_output_shape=(2, 3),
         output_time_axis=None,
         mixed_precision_via="global",
+        # Three logits after batch norms, two ConvBlocks and max pooling in bfloat16 (8-bit
+        # mantissa): the largest logit's error reached 0.095 on TensorFlow (random weights).
+        mixed_tolerance={"mixed_bfloat16": 0.15},
         expected_num_trainable_weights=20,
         expected_num_non_trainable_weights=10,
     )
