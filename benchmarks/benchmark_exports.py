@@ -4,8 +4,8 @@ Builds the model of ``gin/quickstart.gin`` directly (default `leaf_keras.Leaf`, 
 + ``ConvNet([32, 64, 64, 128])`` without batch normalization, 10 classes; untrained: the
 sizes do not depend on the weights' values), exports it with `experiments.export.export`
 (``model.keras``, the SavedModel, ``model.tflite`` and its float16 / dynamic-range variants,
-``model_dynamic.tflite``), with `experiments.export_onnx.export_onnx` (the classifier) and
-with `experiments.export_streaming.export_streaming_tflite` (the frontend's streaming step),
+``model_dynamic.tflite``, ``model.onnx``: the classifier) and with
+`experiments.export_streaming.export_streaming_tflite` (the frontend's streaming step),
 and prints a markdown table of the sizes in MB.
 
 Usage:
@@ -58,7 +58,7 @@ def export_sizes(workdir, filters=(32, 64, 64, 128), chunk_samples=160, onnx=Tru
     from experiments import export_streaming  # pylint: disable=import-outside-toplevel
 
     model = build_classifier(filters)
-    path = export.export(model, workdir, multi_label=False)
+    path = export.export(model, workdir, multi_label=False, onnx=onnx)
     with open(os.path.join(path, export.INFO_FILE)) as f:
         info = json.load(f)
     saved_model = [
@@ -76,10 +76,7 @@ def export_sizes(workdir, filters=(32, 64, 64, 128), chunk_samples=160, onnx=Tru
     if "tflite_dynamic" in info:
         sizes["model_dynamic.tflite (any length)"] = info["tflite_dynamic"]["bytes"]
     if onnx:
-        from experiments import export_onnx  # pylint: disable=import-outside-toplevel
-
-        onnx_info = export_onnx.export_onnx(model, os.path.join(workdir, "model.onnx"))
-        sizes["model.onnx (classifier)"] = _size(onnx_info["path"])
+        sizes["model.onnx (classifier)"] = info["onnx"]["bytes"]
     stream = export_streaming.export_streaming_tflite(
         model.frontend, os.path.join(workdir, "stream.tflite"), chunk_samples
     )

@@ -29,11 +29,12 @@ would be left as TensorFlow ops that no ONNX runtime loads. Direct convolutions 
 plain ONNX ``Conv`` nodes. The written graph is checked to hold standard real-valued ONNX
 ops only (no ``DFT``/``STFT``, no complex tensors); anything else raises ValueError.
 
-The band-limited LEAF engine (``Leaf(filterbank="band_limited")``) cannot be exported:
-it computes block spectra with RFFT/FFT whose real and imaginary parts it reads, which
-tf2onnx cannot convert, and it has no direct-convolution form. Its weights have the exact
-engines' names, so copy them into a frontend built with ``filterbank="fused"`` and export
-that (its features differ from the band-limited ones by ~1e-3).
+The band-limited LEAF engine (``Leaf(filterbank="band_limited")``) has no ONNX form: it
+computes block spectra with RFFT/FFT whose real and imaginary parts it reads, which tf2onnx
+cannot convert, and it has no direct-convolution form. A band-limited model is exported as
+its exact-engine twin (`experiments.exact_twin`: same weights, ``filterbank="fused"``), with
+a warning; ``engine`` in the returned dict gives the twin's measured difference (max
+relative, on a 1-s probe).
 
 Needs ``KERAS_BACKEND=tensorflow`` and the ``onnx`` and ``tf2onnx`` packages; the result
 runs with ``onnxruntime`` alone::
@@ -50,7 +51,7 @@ import warnings
 import keras
 from absl import logging
 
-import leaf_keras
+from experiments import exact_twin
 from experiments.export import _direct_convolutions
 
 DEFAULT_OPSET = 17
@@ -76,15 +77,6 @@ def _exported_module(model, part):
             "(`AudioClassifier(frontend=None)` takes features, not waveforms)."
         )
     module = model if part == "classifier" else frontend
-    for layer in module._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
-        if isinstance(layer, leaf_keras.BandLimitedGaborPooling):
-            raise ValueError(
-                f"Cannot export {layer.name!r} to ONNX: the band-limited filterbank engine "
-                "computes block spectra with RFFT/FFT and reads their real and imaginary "
-                "parts, which tf2onnx cannot convert (it converts an FFT only when a "
-                "ComplexAbs follows it), and it has no direct-convolution form. Copy its "
-                "weights into a frontend built with filterbank='fused' and export that."
-            )
     compute_dtype = getattr(getattr(module, "dtype_policy", None), "compute_dtype", "float32")
     if compute_dtype != "float32":
         raise ValueError(
@@ -186,6 +178,11 @@ def _output_names(model, part):
     return ["logits"]
 
 
+def _probe_samples(model):
+    """One second of audio at the frontend's rate: the probe of the twin's difference."""
+    return int(getattr(model.frontend, "sample_rate", 16000))
+
+
 def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
     """Writes an ONNX model of `model` (or of its frontend) with dynamic batch and time.
 
@@ -199,12 +196,14 @@ def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
     Returns:
         A dict: ``path``, ``part``, ``opset`` (read back from the file), ``op_types`` (the
         sorted op types of the graph), ``inputs`` and ``outputs`` ({name: dims}, a dim
-        being an int or its symbolic name), ``exporter`` ("keras" or "tf2onnx") and
-        ``direct_convolutions`` (how many layer settings were switched for the trace).
+        being an int or its symbolic name), ``exporter`` ("keras" or "tf2onnx"),
+        ``direct_convolutions`` (how many layer settings were switched for the trace) and,
+        for a band-limited model, ``engine`` (the exact twin's filterbank and its
+        ``max_relative_difference`` from the model).
 
     Raises:
         ValueError: on a non-TensorFlow backend, an unknown `part`, an unbuilt model, a
-            model without frontend, a non-float32 model, the band-limited engine, an opset
+            model without frontend, a non-float32 model, an opset
             outside 13-18, or a converted graph with non-standard, FFT or complex ops.
         RuntimeError: if both converters fail.
     """
@@ -216,6 +215,9 @@ def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
     import onnx  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+    _exported_module(model, part)  # Checks `model` and `part` before anything is converted.
+    original = model
+    model, twin_error = exact_twin.deployable(model, _probe_samples(model), "ONNX export")
     module = _exported_module(model, part)
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
         raise ValueError(
@@ -268,5 +270,10 @@ def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
         "exporter": exporter,
         "direct_convolutions": switched,
     }
+    if model is not original:
+        info["engine"] = {
+            "filterbank": exact_twin.EXACT_ENGINE,
+            "max_relative_difference": twin_error,
+        }
     logging.info("Exported the %s to ONNX: %s", part, info)
     return info

@@ -43,6 +43,8 @@ def tiny_bindings(data_dir, epochs=1):
         "ConvNet.filters = [4, 4]",
         "PANN.depth = 1",
         "export.tflite = False",
+        # model.onnx is checked by test_export_litert and test_export_onnx.
+        "export.onnx = False",
     ]
 
 

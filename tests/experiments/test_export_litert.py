@@ -1,6 +1,7 @@
 """The TFLite exports of `experiments.export`, run with LiteRT's interpreter (ai_edge_litert)
 and compared with Keras: the float16 and dynamic-range variants (error and size), the
-dynamic-length model. Run with ``-s`` to see the measured figures."""
+dynamic-length model, the streaming step; and the ``model.onnx`` it writes beside them.
+Run with ``-s`` to see the measured figures."""
 
 import json
 import os
@@ -171,6 +172,25 @@ def test_dynamic_length_model_matches_keras_for_any_batch_and_length(trained, ex
     assert max(errors.values()) <= FLOAT32_TOLERANCE, errors
 
 
+def test_export_writes_model_onnx_that_onnxruntime_runs(trained, exported):
+    """``model.onnx`` next to the TFLite files: the raw model's logits, any length."""
+    import keras  # pylint: disable=import-outside-toplevel
+    import onnxruntime  # pylint: disable=import-outside-toplevel
+
+    info, _ = exported
+    onnx_info = info["onnx"]
+    assert os.path.basename(onnx_info["path"]) == "model.onnx"
+    assert onnx_info["inputs"] == {"waveform": ["batch", "time"]}
+    assert onnx_info["bytes"] == os.path.getsize(onnx_info["path"])
+    session = onnxruntime.InferenceSession(onnx_info["path"])
+    rng = np.random.default_rng(5)
+    for length in (8000, 16000, 20001):
+        waveforms = rng.uniform(-0.5, 0.5, (2, length)).astype(np.float32)
+        (got,) = session.run(["logits"], {"waveform": waveforms})
+        want = keras.ops.convert_to_numpy(trained(waveforms, training=False))
+        assert _relative_error(got, want) <= FLOAT32_TOLERANCE, length
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -179,9 +199,10 @@ def test_dynamic_length_model_matches_keras_for_any_batch_and_length(trained, ex
         ({"tflite_num_samples": 0}, "tflite_num_samples must be a positive int"),
         ({"tflite_variants": "float16"}, "the string 'float16'"),
         ({"tflite_variants": ["int8"]}, r"among \('float16', 'dynamic_range'\), got \('int8',\)"),
+        ({"onnx": "yes"}, "onnx must be True, False or 'auto', got 'yes'"),
     ],
 )
-def test_export_refuses_bad_tflite_arguments(trained, tmp_path, arguments, message):
+def test_export_refuses_bad_arguments(trained, tmp_path, arguments, message):
     from experiments import export  # pylint: disable=import-outside-toplevel
 
     with pytest.raises(ValueError, match=message):
@@ -196,22 +217,47 @@ def test_export_tflite_refuses_an_unknown_quantization(tmp_path):
         export.export_tflite(str(tmp_path), str(tmp_path / "m.tflite"), quantization="int8")
 
 
-def test_band_limited_engine_is_refused_with_builtins_only(tmp_path):
+def test_band_limited_model_converts_as_its_exact_twin(tmp_path):
+    """LiteRT runs the exact-engine twin of a band-limited classifier (builtin ops): its
+    probabilities are the twin's in Keras, and near the band-limited model's."""
     import keras  # pylint: disable=import-outside-toplevel
 
     import leaf_keras  # pylint: disable=import-outside-toplevel
+    from experiments import exact_twin  # pylint: disable=import-outside-toplevel
     from experiments import export  # pylint: disable=import-outside-toplevel
 
+    keras.utils.set_random_seed(1)
     model = leaf_keras.AudioClassifier(
         num_outputs=3,
         frontend=leaf_keras.Leaf(n_filters=8, filterbank="band_limited"),
         encoder=leaf_keras.ConvNet([4], dropout=0.0),
     )
     model(keras.ops.zeros((1, 16000)))
-    assert "complex FFTs" in export.builtins_obstacle(model)
-    with pytest.raises(ValueError, match=r"band-limited filterbank engine.*not TFLite builtins"):
-        export.export(model, str(tmp_path), multi_label=False, tflite_op_sets="builtins")
-    assert not os.listdir(tmp_path)
+    path = export.export(
+        model,
+        str(tmp_path),
+        multi_label=False,
+        tflite_op_sets="builtins",
+        tflite_variants=(),
+        tflite_dynamic_length=False,
+        onnx=False,
+    )
+    with open(os.path.join(path, export.INFO_FILE)) as f:
+        info = json.load(f)
+    assert info["tflite_op_sets"] == "builtins"
+    assert info["tflite_engine"]["filterbank"] == "fused"
+    assert 0.0 < info["tflite_engine"]["max_relative_difference"] < 1e-2
+    waveforms = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 16000)).astype(np.float32)
+    got = _runner(info["tflite"])(waveform=waveforms)["probabilities"]
+    twin = exact_twin.exact_twin(model)
+    want = keras.ops.convert_to_numpy(keras.ops.softmax(twin(waveforms, training=False)))
+    band_limited = keras.ops.convert_to_numpy(keras.ops.softmax(model(waveforms)))
+    print(
+        f"\nband-limited model as its twin in LiteRT: vs the twin {_relative_error(got, want):.2e}"
+        f", vs the band-limited Keras model {_relative_error(got, band_limited):.2e}"
+    )
+    assert _relative_error(got, want) <= FLOAT32_TOLERANCE
+    assert _relative_error(got, band_limited) <= 1e-2
 
 
 def _run_stream(info, chunks):
@@ -235,7 +281,7 @@ def _run_stream(info, chunks):
 
 @pytest.mark.parametrize(
     "frontend_name, chunk_samples, num_chunks",
-    [("leaf", 160, 12), ("leaf", 1600, 5), ("mel_pcen", 160, 8)],
+    [("leaf", 160, 12), ("leaf", 1600, 5), ("mel_pcen", 160, 8), ("leaf_band_limited", 160, 12)],
 )
 def test_streaming_step_matches_keras_chunk_by_chunk(
     trained, tmp_path, frontend_name, chunk_samples, num_chunks
@@ -243,15 +289,26 @@ def test_streaming_step_matches_keras_chunk_by_chunk(
     import keras  # pylint: disable=import-outside-toplevel
 
     import leaf_keras  # pylint: disable=import-outside-toplevel
+    from experiments import exact_twin  # pylint: disable=import-outside-toplevel
     from experiments import export_streaming  # pylint: disable=import-outside-toplevel
     from leaf_keras import streaming  # pylint: disable=import-outside-toplevel
 
-    # The trained classifier's LEAF (no weight at its init), or a MelPCEN.
-    frontend = trained.frontend if frontend_name == "leaf" else leaf_keras.MelPCEN()
+    # The trained classifier's LEAF (no weight at its init), a MelPCEN, or a band-limited
+    # LEAF, which streams as its exact twin.
+    frontend = {
+        "leaf": lambda: trained.frontend,
+        "mel_pcen": leaf_keras.MelPCEN,
+        "leaf_band_limited": lambda: leaf_keras.Leaf(n_filters=8, filterbank="band_limited"),
+    }[frontend_name]()
     batch = 2
     info = export_streaming.export_streaming_tflite(
         frontend, str(tmp_path / "stream.tflite"), chunk_samples, batch_size=batch
     )
+    if frontend_name == "leaf_band_limited":
+        band_limited_latency = streaming.stream(frontend).latency
+        frontend = exact_twin.exact_twin(frontend)
+        assert info["engine"]["filterbank"] == "fused"
+        assert info["latency"] == streaming.stream(frontend).latency < band_limited_latency
     assert info["signatures"][-2:] == ["step", "flush"]
     assert len(info["signatures"]) == info["warmup_steps"] + 2
     waveform = np.random.default_rng(3).uniform(-0.5, 0.5, (batch, chunk_samples * num_chunks))
@@ -290,10 +347,6 @@ def test_streaming_export_refuses_bad_arguments(tmp_path):
         export_streaming.export_streaming_tflite(leaf_keras.Leaf(n_filters=4), path, 100)
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         export_streaming.export_streaming_tflite(leaf_keras.Leaf(n_filters=4), path, 160, 0)
-    with pytest.raises(ValueError, match="band-limited filterbank engine.*complex FFTs"):
-        export_streaming.export_streaming_tflite(
-            leaf_keras.Leaf(n_filters=4, filterbank="band_limited"), path, 160
-        )
     with pytest.raises(ValueError, match="InstanceNormalization"):
         export_streaming.export_streaming_tflite(
             leaf_keras.Leaf(n_filters=4, mean_var_norm=True), path, 160
