@@ -177,6 +177,8 @@ def summary(workdir: str, metrics: dict, seconds: float, export_info: dict | Non
         for key, name in (("tflite", "LiteRT model"), ("keras", "Keras model")):
             if export_info.get(key):
                 rows.append((name, export_info[key]))
+        if export_info.get("onnx"):
+            rows.append(("ONNX model", export_info["onnx"]["path"]))
     lines += [f"  {name:<13} {path}" for name, path in rows if os.path.exists(path)]
     if export_info:
         lines.append(
