@@ -110,11 +110,13 @@ def twin_error(model, twin, num_samples, sample_rate=16000):
     return error
 
 
-def deployable(model, num_samples, what):
+def deployable(model, what, num_samples=None):
     """`(twin, error)`: what a runtime without complex FFTs runs for `model`, and how far
-    it is from it on the probe; logs a warning when it is a twin. `what` names the export."""
+    it is from it on the probe of `num_samples` (default: one second at the frontend's
+    rate); logs a warning when it is a twin. `what` names the export in the warning."""
     twin = exact_twin(model)
     sample_rate = getattr(getattr(model, "frontend", None) or model, "sample_rate", 16000)
+    num_samples = int(num_samples or sample_rate)
     error = twin_error(model, twin, num_samples, sample_rate)
     if twin is not model:
         logging.warning(
@@ -128,3 +130,8 @@ def deployable(model, num_samples, what):
             num_samples,
         )
     return twin, error
+
+
+def description(error):
+    """The ``export_info`` entry of an exported twin."""
+    return {"filterbank": EXACT_ENGINE, "max_relative_difference": error}

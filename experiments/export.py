@@ -53,7 +53,7 @@ Next to it (``export.tflite_variants``, ``export.tflite_dynamic_length``):
   `leaf_keras.ops.linear_recurrence` uses ``expand_dims`` instead.)
 - The band-limited engine has no builtin form (complex FFTs): a band-limited model's TFLite
   files hold its exact-engine twin (`experiments.exact_twin`: same weights,
-  ``filterbank="fused"``), with a warning and ``tflite_engine`` in ``export_info.json`` (the
+  ``filterbank="fused"``), with a warning and ``exact_twin`` in ``export_info.json`` (the
   twin's max relative difference from the model on a 1-s probe: 2.5e-5 on the logits of a
   small classifier at initialization). ``tflite_op_sets="select_tf_ops"`` converts the model
   itself with Flex ops instead (the Flex delegate is not in the pip LiteRT).
@@ -458,29 +458,16 @@ def variant_file(variant):
 def _export_tflite_files(
     model, path, multi_label, op_sets, num_samples, dynamic_length, variants, preprocessing
 ):
-    """Writes the TFLite files of `export` into `path`; returns their ``export_info`` entries.
-
-    A band-limited model is converted as its exact-engine twin (`experiments.exact_twin`),
-    which has a builtin form, unless `op_sets` is "select_tf_ops" (then the model itself,
-    with Flex ops).
-    """
-    if op_sets == "select_tf_ops":
-        converted, error = model, 0.0
-    else:
-        converted, error = exact_twin_lib.deployable(model, num_samples, "TFLite export")
+    """Writes the TFLite files of `export` for `model` into `path`; returns their
+    ``export_info`` entries."""
     info = {"tflite_input_shape": [None, num_samples], "tflite_variants": {}}
-    if converted is not model:
-        info["tflite_engine"] = {
-            "filterbank": exact_twin_lib.EXACT_ENGINE,
-            "max_relative_difference": error,
-        }
 
     def entry(file_path, op_sets_used):
         return {"path": file_path, "op_sets": op_sets_used, "bytes": os.path.getsize(file_path)}
 
-    with tempfile.TemporaryDirectory() as temporary, _direct_convolutions(converted):
+    with tempfile.TemporaryDirectory() as temporary, _direct_convolutions(model):
         direct = export_saved_model(
-            converted,
+            model,
             os.path.join(temporary, "direct"),
             multi_label,
             num_samples=num_samples,
@@ -498,7 +485,7 @@ def _export_tflite_files(
             info["tflite_variants"][variant] = entry(variant_path, used)
         if dynamic_length:
             dynamic = export_dynamic_length_saved_model(
-                converted,
+                model,
                 os.path.join(temporary, "dynamic"),
                 multi_label,
                 preprocessing=preprocessing,
@@ -592,10 +579,16 @@ def export(
         "preprocessing": dict(preprocessing or {}),
         "keras": keras_path,
     }
+    # A band-limited model has no TFLite-builtin or ONNX form: those files hold its twin.
+    deployed = model
+    if tflite or onnx:
+        deployed, twin_error = exact_twin_lib.deployable(model, "TFLite and ONNX export")
+        if deployed is not model:
+            info["exact_twin"] = exact_twin_lib.description(twin_error)
     if tflite:
         info.update(
             _export_tflite_files(
-                model,
+                model if tflite_op_sets == "select_tf_ops" else deployed,
                 path,
                 multi_label,
                 tflite_op_sets,
@@ -606,7 +599,7 @@ def export(
             )
         )
     if onnx:
-        info.update(_export_onnx_file(model, path, required=onnx is True))
+        info.update(_export_onnx_file(deployed, path, required=onnx is True))
     info.update(extra_info or {})
     with open(os.path.join(path, INFO_FILE), "w") as f:
         json.dump(info, f, indent=2)

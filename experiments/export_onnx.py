@@ -178,11 +178,6 @@ def _output_names(model, part):
     return ["logits"]
 
 
-def _probe_samples(model):
-    """One second of audio at the frontend's rate: the probe of the twin's difference."""
-    return int(getattr(model.frontend, "sample_rate", 16000))
-
-
 def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
     """Writes an ONNX model of `model` (or of its frontend) with dynamic batch and time.
 
@@ -217,7 +212,7 @@ def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
 
     _exported_module(model, part)  # Checks `model` and `part` before anything is converted.
     original = model
-    model, twin_error = exact_twin.deployable(model, _probe_samples(model), "ONNX export")
+    model, twin_error = exact_twin.deployable(model, "ONNX export")
     module = _exported_module(model, part)
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
         raise ValueError(
@@ -271,9 +266,6 @@ def export_onnx(model, path, part="classifier", opset=DEFAULT_OPSET):
         "direct_convolutions": switched,
     }
     if model is not original:
-        info["engine"] = {
-            "filterbank": exact_twin.EXACT_ENGINE,
-            "max_relative_difference": twin_error,
-        }
+        info["engine"] = exact_twin.description(twin_error)
     logging.info("Exported the %s to ONNX: %s", part, info)
     return info

@@ -149,9 +149,7 @@ def export_streaming_tflite(frontend, path, chunk_samples, batch_size=1):
     if not frontend.built:
         frontend.build((None, None))
     original = frontend
-    frontend, twin_error = exact_twin.deployable(
-        frontend, int(getattr(frontend, "sample_rate", 16000)), "Streaming TFLite export"
-    )
+    frontend, twin_error = exact_twin.deployable(frontend, "Streaming TFLite export")
     frontend_stream = streaming.stream(frontend)
     _check_arguments(frontend_stream, chunk_samples, batch_size)
     chunk_samples, batch_size = int(chunk_samples), int(batch_size)
@@ -224,8 +222,5 @@ def export_streaming_tflite(frontend, path, chunk_samples, batch_size=1):
         "bytes": os.path.getsize(path),
     }
     if frontend is not original:
-        info["engine"] = {
-            "filterbank": exact_twin.EXACT_ENGINE,
-            "max_relative_difference": twin_error,
-        }
+        info["engine"] = exact_twin.description(twin_error)
     return info

@@ -60,7 +60,7 @@ def test_exact_models_are_their_own_twin():
     frontend = leaf_keras.Leaf(n_filters=4)
     frontend.build((None, None))
     assert exact_twin.exact_twin(frontend) is frontend
-    assert exact_twin.deployable(frontend, 4000, "test") == (frontend, 0.0)
+    assert exact_twin.deployable(frontend, "test", 4000) == (frontend, 0.0)
 
 
 def test_twin_of_a_frontend_and_unbuilt_models():
@@ -71,7 +71,7 @@ def test_twin_of_a_frontend_and_unbuilt_models():
     with pytest.raises(ValueError, match="exact_twin needs a built model"):
         exact_twin.exact_twin(frontend)
     frontend.build((None, None))
-    twin, error = exact_twin.deployable(frontend, 16000, "test")
+    twin, error = exact_twin.deployable(frontend, "test")
     assert twin.filterbank.engine == "fused" and twin.get_config()["name"] == frontend.name
     # Features (after PCEN) differ by what the band-limited engine's tolerance allows.
     assert 0.0 < error < 5e-3

@@ -245,8 +245,8 @@ def test_band_limited_model_converts_as_its_exact_twin(tmp_path):
     with open(os.path.join(path, export.INFO_FILE)) as f:
         info = json.load(f)
     assert info["tflite_op_sets"] == "builtins"
-    assert info["tflite_engine"]["filterbank"] == "fused"
-    assert 0.0 < info["tflite_engine"]["max_relative_difference"] < 1e-2
+    assert info["exact_twin"]["filterbank"] == "fused"
+    assert 0.0 < info["exact_twin"]["max_relative_difference"] < 1e-2
     waveforms = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 16000)).astype(np.float32)
     got = _runner(info["tflite"])(waveform=waveforms)["probabilities"]
     twin = exact_twin.exact_twin(model)
