@@ -57,6 +57,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
+# `experiments.allocator.ENVIRONMENT_VARIABLE`: "system" or "reuse", set for every worker.
+MALLOC_ENV = "LEAF_KERAS_MALLOC"
 # The original's frontends, by benchmark name: leaf-audio's frontend.<class>.
 LEAF_AUDIO_CLASSES = {
     "leaf_audio_leaf": "Leaf",
@@ -568,6 +570,7 @@ def run_all(args):
         if name not in PORT_FRONTENDS:
             command += ["--tf-compile", tf_compile]
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        env[MALLOC_ENV] = args.malloc
         dump_dir = None
         if backend == "tensorflow" and tf_compile == "xla":
             dump_dir = tempfile.mkdtemp(prefix="xla_dump_")
@@ -609,6 +612,9 @@ def run_all(args):
             }
         else:
             result = json.loads(lines[-1][len("RESULT ") :])
+        result["malloc"] = args.malloc
+        if args.malloc != "system":
+            result["compile"] = f"{result.get('compile', '')}, malloc {args.malloc}"
         results.append(result)
         # Progress only, not a table row: with stderr and stdout in one terminal, rows here
         # read as duplicates of the table's.
@@ -681,6 +687,19 @@ def print_table(results, markdown):
     print("\n".join(lines))
 
 
+def _set_malloc():
+    """In a worker, before any framework starts its threads: the malloc settings that
+    `MALLOC_ENV` names (`experiments.allocator`, which needs only the standard library, so
+    the original's venv imports it too)."""
+    if os.environ.get(MALLOC_ENV, "system") == "system":
+        return
+    sys.path.insert(0, ROOT)
+    from experiments import allocator  # pylint: disable=import-outside-toplevel
+
+    if not allocator.reuse_freed_memory():
+        print("warning: the malloc settings were not applied (not glibc?)", file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -726,6 +745,13 @@ def main():
         "EfficientLEAF checkout (PyTorch); enables port_leaf "
         "and port_efficientleaf_8g",
     )
+    parser.add_argument(
+        "--malloc",
+        choices=["system", "reuse"],
+        default="system",
+        help="glibc's malloc settings in every worker: its defaults, or "
+        "experiments.allocator.reuse_freed_memory (what experiments.main sets)",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument(
         "--markdown", action="store_true", help="print a README-ready markdown table"
@@ -736,6 +762,7 @@ def main():
     parser.add_argument("--config", type=_parse_config, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        _set_malloc()
         if args.frontend in LEAF_AUDIO_FRONTENDS:
             run_leaf_audio_worker(args)
         elif args.frontend in PORT_FRONTENDS:

@@ -47,8 +47,10 @@ Usage (from the repository root):
     python benchmarks/benchmark_training.py --frontends mel exact fast --steps 20 \
         --warmup 3 --repeats 3 --batch-size 16 --backend tensorflow --markdown
 
-`--backend jax` runs the same trainer on JAX (the trainer supports it; tf.data still feeds
-it); `--jit-compile true|false` binds ``train.jit_compile``. Progress goes to stderr, the
+`--malloc` (default ``reuse``, as `experiments.main` sets it on TensorFlow; ``system``:
+glibc's defaults) chooses the allocator settings of `experiments.allocator`. `--backend jax`
+runs the same trainer on JAX (the trainer supports it; tf.data still feeds it);
+`--jit-compile true|false` binds ``train.jit_compile``. Progress goes to stderr, the
 tables to stdout.
 """
 
@@ -269,7 +271,13 @@ def run_all(args):
     """Every measurement of `args`; returns (pipeline result, frontend results)."""
     # Before Keras and TensorFlow are imported (synthetic_commands imports both).
     os.environ["KERAS_BACKEND"] = args.backend
+    from experiments import allocator  # pylint: disable=import-outside-toplevel
     from experiments import cli  # pylint: disable=import-outside-toplevel
+
+    # As experiments.main does on TensorFlow, unless --malloc system.
+    os.environ[allocator.ENVIRONMENT_VARIABLE] = args.malloc
+    applied = allocator.reuse_freed_memory()
+    log(f"malloc: {'keeps freed memory' if applied else 'glibc defaults'}")
 
     cli.quiet_tensorflow()
     cli.quiet_libraries()
@@ -411,6 +419,13 @@ def main():
         type=int,
         default=SPEECH_COMMANDS_TRAIN,
         help="examples per epoch for the epoch-time column (Speech Commands v0.02 train)",
+    )
+    parser.add_argument(
+        "--malloc",
+        choices=["system", "reuse"],
+        default="reuse",
+        help="glibc's malloc settings: experiments.main's (reuse: "
+        "experiments.allocator.reuse_freed_memory) or its defaults",
     )
     parser.add_argument("--work-dir", help="keep the WAVs, cache and workdirs here")
     parser.add_argument(

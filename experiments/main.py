@@ -14,7 +14,10 @@ read, so a misspelled name fails at once with an error naming it) → load the t
 train (`experiments.train`) → evaluate the best checkpoint on the test split and write
 ``<workdir>/metrics.json`` (`experiments.evaluate`) → export a SavedModel and a TFLite
 model to ``<workdir>/export`` (`experiments.export`). Running the same command again with
-the same workdir resumes an interrupted training from its last completed epoch.
+the same workdir resumes an interrupted training from its last completed epoch. On
+TensorFlow, glibc's malloc is set to keep freed memory (`experiments.allocator`;
+``LEAF_KERAS_MALLOC=system`` keeps its defaults), which makes the exact LEAF step 1.7-2×
+faster on CPU.
 
 gin/common.gin (the paper's recipe) is read first, then the --gin_config files in order:
 frontend files (gin/leaf.gin, gin/mel.gin, ...) only choose the frontend, dataset files
@@ -33,6 +36,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import allocator
 from experiments import cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,8 +71,15 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     cli.quiet_tensorflow(logging.get_verbosity())
     cli.quiet_libraries(logging.get_verbosity())
+    import keras  # pylint: disable=import-outside-toplevel
+
     from experiments import experiment  # pylint: disable=import-outside-toplevel
     from experiments.data import audio_io  # pylint: disable=import-outside-toplevel
+
+    # Before the first step: its freed buffers stay mapped for the next (TensorFlow only,
+    # where it costs no memory; see experiments/allocator.py).
+    if allocator.for_backend(keras.backend.backend()):
+        logging.info("malloc keeps freed memory (experiments/allocator.py).")
 
     started = time.monotonic()
     try:
