@@ -13,8 +13,8 @@ built-in tasks, in [-1, 1]):
 - ``serving_padded`` (``waveform`` and ``lengths``: int32 [batch]) → what
   ``serving_default`` gives each clip alone, for a batch of clips of different lengths
   zero-padded at the end (each clip normalized by its own samples, the padding masked).
-  Written when the model takes ``lengths`` (not with the band-limited engine, PANN,
-  EfficientNet or the Transformer); it also refuses lengths that are not one per clip,
+  Written when the model takes ``lengths`` (not with PANN, EfficientNet or the
+  Transformer); it also refuses lengths that are not one per clip,
   beyond the time axis or shorter than a frontend window.
 
 Both refuse wrong input with an InvalidArgumentError that names the problem
@@ -119,7 +119,7 @@ PADDED_SIGNATURE = "serving_padded"
 
 def _takes_lengths(model):
     """Whether the model computes each clip of a padded batch as alone (`lengths`): not
-    with the band-limited engine, PANN, EfficientNet or the Transformer, which refuse."""
+    with PANN, EfficientNet or the Transformer, which refuse."""
     num_samples = max(2 * _min_samples(model), 1600)
     try:
         model(keras.ops.zeros((1, num_samples)), lengths=[num_samples], training=False)

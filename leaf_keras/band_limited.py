@@ -57,6 +57,7 @@ from leaf_keras import impulse_responses
 from leaf_keras import initializers
 from leaf_keras import waveforms
 from leaf_keras.ops import block_pooling
+from leaf_keras.ops import padding as padding_lib
 from leaf_keras.ops import precision
 from leaf_keras.ops.band_power import band_power
 
@@ -160,6 +161,8 @@ def _circular_spectra(real, imag, block_size):
 # framing of the output (where the signal's edges are).
 _Bands = dataclasses.make_dataclass("_Bands", ["filt_real", "filt_imag", "windows", "center_bins"])
 _Edges = dataclasses.make_dataclass("_Edges", ["frames", "pad_left", "time", "static_time"])
+# A padded batch: each clip's SAME left padding, samples and frames, int32 `(batch,)`.
+_Clips = dataclasses.make_dataclass("_Clips", ["lefts", "lengths", "frames"])
 
 
 def _block_spectra(x, plan, block, strides, kernel_size, frames, pad_left):
@@ -198,6 +201,39 @@ def _with_edge_frames(pooled, power, windows, matrix, kernel_len, step, inputs, 
     if short:
         return edges
     return ops.concatenate([edges[:, :, :2], pooled[:, :, 2:-2], edges[:, :, 2:]], axis=2)
+
+
+def _with_clip_edge_frames(pooled, power, windows, matrix, kernel_len, step, clips, strides):
+    """`pooled` with each clip's own edge frames recomputed, for a batch of clips laid
+    out one per row as `BandLimitedGaborPooling._call_padded_clips` lays them out.
+
+    As in `_with_edge_frames`, a frame whose window crosses a clip's edge is recomputed
+    with a kernel that leaves out the window's taps outside the clip; here the edges are
+    each clip's own, so the kernels differ from row to row. The taps inside are a
+    contiguous range, so each kernel is a difference of two rows of the cumulative sum of
+    `windows * matrix` over the window's taps: a gather per clip, not a matrix product.
+    Frames past each clip's last are set to 0, the energy the exact engine pools from
+    the padding.
+    """
+    window = windows.shape[1]
+    cumulative = ops.cumsum(windows[:, :, None] * matrix[None], axis=1)
+    cumulative = ops.pad(cumulative, [[0, 0], [1, 0], [0, 0]])  # [count, window + 1, taps]
+    frames = ops.shape(pooled)[2]
+    last = clips.frames - 1
+    frame_index = ops.arange(frames, dtype="int32")[None, None, :]
+    taps = ops.arange(kernel_len, dtype="int32")[None, None, :]
+    outputs = pooled
+    for frame in (ops.zeros_like(last), ops.ones_like(last), last - 1, last):
+        frame = ops.clip(frame, 0, frames - 1)
+        # Window tap w of the frame reads sample `frame * strides + w - left` of the clip.
+        start = frame * strides - clips.lefts
+        first = ops.clip(-start, 0, window)
+        stop = ops.clip(clips.lengths - start, 0, window)
+        kernels = ops.take(cumulative, stop, axis=1) - ops.take(cumulative, first, axis=1)
+        indices = ops.broadcast_to((frame * step)[None, :, None] + taps, tuple(ops.shape(kernels)))
+        values = ops.sum(kernels * ops.take_along_axis(power, indices, axis=2), axis=2)
+        outputs = ops.where(frame_index == frame[None, :, None], values[:, :, None], outputs)
+    return ops.where(frame_index <= last[None, :, None], outputs, ops.zeros_like(outputs))
 
 
 # The constructor arguments `get_config` stores as they are, and those it serializes.
@@ -268,6 +304,12 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         kernel_regularizer: optional regularizer of the Gabor parameters.
         pooling_regularizer: optional regularizer of the pooling widths.
         **kwargs: base layer arguments (name, dtype, ...).
+
+    Call arguments:
+        inputs: the waveforms (below).
+        lengths: optional int `(batch,)`: the batch holds clips of these
+            lengths zero-padded at the end, and each clip gets the frames it
+            gets alone (frames past its last are 0).
 
     Input shape:
         `(batch, time)` or `(batch, time, 1)` float waveforms, time >=
@@ -413,23 +455,52 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         )
 
     @precision.keeps_float64
-    def call(self, inputs):
+    def call(self, inputs, lengths=None):
         if self.plan is None:
             self.update_band_plan()
         x = ops.cast(inputs, precision.working_dtype(self))
         if len(x.shape) == 3:
             x = x[:, :, 0]
+        if lengths is not None:
+            return self._call_padded_clips(x, lengths)
         time = ops.shape(x)[1]
         static_time = isinstance(time, int)
         frames = (time + self.strides - 1) // self.strides
-        pad_total = (frames - 1) * self.strides + self.kernel_size - time
-        pad_total = max(pad_total, 0) if static_time else ops.maximum(pad_total, 0)
-        pad_left = pad_total // 2
+        pad_left, _ = padding_lib.same_padding(time, self.kernel_size, self.strides)
+        return self._energies(x, frames, pad_left, _Edges(frames, pad_left, time, static_time))
+
+    def _call_padded_clips(self, x, lengths):
+        """The frames of each clip of a batch padded at the end, as the clip alone gets them.
+
+        A clip alone of `n` samples is framed from `left(n)` samples before its start
+        (SAME padding, 120 to 200 samples for 401 / 160 depending on `n` modulo the
+        stride), and its edge frames leave out the taps past its end. So each row is
+        shifted to start `left(n)` samples into the row, which puts every clip's first
+        window at the start of the block grid (the grid of the clip alone, block for
+        block), and the edge frames are recomputed at each clip's own edges.
+        """
+        lengths = ops.cast(lengths, "int32")
+        time = ops.shape(x)[1]
+        frames = (time + self.strides - 1) // self.strides
+        lefts, _ = padding_lib.same_padding(lengths, self.kernel_size, self.strides)
+        lefts = ops.cast(lefts, "int32")
+        # Room for the largest left padding: SAME never pads more than kernel - 1.
+        margin = (self.kernel_size - 1) // 2
+        positions = ops.arange(time + margin, dtype="int32")[None, :] - lefts[:, None]
+        inside = ops.logical_and(positions >= 0, positions < lengths[:, None])
+        shifted = ops.take_along_axis(x, ops.clip(positions, 0, time - 1), axis=1)
+        shifted = ops.where(inside, shifted, ops.zeros_like(shifted))
+        clips = _Clips(lefts, lengths, (lengths + self.strides - 1) // self.strides)
+        return self._energies(shifted, frames, 0, clips)
+
+    def _energies(self, x, frames, pad_left, edges):
+        """Pooled energies `(batch, frames, n_filters)` of `x`, whose first window starts
+        `pad_left` samples before it; `edges` (`_Edges` or `_Clips`) says where the
+        signal's edges are."""
         spectra = _block_spectra(
             x, self.plan, self.block_size, self.strides, self.kernel_size, frames, pad_left
         )
         bands = self.filter_bands()
-        edges = _Edges(frames, pad_left, time, static_time)
         energies = ops.concatenate(
             [
                 self._group_energies(
@@ -438,6 +509,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
                     self.trimmed_power(decimation, self.group_power(indices, spectra, bands)),
                     bands,
                     edges,
+                    frames,
                 )
                 for decimation, indices in self.plan.groups
             ],
@@ -548,17 +620,16 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         )
         return ops.take(windows, indices, axis=0), matrix, kernel_len
 
-    def _group_energies(self, decimation, indices, power, bands, edges):
+    def _group_energies(self, decimation, indices, power, bands, edges, frames):
         """Pooled energies `[count, batch, frames]` of the filters `indices`
         from their trimmed power."""
         windows, matrix, kernel_len = self.pooling_kernels(decimation, indices, bands.windows)
         step = self.strides // decimation
         pooled = block_pooling.channels_major_block_pooling(
-            power, ops.matmul(windows, matrix), step, edges.frames
+            power, ops.matmul(windows, matrix), step, frames
         )
-        return _with_edge_frames(
-            pooled, power, windows, matrix, kernel_len, step, edges, self.strides
-        )
+        with_edges = _with_clip_edge_frames if isinstance(edges, _Clips) else _with_edge_frames
+        return with_edges(pooled, power, windows, matrix, kernel_len, step, edges, self.strides)
 
     def compute_output_shape(self, input_shape):
         self._check_input_shape(input_shape)
@@ -566,7 +637,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         frames = None if time is None else -(-time // self.strides)
         return (input_shape[0], frames, self.n_filters)
 
-    def compute_output_spec(self, inputs):
+    def compute_output_spec(self, inputs, lengths=None):
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=precision.working_dtype(self)
         )

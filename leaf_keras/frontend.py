@@ -277,15 +277,9 @@ class Leaf(keras.Sequential):
         waveforms.check_waveforms(inputs.shape, inputs.dtype, self.window_size, self.name)
         if mask is None:
             return super().call(inputs, training=training, **kwargs)
-        # A batch padded at the end: the pooling lays out each clip as it would alone
-        # (`Filterbank`), and a whole-clip normalization reads each clip's own frames.
-        if self.band_limited:
-            raise ValueError(
-                f"{self.name}: padding masks need an exact filterbank engine ('fused' or "
-                "'layers'); the band-limited engine's block grid is anchored at the start "
-                "of the batch's longest clip. Build the frontend with filterbank='fused', "
-                "or batch clips of equal length."
-            )
+        # A batch padded at the end: the filterbank lays out each clip as it would alone
+        # (`Filterbank`, `BandLimitedGaborPooling`), and a whole-clip normalization reads
+        # each clip's own frames.
         lengths = masking.lengths_from_mask(mask)
         frame_mask = self.compute_mask(inputs, mask)
         # A copy without the samples mask that Keras may have attached to `inputs`: the

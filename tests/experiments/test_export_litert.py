@@ -258,6 +258,26 @@ def test_band_limited_model_converts_as_its_exact_twin(tmp_path):
     )
     assert _relative_error(got, want) <= FLOAT32_TOLERANCE
     assert _relative_error(got, band_limited) <= 1e-2
+    # The SavedModel serves the band-limited model itself, padded batches included.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    assert export.PADDED_SIGNATURE in info["signatures"]
+    loaded = tf.saved_model.load(path)
+    clips = [waveforms[0], waveforms[1, :9000]]
+    batch = np.stack([waveforms[0], np.pad(clips[1], (0, 7000))])
+    together = loaded.signatures[export.PADDED_SIGNATURE](
+        waveform=tf.constant(batch), lengths=tf.constant([16000, 9000])
+    )["probabilities"].numpy()
+    alone = np.concatenate(
+        [
+            loaded.signatures["serving_default"](waveform=tf.constant(clip[None]))[
+                "probabilities"
+            ].numpy()
+            for clip in clips
+        ]
+    )
+    print(f"band-limited serving_padded vs each clip alone: {_relative_error(together, alone):.2e}")
+    assert _relative_error(together, alone) <= 1e-5
 
 
 def _run_stream(info, chunks):
