@@ -1,7 +1,8 @@
 r"""Error and cost of the band-limited engine's settings against the exact engine.
 
 For each setting of `BandLimitedGaborPooling` (`band_stds`, `leakage`,
-`interpolation_taps`), LEAF with the band-limited engine is compared with
+`interpolation_taps`; its `tolerance` argument picks one of the settings
+measured here), LEAF with the band-limited engine is compared with
 `Leaf(filterbank="fused")` holding the same weights: the relative error
 (max |fast - exact| / max |exact|) of the output after PCEN and of the
 gradients of `sum(output * cotangent)` with respect to every weight, worst
@@ -118,8 +119,16 @@ def _time(step, x, repeats):
     return float(np.median(times))
 
 
-# From loose to tight: wider bands, lower leakage, longer interpolation together.
-DEFAULT_SETTINGS = ("3:1e-2:3", "3.5:5e-3:5", "4:2e-3:5", "5:3e-4:7", "6:5e-5:9", "7:1e-5:11")
+# From loose to tight: wider bands, lower leakage, longer interpolation together. Two
+# looser than the layer's default, then the settings of its `tolerance` argument.
+DEFAULT_SETTINGS = ("3:1e-2:3", "3.5:5e-3:5") + tuple(
+    f"{band_stds:g}:{leakage:g}:{taps}"
+    for _, band_stds, leakage, taps in leaf_keras.band_limited.TOLERANCE_SETTINGS
+)
+_TOLERANCE_OF = {
+    (band_stds, leakage, taps): tolerance
+    for tolerance, band_stds, leakage, taps in leaf_keras.band_limited.TOLERANCE_SETTINGS
+}
 
 
 def _parse_setting(text):
@@ -200,13 +209,15 @@ def main():
         print(json.dumps(row), file=sys.stderr, flush=True)
 
     header = (
-        "| band_stds | leakage | taps | output error | gradient error | mean decimation | "
-        "s / batch | × exact speed |"
+        "| tolerance | band_stds | leakage | taps | output error | gradient error | "
+        "mean decimation | s / batch | × exact speed |"
     )
-    lines = [header, "|" + "---|" * 8] if args.markdown else [header]
+    lines = [header, "|" + "---|" * 9] if args.markdown else [header]
     for row in rows:
+        tolerance = _TOLERANCE_OF.get((row["band_stds"], row["leakage"], row["taps"]))
         lines.append(
-            f"| {row['band_stds']:g} | {row['leakage']:g} | {row['taps']} | "
+            f"| {'–' if tolerance is None else f'{tolerance:g}'} | "
+            f"{row['band_stds']:g} | {row['leakage']:g} | {row['taps']} | "
             f"{row['output_error']:.1e} | {row['gradient_error']:.1e} | "
             f"{row['mean_decimation_init']:.1f} | {row['seconds']:.3f} | "
             f"{exact_time / row['seconds']:.1f} |"

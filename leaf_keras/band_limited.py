@@ -61,6 +61,58 @@ from leaf_keras.ops import padding as padding_lib
 from leaf_keras.ops import precision
 from leaf_keras.ops.band_power import band_power
 
+# (tolerance, band_stds, leakage, interpolation_taps), loose to tight. The worst
+# relative error against the exact engine (max |fast - exact| / max |exact|) of
+# LEAF's output after PCEN and of the gradients of every weight, over four weight
+# sets (initialization, the leaf-audio reference's perturbed weights, the widest
+# bandwidths, trained-like weights) and three 1-s inputs, measured by
+# `benchmarks/band_limited_tolerance.py` (its table in benchmarks/README.md),
+# stays below the tolerance with at least a factor 2 to spare.
+TOLERANCE_SETTINGS = (
+    (1e-2, 4.0, 2e-3, 5),
+    (1e-3, 5.0, 3e-4, 7),
+    (1e-4, 6.0, 5e-5, 11),
+    (1e-5, 7.0, 1e-5, 11),
+)
+_DEFAULT_SETTING = {"band_stds": 4.0, "leakage": 2e-3, "interpolation_taps": 5}
+
+
+def settings_for_tolerance(tolerance):
+    """`{band_stds, leakage, interpolation_taps}` of the cheapest setting
+    within `tolerance` (a relative error, 1e-5 to 1)."""
+    try:
+        tolerance = float(tolerance)
+    except (TypeError, ValueError):
+        raise ValueError(f"tolerance must be a number, got {tolerance!r}.") from None
+    tightest = TOLERANCE_SETTINGS[-1][0]
+    if not tightest <= tolerance <= 1.0:
+        raise ValueError(
+            f"tolerance must be between {tightest:g} and 1, got {tolerance!r}: below "
+            f"{tightest:g} the band-limited engine's measured error is not guaranteed; "
+            'use the exact engine (filterbank="fused") instead.'
+        )
+    for bound, band_stds, leakage, taps in TOLERANCE_SETTINGS:
+        if bound <= tolerance:
+            return {"band_stds": band_stds, "leakage": leakage, "interpolation_taps": taps}
+    raise AssertionError("unreachable: the tightest setting is checked above")
+
+
+def _resolved_settings(tolerance, band_stds, leakage, interpolation_taps):
+    """The three accuracy settings: from `tolerance` if given (the others may
+    only repeat its values), else the given ones over the defaults."""
+    given = {"band_stds": band_stds, "leakage": leakage, "interpolation_taps": interpolation_taps}
+    if tolerance is None:
+        return {k: _DEFAULT_SETTING[k] if v is None else v for k, v in given.items()}
+    settings = settings_for_tolerance(tolerance)
+    for name, value in given.items():
+        if value is not None and value != settings[name]:
+            raise ValueError(
+                f"tolerance={tolerance!r} sets {name}={settings[name]!r}, got {name}="
+                f"{value!r}: pass either tolerance or band_stds, leakage and "
+                "interpolation_taps."
+            )
+    return settings
+
 
 def _check_positive_int(name, value, minimum=1):
     if int(value) != value or value < minimum:
@@ -240,7 +292,7 @@ def _with_clip_edge_frames(pooled, power, windows, matrix, kernel_len, step, cli
 _CONFIG_VALUES = (
     "n_filters", "kernel_size", "strides", "sample_rate", "band_stds", "bandwidth_margin",
     "interpolation_taps", "block_size", "max_decimation", "leakage", "decimations",
-    "learn_filters", "learn_pooling",
+    "learn_filters", "learn_pooling", "tolerance",
 )  # fmt: skip
 _CONFIG_OBJECTS = (
     "kernel_initializer", "pooling_initializer", "kernel_regularizer", "pooling_regularizer",
@@ -257,7 +309,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
     representation (see the module docstring). Relative error against the
     exact path (max |a - b| / max |b|) is ~1e-4 on the energies and a few
     1e-3 at most after PCEN, at initialization and after training, for
-    about a tenth of the cost and a quarter of the memory.
+    about a tenth of the cost and a quarter of the memory, with the default
+    setting; `tolerance` trades speed for down to 1e-5.
 
     The weights have the names and shapes of the exact path: "kernel"
     `(n_filters, 2)` (Gabor center frequency in radians per sample and
@@ -281,13 +334,14 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         pooling_initializer: initializer of the pooling widths; defaults to
             `keras.initializers.Constant(0.4)`.
         band_stds: kept half band of each filter, in standard deviations of
-            its Gaussian frequency response (default 4.0). Larger is more
-            accurate and slower.
+            its Gaussian frequency response (default 4.0, or set by
+            `tolerance`). Larger is more accurate and slower.
         bandwidth_margin: the bands are sized for filters this much wider than
             at build time (default 1.1), so that accuracy holds while the
             bandwidths learn.
         interpolation_taps: half length, in decimated samples, of the
-            windowed-sinc kernel used to evaluate the pooling (default 5).
+            windowed-sinc kernel used to evaluate the pooling (default 5, or
+            set by `tolerance`).
         block_size: FFT block length, a multiple of `strides` >= 4 *
             kernel_size; by default `strides` times a power of two, about 12
             kernel sizes (5120 for the default 401 / 160).
@@ -295,14 +349,25 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             divisors of `strides`.
         leakage: each kept band also holds the parts of the truncated
             filter's response above this fraction of its peak (default
-            2e-3): the sidelobes of wide envelopes cut off by the kernel,
-            through which weak low channels pick up loud out-of-band sound.
+            2e-3, or set by `tolerance`): the sidelobes of wide envelopes cut
+            off by the kernel, through which weak low channels pick up loud
+            out-of-band sound.
         decimations: optional list of per-filter decimation factors; by
             default they are planned from the Gabor parameters at build time.
         learn_filters: whether the Gabor parameters are trainable.
         learn_pooling: whether the pooling widths are trainable.
         kernel_regularizer: optional regularizer of the Gabor parameters.
         pooling_regularizer: optional regularizer of the pooling widths.
+        tolerance: optional relative error (1e-5 to 1) that sets `band_stds`,
+            `leakage` and `interpolation_taps` together, to the cheapest of
+            `TOLERANCE_SETTINGS` within it: 1e-2 is the default setting
+            (4, 2e-3, 5), 1e-3 (5, 3e-4, 7), 1e-4 (6, 5e-5, 11) and 1e-5
+            (7, 1e-5, 11), at about 7x, 4x, 2x and 1.7x the exact engine's
+            speed. The bound is the worst error of LEAF's output after PCEN and
+            of every weight's gradient measured against the exact engine on
+            initial, perturbed, widest and trained-like weights (see
+            benchmarks/README.md), not a proof for every signal. Pass either
+            `tolerance` or those three arguments.
         **kwargs: base layer arguments (name, dtype, ...).
 
     Call arguments:
@@ -334,20 +399,24 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         sample_rate=16000,
         kernel_initializer=None,
         pooling_initializer=None,
-        band_stds=4.0,
+        band_stds=None,
         bandwidth_margin=1.1,
-        interpolation_taps=5,
+        interpolation_taps=None,
         block_size=None,
         max_decimation=80,
-        leakage=2e-3,
+        leakage=None,
         decimations=None,
         learn_filters=True,
         learn_pooling=True,
         kernel_regularizer=None,
         pooling_regularizer=None,
+        tolerance=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        settings = _resolved_settings(tolerance, band_stds, leakage, interpolation_taps)
+        band_stds, leakage = settings["band_stds"], settings["leakage"]
+        interpolation_taps = settings["interpolation_taps"]
         _check_arguments(
             n_filters,
             kernel_size,
@@ -370,6 +439,7 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.block_size = int(block_size)
         self.max_decimation = int(max_decimation)
         self.leakage = float(leakage)
+        self.tolerance = None if tolerance is None else float(tolerance)
         decimations = _checked_decimations(
             decimations, self.n_filters, self.strides, self.max_decimation
         )

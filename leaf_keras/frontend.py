@@ -110,6 +110,11 @@ class Leaf(keras.Sequential):
             "fused", "layers" or "band_limited" (which needs the default
             Gabor convolution, squared modulus and Gaussian pooling).
         band_limited: alias of `filterbank="band_limited"` when True.
+        tolerance: relative error of the band-limited engine against the
+            exact one (1e-5 to 1; see `BandLimitedGaborPooling`): with
+            `filterbank="auto"` it selects the band-limited engine, at the
+            cheapest setting within it. Default: None (the exact engine, or
+            the band-limited engine's default setting, ~1e-2).
         name: model name.
 
     Input shape:
@@ -150,6 +155,7 @@ class Leaf(keras.Sequential):
         spec_augment=False,
         filterbank="auto",
         band_limited=None,
+        tolerance=None,
         name="leaf",
         **kwargs,
     ):
@@ -184,7 +190,8 @@ class Leaf(keras.Sequential):
             if activation is None
             else serialization.deserialize_layer(activation)
         )
-        engine = _engine_argument(filterbank, band_limited)
+        engine = _engine_argument(filterbank, band_limited, tolerance)
+        self.tolerance = None if tolerance is None else float(tolerance)
 
         waveform_input = waveforms.WaveformInput(min_length=self.window_size)
         preemp_conv = _preemphasis_stage(self) if preemp else None
@@ -362,6 +369,8 @@ class Leaf(keras.Sequential):
             "filterbank": self.filterbank.engine,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
+        if self.tolerance is not None:
+            config["tolerance"] = self.tolerance
         for key in self._FIXED:
             config.pop(key)
         return config
@@ -442,6 +451,7 @@ def _band_limited_stage(frontend, activation):
         learn_pooling=frontend.learn_pooling,
         kernel_regularizer=_regularizer(frontend, frontend.learn_filters),
         pooling_regularizer=_regularizer(frontend, frontend.learn_pooling),
+        tolerance=frontend.tolerance,
         name="tfbanks_band_limited",
     )
 
@@ -475,8 +485,18 @@ def _alias_legacy_weight_paths(frontend, paper_order):
             object.__setattr__(frontend, f"layers/{name}", stage)
 
 
-def _engine_argument(filterbank, band_limited):
-    """The engine of `filterbank`, with `band_limited` as its alias."""
+def _engine_argument(filterbank, band_limited, tolerance=None):
+    """The engine of `filterbank`, with `band_limited` as its alias; a
+    `tolerance` selects the band-limited engine and refuses the others."""
+    if tolerance is not None:
+        engine = _engine_argument(filterbank, band_limited)
+        if engine not in ("auto", "band_limited"):
+            raise ValueError(
+                f"tolerance={tolerance!r} sets the accuracy of the band-limited engine; "
+                f"filterbank={engine!r} is exact. Pass filterbank='band_limited' or no "
+                "tolerance."
+            )
+        return "band_limited"
     if band_limited is None:
         return filterbank
     if band_limited and filterbank in ("auto", "band_limited"):

@@ -488,3 +488,73 @@ def test_xla_program_does_not_depend_on_the_learned_center_frequencies():
     kernel[:, 0] *= 1.05  # every center moves by several bins
     layer.gabor_kernel.assign(kernel)
     assert program(stage="hlo") == before
+
+
+# ---------------------------------------------------------------- tolerance
+@pytest.mark.parametrize(
+    "tolerance, setting",
+    [
+        (1.0, (4.0, 2e-3, 5)),
+        (1e-2, (4.0, 2e-3, 5)),
+        (5e-3, (5.0, 3e-4, 7)),
+        (1e-3, (5.0, 3e-4, 7)),
+        (1e-4, (6.0, 5e-5, 11)),
+        (2e-5, (7.0, 1e-5, 11)),
+        (1e-5, (7.0, 1e-5, 11)),
+    ],
+)
+def test_tolerance_picks_the_cheapest_setting_within_it(tolerance, setting):
+    layer = band_limited.BandLimitedGaborPooling(tolerance=tolerance)
+    assert (layer.band_stds, layer.leakage, layer.interpolation_taps) == setting
+    assert layer.tolerance == tolerance
+    # Its config rebuilds the same layer (the settings repeat the tolerance's).
+    again = band_limited.BandLimitedGaborPooling.from_config(layer.get_config())
+    assert (again.band_stds, again.leakage, again.interpolation_taps, again.tolerance) == (
+        *setting,
+        tolerance,
+    )
+
+
+def test_without_tolerance_the_defaults_and_given_settings_hold():
+    layer = band_limited.BandLimitedGaborPooling()
+    assert (layer.band_stds, layer.leakage, layer.interpolation_taps, layer.tolerance) == (
+        4.0,
+        2e-3,
+        5,
+        None,
+    )
+    layer = band_limited.BandLimitedGaborPooling(band_stds=5.0, interpolation_taps=9)
+    assert (layer.band_stds, layer.leakage, layer.interpolation_taps) == (5.0, 2e-3, 9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tolerance": 1e-6}, "between 1e-05 and 1.*exact engine"),
+        ({"tolerance": 0}, "between 1e-05 and 1"),
+        ({"tolerance": 2.0}, "between 1e-05 and 1"),
+        ({"tolerance": "tight"}, "tolerance must be a number, got 'tight'"),
+        ({"tolerance": 1e-4, "band_stds": 4.0}, r"tolerance=0.0001 sets band_stds=6.0, got"),
+        ({"tolerance": 1e-4, "interpolation_taps": 5}, "sets interpolation_taps=11"),
+    ],
+)
+def test_bad_tolerance(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        band_limited.BandLimitedGaborPooling(**kwargs)
+
+
+def test_leaf_tolerance_selects_the_band_limited_engine():
+    import leaf_keras  # pylint: disable=g-import-not-at-top
+
+    frontend = leaf_keras.Leaf(tolerance=1e-4)
+    assert frontend.band_limited and frontend.filterbank.tolerance == 1e-4
+    assert frontend.filterbank.band_stds == 6.0
+    config = frontend.get_config()
+    assert config["tolerance"] == 1e-4
+    again = leaf_keras.Leaf.from_config(config)
+    assert again.band_limited and again.filterbank.interpolation_taps == 11
+    assert "tolerance" not in leaf_keras.Leaf().get_config()
+    assert not leaf_keras.Leaf().band_limited
+    for engine in ("fused", "layers"):
+        with pytest.raises(ValueError, match=f"filterbank='{engine}' is exact"):
+            leaf_keras.Leaf(filterbank=engine, tolerance=1e-3)

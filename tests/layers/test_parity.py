@@ -167,3 +167,47 @@ def test_loader_names_bad_weights(reference):
         leaf_keras.load_leaf_audio_weights(frontend, missing)
     with pytest.raises(ValueError, match="has shape"):
         leaf_keras.load_leaf_audio_weights(frontend, {**weights, "kernel": np.zeros((3, 2))})
+
+
+def _band_limited(case, reference, tolerance):
+    """`Leaf(tolerance=...)` holding the weights of the LEAF `case`."""
+    frontend = leaf_keras.Leaf(tolerance=tolerance)
+    frontend.build((None, reference["input"].shape[1]))
+    weights = testing_utils.case_entries(reference, case, "weight")
+    stage = frontend.filterbank
+    # leaf-audio names the exact stages; the band-limited stage holds the same two weights.
+    own = {"kernel": stage.gabor_kernel, "leaf/learnable_pooling/kernel": stage.pooling_kernel}
+    for name, variable in own.items():
+        variable.assign(np.asarray(weights.pop(name), np.float32))
+    stage.update_band_plan()
+    variables = leaf_keras.load_leaf_audio_weights(frontend, weights)
+    variables.update(own)
+    return frontend, variables
+
+
+@pytest.mark.parametrize(
+    "case, tolerance",
+    [
+        ("leaf_perturbed", 1e-3),
+        ("leaf", 1e-4),
+        ("leaf_perturbed", 1e-4),
+        ("leaf", 1e-5),
+        ("leaf_perturbed", 1e-5),
+    ],
+)
+def test_band_limited_engine_meets_its_tolerance_against_leaf_audio(case, tolerance, reference):
+    # The original's output and gradients, not just the exact engine's: from 1e-4 down the
+    # band-limited engine is as faithful to leaf-audio as the parity bound above.
+    frontend, variables = _band_limited(case, reference, tolerance)
+    values = _errors_against(frontend, variables, case, reference, reference["input"])
+    expected = {"output": reference[f"{case}/output"], "loss": reference[f"{case}/loss"]}
+    expected.update(
+        {f"grad/{n}": g for n, g in testing_utils.case_entries(reference, case, "grad").items()}
+    )
+    errors = {key: testing_utils.relative_error(values[key], expected[key]) for key in expected}
+    worst = max(errors, key=errors.get)
+    backend = keras.backend.backend()
+    print(f"\n[{backend}] {case} tolerance {tolerance:g}: {errors[worst]:.2e} ({worst})")
+    assert set(errors) == set(expected) and len(errors) > 3
+    for key, error in errors.items():
+        assert error <= tolerance, (case, tolerance, key, error)
