@@ -147,6 +147,16 @@ def test_band_limited_stream_equals_offline_frames(band_limited_leaf, time, chun
     assert stream.latency == 5120
 
 
+def test_tight_tolerance_stream_equals_offline_frames():
+    # Wider bands, finer decimations and 11-tap pooling kernels: a longer guard
+    # before each block's first window, which the stream carries too.
+    frontend = leaf_keras.Leaf(tolerance=1e-4)
+    x = _signal(time=9600)
+    x[:, 3200:4800] *= 20.0
+    offline = keras.ops.convert_to_numpy(frontend(x))
+    assert _relative_error(_streamed(frontend, x, (1600,) * 6), offline) <= 1e-5
+
+
 def test_time_domain_filterbanks_stream_keeps_valid_frame_count():
     # VALID pooling: (3200 - 401) // 160 + 1 = 18 frames, not 20.
     frontend = leaf_keras.TimeDomainFilterbanks()
