@@ -362,10 +362,11 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             `leakage` and `interpolation_taps` together, to the cheapest of
             `TOLERANCE_SETTINGS` within it: 1e-2 is the default setting
             (4, 2e-3, 5), 1e-3 (5, 3e-4, 7), 1e-4 (6, 5e-5, 11) and 1e-5
-            (7, 1e-5, 11), at about 7x, 4x, 2x and 1.7x the exact engine's
-            speed. The bound is the worst error of LEAF's output after PCEN and
-            of every weight's gradient measured against the exact engine on
-            initial, perturbed, widest and trained-like weights (see
+            (7, 1e-5, 11), at 16x, 5x, 3x and 2.3x the exact engine's speed in
+            one run (speed ratios move between runs and machines). The bound
+            is the worst error of LEAF's output after PCEN and of every
+            weight's gradient measured against the exact engine on initial,
+            perturbed, widest and trained-like weights (see
             benchmarks/README.md), not a proof for every signal. Pass either
             `tolerance` or those three arguments.
         **kwargs: base layer arguments (name, dtype, ...).
