@@ -82,11 +82,6 @@ def _weight_sets(reference):
 
 def _load(frontend, weights):
     weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
-    if frontend.band_limited:
-        # leaf-audio names only the exact stages; the band-limited stage holds the same two.
-        frontend.filterbank.gabor_kernel.assign(weights.pop("kernel"))
-        frontend.filterbank.pooling_kernel.assign(weights.pop("leaf/learnable_pooling/kernel"))
-        frontend.filterbank.update_band_plan()
     leaf_keras.load_leaf_audio_weights(frontend, weights)
 
 
@@ -180,7 +175,6 @@ def main():
         decimations = []
         for set_name, weights in weight_sets.items():
             _load(fast, weights)
-            stage.update_band_plan()
             decimations.append(float(np.mean(stage.planned_decimations)))
             step = _value_and_grads(fast, None, cotangent)
             for index, x in enumerate(inputs):
@@ -192,7 +186,6 @@ def main():
                 worst["output"] = max(worst["output"], errors[0])
                 worst["gradients"] = max(worst["gradients"], max(errors[1:]))
         _load(fast, weight_sets["init"])
-        stage.update_band_plan()
         seconds = _time(_value_and_grads(fast, None, cotangent), timed_batch, args.repeats)
         row = {
             "band_stds": band_stds,

@@ -74,7 +74,8 @@ TOLERANCE_SETTINGS = (
     (1e-4, 6.0, 5e-5, 11),
     (1e-5, 7.0, 1e-5, 11),
 )
-_DEFAULT_SETTING = {"band_stds": 4.0, "leakage": 2e-3, "interpolation_taps": 5}
+_SETTING_NAMES = ("band_stds", "leakage", "interpolation_taps")
+_DEFAULT_SETTING = dict(zip(_SETTING_NAMES, TOLERANCE_SETTINGS[0][1:]))
 
 
 def settings_for_tolerance(tolerance):
@@ -91,9 +92,9 @@ def settings_for_tolerance(tolerance):
             f"{tightest:g} the band-limited engine's measured error is not guaranteed; "
             'use the exact engine (filterbank="fused") instead.'
         )
-    for bound, band_stds, leakage, taps in TOLERANCE_SETTINGS:
+    for bound, *setting in TOLERANCE_SETTINGS:
         if bound <= tolerance:
-            return {"band_stds": band_stds, "leakage": leakage, "interpolation_taps": taps}
+            return dict(zip(_SETTING_NAMES, setting))
     raise AssertionError("unreachable: the tightest setting is checked above")
 
 

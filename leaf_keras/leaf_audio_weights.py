@@ -81,6 +81,11 @@ def leaf_audio_variable_map(frontend):
         targets["tfbanks_preemp/kernel"] = frontend.preemp_conv.kernel
     if frontend.complex_conv is not None:
         targets["tfbanks_complex_conv/kernel"] = frontend.complex_conv.kernel
+    band_limited = frontend.band_limited_filterbank
+    if band_limited is not None:
+        # The band-limited stage holds the exact stages' two weights, under their names.
+        targets["tfbanks_complex_conv/kernel"] = band_limited.gabor_kernel
+        targets["learnable_pooling/kernel"] = band_limited.pooling_kernel
     pool = frontend.pooling
     if isinstance(pool, pooling.LearnablePooling1D):
         targets["learnable_pooling/conv2d/kernel"] = pool.kernel
@@ -210,4 +215,6 @@ def load_leaf_audio_weights(frontend, weights):
         )
     for variable, value in assignments.values():
         variable.assign(np.asarray(value, dtype=variable.dtype))
+    if getattr(frontend, "band_limited_filterbank", None) is not None:
+        frontend.band_limited_filterbank.update_band_plan()  # plans from the new Gabor weights
     return {name: variable for name, (variable, _) in assignments.items()}

@@ -172,17 +172,8 @@ def test_loader_names_bad_weights(reference):
 def _band_limited(case, reference, tolerance):
     """`Leaf(tolerance=...)` holding the weights of the LEAF `case`."""
     frontend = leaf_keras.Leaf(tolerance=tolerance)
-    frontend.build((None, reference["input"].shape[1]))
     weights = testing_utils.case_entries(reference, case, "weight")
-    stage = frontend.filterbank
-    # leaf-audio names the exact stages; the band-limited stage holds the same two weights.
-    own = {"kernel": stage.gabor_kernel, "leaf/learnable_pooling/kernel": stage.pooling_kernel}
-    for name, variable in own.items():
-        variable.assign(np.asarray(weights.pop(name), np.float32))
-    stage.update_band_plan()
-    variables = leaf_keras.load_leaf_audio_weights(frontend, weights)
-    variables.update(own)
-    return frontend, variables
+    return frontend, leaf_keras.load_leaf_audio_weights(frontend, weights)
 
 
 @pytest.mark.parametrize(
