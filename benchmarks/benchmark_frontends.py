@@ -84,6 +84,7 @@ FRONTENDS = (
         "leaf",
         "leaf_layers",
         "leaf_band_limited",
+        "leaf_tolerance_1e-4",
         "mel",
         "mel_pcen",
         "tfbanks",
@@ -108,7 +109,8 @@ def build_frontend(name):
     """Builds a leaf_keras frontend with its default (paper) arguments.
 
     `leaf` runs the default (fused) filterbank engine, `leaf_layers` and
-    `leaf_band_limited` the two others.
+    `leaf_band_limited` the two others, `leaf_tolerance_1e-4` the band-limited
+    engine at its setting within 1e-4 of the exact one.
     """
     from leaf_keras import frontend  # pylint: disable=g-import-not-at-top
 
@@ -118,6 +120,8 @@ def build_frontend(name):
         return frontend.Leaf(filterbank="layers")
     if name == "leaf_band_limited":
         return frontend.Leaf(filterbank="band_limited")
+    if name == "leaf_tolerance_1e-4":
+        return frontend.Leaf(tolerance=1e-4)
     return {
         "mel": frontend.MelFilterbanks,
         "mel_pcen": frontend.MelPCEN,
