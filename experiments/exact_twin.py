@@ -37,6 +37,8 @@ def _with_exact_engine(config):
         config = {key: _with_exact_engine(value) for key, value in config.items()}
         if config.get("filterbank") == "band_limited":
             config["filterbank"] = EXACT_ENGINE
+            # The tolerance sets the band-limited engine's accuracy; the exact one refuses it.
+            config.pop("tolerance", None)
         return config
     if isinstance(config, (list, tuple)):
         return type(config)(_with_exact_engine(value) for value in config)

@@ -75,3 +75,16 @@ def test_twin_of_a_frontend_and_unbuilt_models():
     assert twin.filterbank.engine == "fused" and twin.get_config()["name"] == frontend.name
     # Features (after PCEN) differ by what the band-limited engine's tolerance allows.
     assert 0.0 < error < 5e-3
+
+
+def test_twin_of_a_frontend_with_a_tolerance():
+    import leaf_keras  # pylint: disable=import-outside-toplevel
+    from experiments import exact_twin  # pylint: disable=import-outside-toplevel
+
+    frontend = leaf_keras.Leaf(n_filters=4, tolerance=1e-4)
+    frontend.build((None, None))
+    twin, error = exact_twin.deployable(frontend, "test")
+    assert twin.filterbank.engine == "fused" and twin.tolerance is None
+    assert "tolerance" not in twin.get_config()
+    # The band-limited engine at 1e-4 is within 1e-4 of the exact one (its twin).
+    assert 0.0 < error < 1e-4
