@@ -82,9 +82,9 @@ EFFICIENTLEAF_KWARGS = {"num_groups": 8, "conv_win_factor": 6, "stride_factor": 
 FRONTENDS = (
     (
         "leaf",
+        "leaf_exact",
         "leaf_layers",
         "leaf_band_limited",
-        "leaf_tolerance_1e-4",
         "mel",
         "mel_pcen",
         "tfbanks",
@@ -105,30 +105,31 @@ DISPLAY_NAMES = {
 }
 
 
-def build_frontend(name):
-    """Builds a leaf_keras frontend with its default (paper) arguments.
+def _leaf_keras_frontends():
+    """The leaf_keras frontends by benchmark name, with their default (paper) arguments.
 
-    `leaf` runs the default (fused) filterbank engine, `leaf_layers` and
-    `leaf_band_limited` the two others, `leaf_tolerance_1e-4` the band-limited
-    engine at its setting within 1e-4 of the exact one.
+    `leaf` is `Leaf()` (the band-limited engine at tolerance 1e-4), `leaf_exact` the
+    exact fused engine, `leaf_layers` the exact layer-by-layer engine and
+    `leaf_band_limited` the band-limited engine at its fastest setting (~1e-2).
     """
     from leaf_keras import frontend  # pylint: disable=g-import-not-at-top
 
-    if name == "leaf":
-        return frontend.Leaf()
-    if name == "leaf_layers":
-        return frontend.Leaf(filterbank="layers")
-    if name == "leaf_band_limited":
-        return frontend.Leaf(filterbank="band_limited")
-    if name == "leaf_tolerance_1e-4":
-        return frontend.Leaf(tolerance=1e-4)
     return {
+        "leaf": frontend.Leaf,
+        "leaf_exact": lambda: frontend.Leaf(filterbank="fused"),
+        "leaf_layers": lambda: frontend.Leaf(filterbank="layers"),
+        "leaf_band_limited": lambda: frontend.Leaf(filterbank="band_limited"),
         "mel": frontend.MelFilterbanks,
         "mel_pcen": frontend.MelPCEN,
         "tfbanks": frontend.TimeDomainFilterbanks,
         "sincnet": frontend.SincNet,
         "sincnet_plus": frontend.SincNetPlus,
-    }[name]()
+    }
+
+
+def build_frontend(name):
+    """Builds the leaf_keras frontend `name` (see `_leaf_keras_frontends`)."""
+    return _leaf_keras_frontends()[name]()
 
 
 def _stub_missing_leaf_audio_imports():

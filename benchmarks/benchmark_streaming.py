@@ -27,9 +27,15 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# The frontends by benchmark name (no backend is imported until one is built).
+from benchmark_frontends import build_frontend  # noqa: E402  pylint: disable=wrong-import-position
+
 SAMPLE_RATE = 16000
 FRONTENDS = (
     "leaf",
+    "leaf_exact",
     "leaf_layers",
     "leaf_band_limited",
     "mel",
@@ -38,21 +44,6 @@ FRONTENDS = (
     "sincnet",
     "sincnet_plus",
 )
-
-
-def _build(name):
-    import leaf_keras  # pylint: disable=import-outside-toplevel
-
-    return {
-        "leaf": leaf_keras.Leaf,
-        "leaf_layers": lambda: leaf_keras.Leaf(filterbank="layers"),
-        "leaf_band_limited": lambda: leaf_keras.Leaf(filterbank="band_limited"),
-        "mel": leaf_keras.MelFilterbanks,
-        "mel_pcen": leaf_keras.MelPCEN,
-        "tfbanks": leaf_keras.TimeDomainFilterbanks,
-        "sincnet": leaf_keras.SincNet,
-        "sincnet_plus": leaf_keras.SincNetPlus,
-    }[name]()
 
 
 def _compiled(step, backend):
@@ -88,7 +79,7 @@ def run_worker(args):
 
     from leaf_keras import streaming  # pylint: disable=import-outside-toplevel
 
-    stream = streaming.stream(_build(args.frontend))
+    stream = streaming.stream(build_frontend(args.frontend))
     chunk = int(round(args.chunk_ms * SAMPLE_RATE / 1000))
     chunk -= chunk % stream.stride
     step = _compiled(stream.step, backend)

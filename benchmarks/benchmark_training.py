@@ -1,7 +1,8 @@
 """End-to-end training throughput of the quickstart model: step, input pipeline, both.
 
-What an epoch costs, per frontend (`mel`: gin/mel.gin; `exact`: gin/leaf.gin, LEAF's
-default fused filterbank; `fast`: gin/leaf_band_limited.gin, the band-limited engine),
+What an epoch costs, per frontend (`mel`: gin/mel.gin; `leaf`: gin/leaf.gin, `Leaf()`, the
+band-limited engine at tolerance 1e-4; `exact`: gin/leaf_exact.gin, the fused exact engine;
+`fast`: gin/leaf_band_limited.gin, the band-limited engine at its fastest setting),
 and whether the input pipeline or the training step limits it.
 
 The model, optimizer and data are built through the trainer's own code path, not
@@ -44,7 +45,7 @@ refill, prefetch ramp-up) every 10 batches, where Speech Commands' does every 5,
 pipeline figure is a lower bound.
 
 Usage (from the repository root):
-    python benchmarks/benchmark_training.py --frontends mel exact fast --steps 20 \
+    python benchmarks/benchmark_training.py --frontends mel leaf exact fast --steps 20 \
         --warmup 3 --repeats 3 --batch-size 16 --backend tensorflow --markdown
 
 `--malloc` (default ``reuse``, as `experiments.main` sets it on TensorFlow; ``system``:
@@ -74,12 +75,14 @@ from benchmark_frontends import _fmt  # noqa: E402  pylint: disable=wrong-import
 # Frontend name → the gin files read after gin/quickstart.gin (which includes gin/leaf.gin).
 FRONTEND_GIN = {
     "mel": ["gin/mel.gin"],
-    "exact": [],
+    "leaf": [],
+    "exact": ["gin/leaf_exact.gin"],
     "fast": ["gin/leaf_band_limited.gin"],
 }
 FRONTENDS = tuple(FRONTEND_GIN)
 DISPLAY_NAMES = {
     "mel": "mel (gin/mel.gin)",
+    "leaf": "LEAF (default, tolerance 1e-4)",
     "exact": "LEAF exact (fused)",
     "fast": "LEAF fast (band_limited)",
 }

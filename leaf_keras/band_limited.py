@@ -480,18 +480,28 @@ class BandLimitedGaborPooling(keras.layers.Layer):
             dtype=precision.working_dtype(self),
             autocast=False,
         )
-        self.update_band_plan()
+        # The initial values themselves when the initializer gives them without a
+        # backend: a build inside a compiled function (`fit` on an unbuilt model)
+        # cannot read the new variable.
+        initial = getattr(self.kernel_initializer, "gabor_parameters", None)
+        self.update_band_plan(None if initial is None else initial((self.n_filters, 2)))
 
-    def update_band_plan(self):
+    def update_band_plan(self, gabor_parameters=None):
         """(Re)chooses decimations and groups from the current parameters.
 
         Changes tensor shapes (so compiled functions retrace); call it after
         assigning Gabor parameters that differ a lot from those at build time.
+
+        Args:
+            gabor_parameters: numpy `(n_filters, 2)` to plan from instead of the
+                `kernel` weight's value.
         """
         decimations = self.decimations
         if decimations is None:
+            if gabor_parameters is None:
+                gabor_parameters = self._concrete_gabor_kernel()
             decimations = band_plan.plan_decimations(
-                ops.convert_to_numpy(self.gabor_kernel),
+                gabor_parameters,
                 self.kernel_size,
                 self.strides,
                 self.block_size,
@@ -503,6 +513,19 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         self.plan = band_plan.BandPlan.create(
             decimations, self.kernel_size, self.block_size, self.interpolation_taps
         )
+
+    def _concrete_gabor_kernel(self):
+        try:
+            return ops.convert_to_numpy(self.gabor_kernel)
+        except Exception as error:  # pylint: disable=broad-except
+            # Each backend raises its own type for a traced value.
+            raise ValueError(
+                f"{self.name}: the band-limited filterbank plans its decimations from the "
+                "values of its Gabor parameters, which cannot be read inside a compiled "
+                f"function ({type(error).__name__}). Build the frontend before compiling it "
+                "(`frontend.build((None, None))` or one eager call), or use an initializer "
+                "with a `gabor_parameters(shape)` method, as `GaborInit`."
+            ) from error
 
     @property
     def planned_decimations(self):
@@ -709,7 +732,10 @@ class BandLimitedGaborPooling(keras.layers.Layer):
         frames = None if time is None else -(-time // self.strides)
         return (input_shape[0], frames, self.n_filters)
 
-    def compute_output_spec(self, inputs, lengths=None):
+    def compute_output_spec(self, inputs, lengths=None, training=None):
+        # `training` (unused) is what `keras.Sequential.compute_output_spec` passes to
+        # every stage of an unbuilt frontend.
+        del lengths, training
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=precision.working_dtype(self)
         )

@@ -55,9 +55,10 @@ def plan_decimations(
     Returns:
         numpy int array `(n_filters,)` of divisors of `strides`.
     """
-    clipped = convolution.GaborConstraint(kernel_size)(np.asarray(gabor_kernel, np.float64))
-    clipped = np.asarray(ops.convert_to_numpy(clipped), np.float64)
-    mu, sigma = clipped[:, 0], clipped[:, 1]
+    # GaborConstraint's clipping, in numpy: the plan may be made while a build is traced.
+    gabor_kernel = np.asarray(gabor_kernel, np.float64)
+    mu = np.clip(gabor_kernel[:, 0], 0.0, math.pi)
+    sigma = np.clip(gabor_kernel[:, 1], *convolution.GaborConstraint(kernel_size).sigma_bounds)
     # The truncated filter is never narrower than the main lobe of its
     # kernel_size-sample support (matters for sigma ~ kernel_size / 3).
     half_width = np.maximum(band_stds / sigma, 4.0 * math.pi / kernel_size)

@@ -16,9 +16,10 @@ and lists it in `frontend.layers`:
   full-rate `[batch, time, 2 * n_filters]` intermediates, whose transposes
   cost more than the convolution itself.
 - `"band_limited"` (`band_limited.BandLimitedGaborPooling`): LEAF's Gabor
-  filterbank computed from a decimated representation, within ~1e-3 of the
-  exact engines (Gabor convolution, squared modulus and Gaussian pooling
-  only).
+  filterbank computed from a decimated representation, within a chosen
+  `tolerance` of the exact engines (Gabor convolution, squared modulus and
+  Gaussian pooling only). `Leaf()` uses it at 1e-4 unless told otherwise
+  (`frontend.DEFAULT_TOLERANCE`).
 
 `make_filterbank` builds the stage for an engine name. The two exact
 engines are one class, so their weights are saved at the same paths.

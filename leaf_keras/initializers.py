@@ -92,13 +92,7 @@ class GaborInit(keras.initializers.Initializer):
     def __call__(self, shape, dtype=None):
         shape = tuple(shape)
         if len(shape) == 2:
-            if shape[1] != 2:
-                raise ValueError(
-                    "GaborInit expects (n_filters, 2) or "
-                    f"(kernel_size, 1, 2 * n_filters), got {shape}."
-                )
-            gabor = melfilters.Gabor(n_filters=shape[0], **self._kwargs)
-            return _as_tensor(gabor.gabor_params_from_mels, dtype)
+            return _as_tensor(self.gabor_parameters(shape), dtype)
         if len(shape) != 3 or shape[1] != 1 or shape[2] % 2:
             raise ValueError(
                 f"GaborInit expects (n_filters, 2) or (kernel_size, 1, 2 * n_filters), got {shape}."
@@ -109,6 +103,19 @@ class GaborInit(keras.initializers.Initializer):
         kernel[:, 0, 0::2] = filters.real.T
         kernel[:, 0, 1::2] = filters.imag.T
         return _as_tensor(kernel, dtype)
+
+    def gabor_parameters(self, shape):
+        """The Gabor parameters of shape `(n_filters, 2)` as a float32 numpy array.
+
+        What `__call__` returns for that shape, without a backend: a layer can plan
+        from it while its build is traced (`BandLimitedGaborPooling`).
+        """
+        shape = tuple(shape)
+        if len(shape) != 2 or shape[1] != 2:
+            raise ValueError(
+                f"GaborInit expects (n_filters, 2) or (kernel_size, 1, 2 * n_filters), got {shape}."
+            )
+        return melfilters.Gabor(n_filters=shape[0], **self._kwargs).gabor_params_from_mels
 
     def get_config(self):
         return dict(self._kwargs)

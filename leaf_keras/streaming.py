@@ -333,7 +333,9 @@ def _band_limited_stages(frontend):
                 raise ValueError(
                     f"{frontend.name}: stage {stages_[0].name!r} comes before the band-limited "
                     "filterbank; only a band-limited filterbank that reads the waveform itself "
-                    "(preemp=False) streams."
+                    "(preemp=False) streams. Stream the exact engine instead: build the "
+                    "frontend with filterbank='fused' (the same weights, copied with "
+                    "set_weights)."
                 )
             return layer, stages_[1:]
     return None

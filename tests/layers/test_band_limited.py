@@ -553,8 +553,49 @@ def test_leaf_tolerance_selects_the_band_limited_engine():
     assert config["tolerance"] == 1e-4
     again = leaf_keras.Leaf.from_config(config)
     assert again.band_limited and again.filterbank.interpolation_taps == 11
-    assert "tolerance" not in leaf_keras.Leaf().get_config()
-    assert not leaf_keras.Leaf().band_limited
+    assert "tolerance" not in leaf_keras.Leaf(filterbank="band_limited").get_config()
+    assert "tolerance" not in leaf_keras.Leaf(filterbank="fused").get_config()
     for engine in ("fused", "layers"):
         with pytest.raises(ValueError, match=f"filterbank='{engine}' is exact"):
             leaf_keras.Leaf(filterbank=engine, tolerance=1e-3)
+
+
+def test_leaf_defaults_to_the_band_limited_engine_at_1e_4():
+    import leaf_keras  # pylint: disable=g-import-not-at-top
+
+    frontend = leaf_keras.Leaf()
+    assert frontend.band_limited and frontend.tolerance == leaf_keras.frontend.DEFAULT_TOLERANCE
+    assert frontend.filterbank.tolerance == 1e-4
+    # Its config names the engine and the tolerance, so it rebuilds the same frontend even
+    # if the default moves.
+    config = frontend.get_config()
+    assert (config["filterbank"], config["tolerance"]) == ("band_limited", 1e-4)
+    # Exact where the band-limited engine cannot compute the stages, in float64, or told so.
+    assert leaf_keras.Leaf(activation=keras.layers.Activation("tanh")).filterbank.engine == "layers"
+    assert leaf_keras.Leaf(dtype="float64").filterbank.engine == "fused"
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        assert not leaf_keras.Leaf().band_limited
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert leaf_keras.Leaf(band_limited=False).filterbank.engine == "fused"
+    # A file written when `Leaf()` was exact stored band_limited=False: it stays exact.
+    assert not leaf_keras.Leaf.from_config({"band_limited": False}).band_limited
+
+
+def test_unbuilt_frontend_has_a_symbolic_output_with_a_fixed_batch():
+    # `keras.Sequential.compute_output_spec` passes `training` to every stage of an unbuilt
+    # frontend, as `fit` does when it builds a classifier from a batch of 4.
+    import leaf_keras  # pylint: disable=g-import-not-at-top
+
+    spec = leaf_keras.Leaf().compute_output_spec(keras.KerasTensor((4, 16000)), training=False)
+    assert spec.shape == (4, 100, 40)
+    classifier = leaf_keras.AudioClassifier(
+        3, frontend=leaf_keras.Leaf(n_filters=8), encoder=leaf_keras.ConvNet([4])
+    )
+    classifier.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    history = classifier.fit(np.zeros((4, 1600), "float32"), np.zeros(4), batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -24,7 +24,9 @@ def waveforms():
 # it fuses. Each factory takes the Leaf arguments (e.g. filterbank=...).
 FUSED = {
     # Gabor FFT correlation, squared modulus, Gaussian pooling.
-    "leaf_preemp": lambda **kw: leaf_keras.Leaf(preemp=True, **kw),
+    "leaf_preemp": lambda filterbank="fused", **kw: leaf_keras.Leaf(
+        preemp=True, filterbank=filterbank, **kw
+    ),
     # Free Conv1D filters, squared modulus, shared VALID pooling.
     "tfbanks": leaf_keras.TimeDomainFilterbanks,
     # Sinc filters, LeakyReLU, max pooling (-inf padding).
@@ -114,7 +116,9 @@ def test_auto_engine_falls_back_to_layers_for_stages_it_cannot_fuse():
         assert model.filterbank.engine == "layers"
         with pytest.raises(ValueError, match="fused filterbank needs"):
             leaf_keras.Leaf(filterbank="fused", **kwargs)
-    assert leaf_keras.Leaf().filterbank.engine == "fused"
+    # LEAF's own stages in float64, or told not to be band-limited, fuse.
+    assert leaf_keras.Leaf(dtype="float64").filterbank.engine == "fused"
+    assert leaf_keras.Leaf(band_limited=False).filterbank.engine == "fused"
 
 
 def test_a_stage_that_overrides_call_runs_on_the_layers_engine():

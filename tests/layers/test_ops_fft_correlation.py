@@ -139,7 +139,7 @@ def _reference_leaf_energies(x, conv, pool):
 
 
 def _perturbed_leaf(time, seed):
-    leaf = leaf_keras.Leaf(preemp=True)
+    leaf = leaf_keras.Leaf(preemp=True, filterbank="fused")
     leaf.build((2, time))
     rng = np.random.default_rng(seed)
     conv, pool = leaf.complex_conv, leaf.pooling
@@ -200,7 +200,7 @@ def test_unknown_time_uses_blocks_under_tf_function():
         pytest.skip("a dynamic time axis inside a compiled function is a TensorFlow graph feature")
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    leaf = leaf_keras.Leaf()
+    leaf = leaf_keras.Leaf(filterbank="fused")
     x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))).astype(np.float32)
     eager = _np(leaf(x))
     graph = tf.function(leaf, input_signature=[tf.TensorSpec((None, None), tf.float32)])

@@ -4,6 +4,8 @@ For every case of leaf_audio_reference.npz, the port is built with the same
 arguments, the stored weights are loaded with `load_leaf_audio_weights`, and
 the output and the gradients of sum(output * cotangent) w.r.t. every
 trainable weight must agree with the original to 1e-4 * max|reference|.
+LEAF is checked twice: `Leaf()`, the band-limited engine at its default
+tolerance 1e-4, and the exact engine (`Leaf(filterbank="fused")`).
 
 The SincNet family is the exception, and the test measures why. In SincNet+
 the chirp's high channels see almost no energy, so PCEN (which divides by
@@ -28,6 +30,11 @@ import testing_utils
 
 TOLERANCE = 1e-4
 CASES = testing_utils.REFERENCE_CASES
+# The frontends checked against each reference case: the default one, and for
+# LEAF, whose default is the band-limited engine at 1e-4, also the exact engine.
+FRONTENDS = {case: (case, build) for case, build in CASES.items()}
+for _case in ("leaf", "leaf_perturbed"):
+    FRONTENDS[f"{_case}[exact]"] = (_case, lambda: leaf_keras.Leaf(filterbank="fused"))
 SENSITIVITY_DRAWS = 3
 ROUND_OFF_SENSITIVE = ("sincnet", "sincnet_perturbed", "sincnet_plus", "sincnet_plus_perturbed")
 SUMMARY = {}
@@ -38,8 +45,8 @@ def reference():
     return testing_utils.load_reference()
 
 
-def _build(case, reference):
-    frontend = CASES[case]()
+def _build(case, reference, build=None):
+    frontend = (build or CASES[case])()
     variables = leaf_keras.load_leaf_audio_weights(
         frontend, testing_utils.case_entries(reference, case, "weight")
     )
@@ -101,9 +108,12 @@ def _round_off_sensitivity(frontend, variables, case, reference, inputs, values)
     return sensitivity
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_output_and_gradients_match_leaf_audio(case, reference):
-    frontend, variables = _build(case, reference)
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_output_and_gradients_match_leaf_audio(name, reference):
+    case, build = FRONTENDS[name]
+    frontend, variables = _build(case, reference, build)
+    if case.startswith("leaf"):
+        assert frontend.band_limited == (not name.endswith("[exact]"))
     inputs = reference["input"]
     expected_grads = testing_utils.case_entries(reference, case, "grad")
     # Every trainable weight of the port has a reference gradient and back.
@@ -116,9 +126,9 @@ def test_output_and_gradients_match_leaf_audio(case, reference):
     expected.update({f"grad/{n}": g for n, g in expected_grads.items()})
     errors = {key: testing_utils.relative_error(values[key], expected[key]) for key in expected}
     worst = max(errors, key=errors.get)
-    SUMMARY[case] = (errors[worst], worst)
+    SUMMARY[name] = (errors[worst], worst)
     print(
-        f"\n[{keras.backend.backend()}] {case}: worst relative error {errors[worst]:.2e} ({worst})"
+        f"\n[{keras.backend.backend()}] {name}: worst relative error {errors[worst]:.2e} ({worst})"
     )
     assert values["output"].shape == expected["output"].shape
 

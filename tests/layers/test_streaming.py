@@ -63,8 +63,8 @@ def _relative_error(streamed, offline):
 @pytest.mark.parametrize(
     "chunks", [(160,) * 20, (320,) * 10, (1600,) * 2, UNEVEN], ids=["160", "320", "1600", "uneven"]
 )
-def test_leaf_stream_equals_offline_frames(chunks):
-    frontend = leaf_keras.Leaf()
+def test_exact_leaf_stream_equals_offline_frames(chunks):
+    frontend = leaf_keras.Leaf(filterbank="fused")
     x = _signal()
     offline = keras.ops.convert_to_numpy(frontend(x))
     counts = []
@@ -82,7 +82,7 @@ def test_leaf_stream_equals_offline_frames(chunks):
     "make_frontend",
     [
         lambda: leaf_keras.Leaf(filterbank="layers"),
-        lambda: leaf_keras.Leaf(preemp=True),
+        lambda: leaf_keras.Leaf(filterbank="fused", preemp=True),
         lambda: leaf_keras.TimeDomainFilterbanks(),
         lambda: leaf_keras.TimeDomainFilterbanks(filterbank="layers"),
         lambda: leaf_keras.SincNet(),
@@ -147,10 +147,12 @@ def test_band_limited_stream_equals_offline_frames(band_limited_leaf, time, chun
     assert stream.latency == 5120
 
 
-def test_tight_tolerance_stream_equals_offline_frames():
-    # Wider bands, finer decimations and 11-tap pooling kernels: a longer guard
-    # before each block's first window, which the stream carries too.
-    frontend = leaf_keras.Leaf(tolerance=1e-4)
+def test_default_leaf_stream_equals_offline_frames():
+    # `Leaf()` is the band-limited engine at tolerance 1e-4: wider bands, finer
+    # decimations and 11-tap pooling kernels, so a longer guard before each
+    # block's first window, which the stream carries too.
+    frontend = leaf_keras.Leaf()
+    assert frontend.band_limited and frontend.tolerance == 1e-4
     x = _signal(time=9600)
     x[:, 3200:4800] *= 20.0
     offline = keras.ops.convert_to_numpy(frontend(x))
@@ -166,13 +168,14 @@ def test_time_domain_filterbanks_stream_keeps_valid_frame_count():
 @pytest.mark.parametrize(
     "make_frontend, latency",
     [
-        (leaf_keras.Leaf, 321),
-        (lambda: leaf_keras.Leaf(preemp=True), 322),
+        (leaf_keras.Leaf, 5280),  # the band-limited engine at 1e-4: one block
+        (lambda: leaf_keras.Leaf(filterbank="fused"), 321),
+        (lambda: leaf_keras.Leaf(filterbank="fused", preemp=True), 322),
         (leaf_keras.TimeDomainFilterbanks, 441),
         (leaf_keras.SincNet, 321),
         (leaf_keras.MelPCEN, 241),
     ],
-    ids=["leaf", "leaf_preemp", "tdf", "sincnet", "mel_pcen"],
+    ids=["leaf", "leaf_exact", "leaf_exact_preemp", "tdf", "sincnet", "mel_pcen"],
 )
 def test_latency_is_the_derived_look_ahead(make_frontend, latency):
     stream = streaming.stream(make_frontend())
@@ -184,7 +187,7 @@ def test_latency_is_the_derived_look_ahead(make_frontend, latency):
     [
         (lambda: leaf_keras.Leaf(mean_var_norm=True), "tfbanks_instancenorm"),
         (lambda: leaf_keras.Leaf(spec_augment=True), "SpecAugment"),
-        (lambda: leaf_keras.Leaf(filterbank="band_limited", preemp=True), "preemp=False"),
+        (lambda: leaf_keras.Leaf(preemp=True), "preemp=False.*filterbank='fused'"),
         (lambda: keras.layers.Dense(3), "leaf_keras frontend"),
     ],
     ids=["mean_var_norm", "spec_augment", "band_limited_preemp", "not_a_frontend"],
@@ -196,7 +199,7 @@ def test_frontends_that_cannot_stream_exactly_are_refused(make_frontend, message
 
 @pytest.fixture(scope="module")
 def leaf_stream():
-    return streaming.stream(leaf_keras.Leaf())
+    return streaming.stream(leaf_keras.Leaf(filterbank="fused"))
 
 
 @pytest.mark.parametrize(
@@ -227,8 +230,8 @@ def test_state_of_another_batch_size_is_refused(leaf_stream):
 @pytest.mark.parametrize(
     "make_other, message",
     [
-        (lambda: leaf_keras.Leaf(n_filters=20), "n_filters=40"),
-        (lambda: leaf_keras.Leaf(window_len=20.0), "never reaches"),
+        (lambda: leaf_keras.Leaf(filterbank="fused", n_filters=20), "n_filters=40"),
+        (lambda: leaf_keras.Leaf(filterbank="fused", window_len=20.0), "never reaches"),
         (leaf_keras.MelFilterbanks, "keys"),
     ],
     ids=["n_filters", "buffer_length", "other_frontend"],
