@@ -83,7 +83,7 @@ def read_frontend_weights(path):
 def build_pair(weights):
     """Exact and band-limited `Leaf` frontends holding the given weights."""
     n_filters = weights["gabor"].shape[0]
-    exact = leaf_keras.Leaf(n_filters=n_filters)
+    exact = leaf_keras.Leaf(n_filters=n_filters, filterbank="fused")
     fast = leaf_keras.Leaf(n_filters=n_filters, band_limited=True)
     for frontend in (exact, fast):
         frontend.build((None, 16000))

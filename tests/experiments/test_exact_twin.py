@@ -57,7 +57,7 @@ def test_exact_models_are_their_own_twin():
     import leaf_keras  # pylint: disable=import-outside-toplevel
     from experiments import exact_twin  # pylint: disable=import-outside-toplevel
 
-    frontend = leaf_keras.Leaf(n_filters=4)
+    frontend = leaf_keras.Leaf(n_filters=4, filterbank="fused")
     frontend.build((None, None))
     assert exact_twin.exact_twin(frontend) is frontend
     assert exact_twin.deployable(frontend, "test", 4000) == (frontend, 0.0)

@@ -174,11 +174,24 @@ def test_leaf_config_binds_the_paper_values():
     assert gin.query_parameter("PCENLayer.floor") == 1e-12
     assert gin.query_parameter("PCENLayer.per_channel_smooth_coef") is True
     leaf = gin.query_parameter("AudioClassifier.frontend").scoped_configurable_fn()
-    assert isinstance(leaf.complex_conv, leaf_keras.GaborConv1D)
-    init = leaf.complex_conv.kernel_initializer.get_config()
+    # Leaf's default engine: the band-limited Gabor filterbank at tolerance 1e-4.
+    assert leaf.band_limited and leaf.filterbank.tolerance == 1e-4
+    init = leaf.filterbank.kernel_initializer.get_config()
     assert (init["min_freq"], init["max_freq"], init["sample_rate"]) == (60.0, 7800.0, 16000)
     pcen = [layer for layer in leaf.layers if isinstance(layer, leaf_keras.PCENLayer)]
     assert len(pcen) == 1
+
+
+def test_leaf_exact_config_is_leaf_with_the_exact_engine():
+    import leaf_keras  # pylint: disable=import-outside-toplevel
+
+    experiment.parse_gin(["gin/leaf_exact.gin"], [])
+    assert gin.query_parameter("PCENLayer.alpha") == 0.96
+    leaf = gin.query_parameter("AudioClassifier.frontend").scoped_configurable_fn()
+    assert leaf.filterbank.engine == "fused" and not leaf.band_limited
+    assert isinstance(leaf.complex_conv, leaf_keras.GaborConv1D)
+    init = leaf.complex_conv.kernel_initializer.get_config()
+    assert (init["min_freq"], init["max_freq"], init["sample_rate"]) == (60.0, 7800.0, 16000)
 
 
 def test_leaf_custom_uses_log_compression_pann_and_spec_augment():
