@@ -55,10 +55,8 @@ def plan_decimations(
     Returns:
         numpy int array `(n_filters,)` of divisors of `strides`.
     """
-    # GaborConstraint's clipping, in numpy: the plan may be made while a build is traced.
-    gabor_kernel = np.asarray(gabor_kernel, np.float64)
-    mu = np.clip(gabor_kernel[:, 0], 0.0, math.pi)
-    sigma = np.clip(gabor_kernel[:, 1], *convolution.GaborConstraint(kernel_size).sigma_bounds)
+    clipped = convolution.GaborConstraint(kernel_size).clip_numpy(gabor_kernel)
+    mu, sigma = clipped[:, 0], clipped[:, 1]
     # The truncated filter is never narrower than the main lobe of its
     # kernel_size-sample support (matters for sigma ~ kernel_size / 3).
     half_width = np.maximum(band_stds / sigma, 4.0 * math.pi / kernel_size)

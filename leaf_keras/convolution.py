@@ -15,6 +15,7 @@ Recognition from Raw Waveform with SincNet", 2018.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from leaf_keras import impulse_responses
@@ -88,6 +89,9 @@ class GaborConstraint(keras.constraints.Constraint):
     def __init__(self, kernel_size):
         self.kernel_size = int(kernel_size)
 
+    # `(lower, upper)` bounds of mu in radians per sample.
+    mu_bounds = (0.0, math.pi)
+
     @property
     def sigma_bounds(self):
         """`(lower, upper)` bounds of sigma in samples."""
@@ -96,9 +100,17 @@ class GaborConstraint(keras.constraints.Constraint):
 
     def __call__(self, kernel):
         kernel = ops.convert_to_tensor(kernel)
-        mu = tie_gradients.clip(kernel[:, 0], 0.0, math.pi)
+        mu = tie_gradients.clip(kernel[:, 0], *self.mu_bounds)
         sigma = tie_gradients.clip(kernel[:, 1], *self.sigma_bounds)
         return ops.stack([mu, sigma], axis=1)
+
+    def clip_numpy(self, kernel):
+        """The same clipping of a numpy `kernel`, in float64 and without a backend: a
+        layer can plan from it while its build is traced."""
+        kernel = np.asarray(kernel, np.float64)
+        mu = np.clip(kernel[:, 0], *self.mu_bounds)
+        sigma = np.clip(kernel[:, 1], *self.sigma_bounds)
+        return np.stack([mu, sigma], axis=1)
 
     def get_config(self):
         return {"kernel_size": self.kernel_size}

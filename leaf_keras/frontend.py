@@ -451,11 +451,7 @@ def _filterbank_stage(frontend, engine, activation):
 
 def _band_limited_stage(frontend, activation):
     """The `BandLimitedGaborPooling` stage of a LEAF `frontend`."""
-    if (
-        frontend.conv1d_cls is not convolution.GaborConv1D
-        or not isinstance(activation, stages.SquaredModulus)
-        or frontend.pooling_cls is not pooling.GaussianLowpass
-    ):
+    if not _has_leaf_stages(frontend, activation):
         raise ValueError(
             "filterbank='band_limited' computes LEAF's Gabor "
             "convolution, squared modulus and Gaussian pooling; it "
@@ -508,6 +504,16 @@ def _alias_legacy_weight_paths(frontend, paper_order):
             object.__setattr__(frontend, f"layers/{name}", stage)
 
 
+def _has_leaf_stages(frontend, activation):
+    """Whether `frontend` has LEAF's Gabor convolution, squared modulus and Gaussian
+    pooling: the stages that the band-limited engine computes."""
+    return (
+        frontend.conv1d_cls is convolution.GaborConv1D
+        and isinstance(activation, stages.SquaredModulus)
+        and frontend.pooling_cls is pooling.GaussianLowpass
+    )
+
+
 def _band_limited_by_default(frontend, activation, dtype):
     """Whether `filterbank="auto"` means the band-limited engine for `frontend`.
 
@@ -516,11 +522,7 @@ def _band_limited_by_default(frontend, activation, dtype):
     for float64 asks for more than a 1e-4 engine gives, so there "auto" stays
     exact.
     """
-    if (
-        frontend.conv1d_cls is not convolution.GaborConv1D
-        or not isinstance(activation, stages.SquaredModulus)
-        or frontend.pooling_cls is not pooling.GaussianLowpass
-    ):
+    if not _has_leaf_stages(frontend, activation):
         return False
     policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
     return policy.compute_dtype != "float64" and policy.variable_dtype != "float64"

@@ -65,3 +65,17 @@ def test_normalized_conv1d_layer_contract():
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=0,
     )
+
+
+def test_gabor_constraint_clips_numpy_as_its_call():
+    # Out-of-range, in-range and boundary values of mu and sigma, float32 and float64.
+    constraint = leaf_keras.GaborConstraint(401)
+    low, high = constraint.sigma_bounds
+    kernel = np.array(
+        [[-0.5, 0.1], [0.3, low], [1.0, 40.0], [np.pi, high], [4.0, 1e4], [2.0, low * 0.999]]
+    )
+    expected = keras.ops.convert_to_numpy(constraint(kernel.astype("float32")))
+    clipped = constraint.clip_numpy(kernel)
+    assert clipped.dtype == np.float64 and clipped.shape == kernel.shape
+    np.testing.assert_allclose(clipped, expected, rtol=1e-6)
+    assert clipped[0, 0] == 0.0 and clipped[4, 0] == np.pi and clipped[4, 1] == high
