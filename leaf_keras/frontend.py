@@ -525,7 +525,7 @@ def _band_limited_by_default(frontend, activation, dtype):
     if not _has_leaf_stages(frontend, activation):
         return False
     policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
-    return policy.compute_dtype != "float64" and policy.variable_dtype != "float64"
+    return not precision.is_float64(policy)
 
 
 def _engine_argument(filterbank, band_limited, tolerance=None):

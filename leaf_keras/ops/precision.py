@@ -28,14 +28,18 @@ _depth = 0
 _demotions = {}
 
 
+def is_float64(policy):
+    """Whether the dtype policy `policy` computes or stores its variables in float64."""
+    return "float64" in (policy.variable_dtype, policy.compute_dtype)
+
+
 def working_dtype(layer):
     """`"float64"` when `layer`'s dtype policy is float64, else `"float32"`.
 
     Raises:
         ValueError: for a float64 policy on JAX without 64-bit mode.
     """
-    policy = layer.dtype_policy
-    if "float64" not in (policy.variable_dtype, policy.compute_dtype):
+    if not is_float64(layer.dtype_policy):
         return "float32"
     if keras.backend.backend() == "jax":
         import jax  # pylint: disable=g-import-not-at-top
