@@ -35,7 +35,8 @@ shape, so a compiled step traces once per warm-up step and once for the rest.
 
 The band-limited engine (`filterbank="band_limited"`) streams on the block
 grid of the offline layer (`_BandLimitedEngine`): its frames come one block
-at a time and its buffers cycle with the blocks.
+at a time and its buffers cycle with the blocks. A pre-emphasis streams in
+front of either engine (`_PreemphasisEngine`).
 
 Frontends that normalize over the whole clip (`mean_var_norm=True`,
 `spec_augment=True`) and stages this module does not know are refused with
@@ -157,6 +158,8 @@ class FrontendStream:
                 self._engine = _BandLimitedEngine(frontend, *band_limited, compressed)
             else:
                 self._engine = _FilterbankEngine(frontend, compressed)
+            if frontend.preemp_conv is not None:
+                self._engine = _PreemphasisEngine(frontend, self._engine)
         elif isinstance(frontend, mel_frontend.MelFilterbanks):
             self._engine = _MelEngine(frontend, compressed)
         else:
@@ -326,16 +329,17 @@ def _band_limited_stages(frontend):
     `BandLimitedGaborPooling`, else None."""
     if not frontend.built:
         frontend.build((None, None))
-    stages_ = [layer for layer in frontend.layers if not isinstance(layer, waveforms.WaveformInput)]
+    stages_ = [
+        layer
+        for layer in frontend.layers
+        if not isinstance(layer, waveforms.WaveformInput) and layer is not frontend.preemp_conv
+    ]
     for index, layer in enumerate(stages_):
         if isinstance(layer, band_limited_lib.BandLimitedGaborPooling):
             if index:
                 raise ValueError(
-                    f"{frontend.name}: stage {stages_[0].name!r} comes before the band-limited "
-                    "filterbank; only a band-limited filterbank that reads the waveform itself "
-                    "(preemp=False) streams. Stream the exact engine instead: build the "
-                    "frontend with filterbank='fused' (the same weights, copied with "
-                    "set_weights)."
+                    f"{frontend.name}: unknown stage {stages_[0].name!r} before the "
+                    "band-limited filterbank."
                 )
             return layer, stages_[1:]
     return None
@@ -497,22 +501,116 @@ def _pcen(pcen, frames, state):
     return ops.cast(outputs, pcen.compute_dtype), new_state
 
 
+def _check_stride_one_same(layer, what, owner_name):
+    """Raises ValueError unless `layer` is a stride-1 SAME convolution, which a
+    stream computes VALID on its buffer."""
+    strides = layer.strides if isinstance(layer.strides, int) else layer.strides[0]
+    if layer.padding != "same" or strides != 1:
+        raise ValueError(
+            f"{owner_name}: the {what} {layer.name!r} must be a stride-1 SAME convolution to "
+            f"stream, got strides={layer.strides}, padding={layer.padding!r}."
+        )
+
+
+class _PreemphasisEngine:
+    """The pre-emphasis (a stride-1 SAME convolution of the waveform) in front of
+    the engine of the filterbank.
+
+    It keeps its last `kernel_size - 1` samples and hands its outputs on, so the
+    engine behind it streams the pre-emphasized signal, `right` samples (1 for
+    the 2-tap filter, TensorFlow's SAME rule) behind the waveform; `flush` first
+    hands on the outputs of the right padding. Both filterbank engines stream
+    behind it: the band-limited one, whose blocks read the pre-emphasized
+    signal, as well as the exact ones.
+    """
+
+    def __init__(self, frontend, engine):
+        name = frontend.name
+        self.preemp = frontend.preemp_conv
+        _check_stride_one_same(self.preemp, "pre-emphasis", name)
+        if tuple(self.preemp.dilation_rate) != (1,):
+            raise ValueError(f"{name}: a dilated pre-emphasis cannot stream.")
+        self.engine = engine
+        (self.kernel,) = tuple(self.preemp.kernel_size)
+        self.right = _right_padding(self.kernel)
+        self.stride = engine.stride
+        self.n_filters = engine.n_filters
+        self.energy_degree = engine.energy_degree
+        self.compression = engine.compression
+        self.buffer_keys = ("preemp_buffer",) + engine.buffer_keys
+        self.state_keys = ("preemp_buffer",) + engine.state_keys
+        self.state_channels = engine.state_channels
+        if hasattr(engine, "emitted_frames"):
+            # Frames that come a block at a time: the worst wait, as for the engine.
+            self.latency = _worst_latency(self.emitted_frames, self.stride, engine.block)
+        else:
+            self.latency = engine.latency + self.right
+
+    def emitted_frames(self, num_samples):
+        samples = max(0, int(num_samples) - self.right)
+        if hasattr(self.engine, "emitted_frames"):
+            return self.engine.emitted_frames(samples)
+        return max(0, (samples - self.engine.latency) // self.stride)
+
+    def initial_lengths(self):
+        return (_left_padding(self.kernel),) + self.engine.initial_lengths()
+
+    def next_lengths(self, lengths, samples):
+        buffer, *lengths = lengths
+        window = buffer + samples
+        outputs = _window_outputs(window, self.kernel)
+        return (window - outputs,) + self.engine.next_lengths(tuple(lengths), outputs)
+
+    def initial_state(self, batch_size, dtype):
+        state = {"preemp_buffer": ops.zeros((batch_size, _left_padding(self.kernel)), dtype)}
+        state.update(self.engine.initial_state(batch_size, dtype))
+        return state
+
+    def step(self, chunk, state):
+        samples, buffer = self._preemphasis(state["preemp_buffer"], chunk, final=False)
+        frames, engine_state = self.engine.step(samples, self._engine_state(state))
+        return frames, {"preemp_buffer": buffer, **engine_state}
+
+    def flush(self, state):
+        samples, _ = self._preemphasis(
+            state["preemp_buffer"], _take(state["preemp_buffer"], 0, 0), final=True
+        )
+        frames, engine_state = self.engine.step(samples, self._engine_state(state))
+        return ops.concatenate([frames, self.engine.flush(engine_state)], axis=1)
+
+    def _engine_state(self, state):
+        return {key: state[key] for key in self.engine.state_keys}
+
+    def _preemphasis(self, buffer, samples, final):
+        """Pre-emphasis outputs completed by `samples`, and the new buffer."""
+        window = ops.concatenate([buffer, samples], axis=1)
+        if final:  # The SAME right padding of the offline pre-emphasis.
+            window = ops.pad(window, [[0, 0], [0, self.right]])
+        length = window.shape[1]
+        count = _window_outputs(length, self.kernel)
+        new_buffer = _take(window, count, length)
+        if count == 0:
+            return _take(window, 0, 0), new_buffer
+        # The layer's own SAME call on the window; its outputs whose taps all
+        # lie inside the window are the VALID ones, those of the stream.
+        left = _left_padding(self.kernel)
+        outputs = self.preemp(window[:, :, None])[:, left : left + count, 0]
+        return ops.cast(outputs, window.dtype), new_buffer
+
+
 class _FilterbankEngine:
-    """Pre-emphasis, convolution, activation, pooling, then `_FrameStages`."""
+    """Convolution, activation, pooling (the exact engines), then `_FrameStages`."""
 
     def __init__(self, frontend, compressed=True):
         name = frontend.name
         if not frontend.built:
             frontend.build((None, None))
-        self.preemp = None
         fb = None
         after = []
         for layer in frontend.layers:
-            if isinstance(layer, waveforms.WaveformInput):
+            if isinstance(layer, waveforms.WaveformInput) or layer is frontend.preemp_conv:
                 continue
-            if fb is None and layer is frontend.preemp_conv:
-                self.preemp = layer
-            elif isinstance(layer, filterbank_lib.Filterbank):
+            if isinstance(layer, filterbank_lib.Filterbank):
                 fb = layer
             elif fb is None:
                 raise ValueError(f"{name}: unknown stage {layer.name!r} before the filterbank.")
@@ -521,17 +619,7 @@ class _FilterbankEngine:
         if fb is None:
             raise ValueError(f"{name} has no filterbank stage to stream.")
         self.filterbank = fb
-        for layer, what in ((self.preemp, "pre-emphasis"), (fb.conv, "convolution")):
-            if layer is None:
-                continue
-            strides = layer.strides if isinstance(layer.strides, int) else layer.strides[0]
-            if layer.padding != "same" or strides != 1:
-                raise ValueError(
-                    f"{name}: the {what} {layer.name!r} must be a stride-1 SAME convolution to "
-                    f"stream, got strides={layer.strides}, padding={layer.padding!r}."
-                )
-        if self.preemp is not None and tuple(self.preemp.dilation_rate) != (1,):
-            raise ValueError(f"{name}: a dilated pre-emphasis cannot stream.")
+        _check_stride_one_same(fb.conv, "convolution", name)
         pool = fb.pooling
         self.compression = _FrameStages(after, name)
         self.frame_stages = self.compression if compressed else _FrameStages([], name)
@@ -541,9 +629,6 @@ class _FilterbankEngine:
         self.conv_kernel = fb.conv.kernel_size
         if not isinstance(self.conv_kernel, int):
             (self.conv_kernel,) = self.conv_kernel
-        self.preemp_kernel = None
-        if self.preemp is not None:
-            (self.preemp_kernel,) = tuple(self.preemp.kernel_size)
         # SAME pooling of a multiple of the stride: pad_total = max(K - s, 0)
         # for every such length (`ops.padding.same_padding`).
         if pool.padding == "same":
@@ -554,16 +639,9 @@ class _FilterbankEngine:
             self.pool_left, self.pool_right = 0, 0
         self.n_filters = fb.compute_output_shape((None, None, 1))[-1]
         self.latency = (
-            _right_padding(self.conv_kernel)
-            + self.pool_kernel
-            - self.stride
-            - self.pool_left
-            + (_right_padding(self.preemp_kernel) if self.preemp is not None else 0)
+            _right_padding(self.conv_kernel) + self.pool_kernel - self.stride - self.pool_left
         )
-        self.buffer_keys = (("preemp_buffer",) if self.preemp is not None else ()) + (
-            "conv_buffer",
-            "pool_buffer",
-        )
+        self.buffer_keys = ("conv_buffer", "pool_buffer")
         self.state_keys = self.buffer_keys + self.frame_stages.state_keys
         self.state_channels = {"pool_buffer": (self.n_filters,)}
         if self.frame_stages.pcen is not None:
@@ -572,31 +650,19 @@ class _FilterbankEngine:
     # Buffer lengths (static), shared by `step` and the state checks.
 
     def initial_lengths(self):
-        lengths = (_left_padding(self.conv_kernel), self.pool_left)
-        if self.preemp is not None:
-            lengths = (_left_padding(self.preemp_kernel),) + lengths
-        return lengths
+        return (_left_padding(self.conv_kernel), self.pool_left)
 
     def next_lengths(self, lengths, samples):
-        if self.preemp is not None:
-            preemp, *lengths = lengths
-            window = preemp + samples
-            samples = _window_outputs(window, self.preemp_kernel)
-            head = (window - samples,)
-        else:
-            head = ()
         conv, pool = lengths
         conv_window = conv + samples
         activations = _window_outputs(conv_window, self.conv_kernel)
         pool_window = pool + activations
         frames = _pool_frames(pool_window, self.pool_kernel, self.stride)
-        return head + (conv_window - activations, pool_window - frames * self.stride)
+        return (conv_window - activations, pool_window - frames * self.stride)
 
     def initial_state(self, batch_size, dtype):
         lengths = dict(zip(self.buffer_keys, self.initial_lengths()))
         state = {"conv_buffer": ops.zeros((batch_size, lengths["conv_buffer"]), dtype)}
-        if self.preemp is not None:
-            state["preemp_buffer"] = ops.zeros((batch_size, lengths["preemp_buffer"]), dtype)
         state["pool_buffer"] = ops.full(
             (batch_size, lengths["pool_buffer"], self.n_filters),
             self.filterbank.pooling.padding_value,
@@ -607,13 +673,8 @@ class _FilterbankEngine:
 
     def step(self, chunk, state, final=False):
         new_state = {}
-        samples = chunk
-        if self.preemp is not None:
-            samples, new_state["preemp_buffer"] = self._preemphasis(
-                state["preemp_buffer"], samples, final
-            )
         activations, new_state["conv_buffer"] = self._activations(
-            state["conv_buffer"], samples, final
+            state["conv_buffer"], chunk, final
         )
         frames, new_state["pool_buffer"] = self._pool(state["pool_buffer"], activations, final)
         if frames.shape[1] == 0:
@@ -629,22 +690,6 @@ class _FilterbankEngine:
         empty = ops.zeros((batch, 0), state["conv_buffer"].dtype)
         frames, _ = self.step(empty, state, final=True)
         return frames
-
-    def _preemphasis(self, buffer, samples, final):
-        """Pre-emphasis outputs completed by `samples`, and the new buffer."""
-        window = ops.concatenate([buffer, samples], axis=1)
-        if final:  # The SAME right padding of the offline pre-emphasis.
-            window = ops.pad(window, [[0, 0], [0, _right_padding(self.preemp_kernel)]])
-        length = window.shape[1]
-        count = _window_outputs(length, self.preemp_kernel)
-        new_buffer = _take(window, count, length)
-        if count == 0:
-            return _take(window, 0, 0), new_buffer
-        # The layer's own SAME call on the window; its outputs whose taps all
-        # lie inside the window are the VALID ones, those of the stream.
-        left = _left_padding(self.preemp_kernel)
-        outputs = self.preemp(window[:, :, None])[:, left : left + count, 0]
-        return ops.cast(outputs, window.dtype), new_buffer
 
     def _activations(self, buffer, samples, final):
         """Activations `[batch, count, channels]` completed by `samples`."""
@@ -754,7 +799,7 @@ class _BandLimitedEngine:
             self.state_channels["pcen_smoother"] = (self.n_filters,)
         if self.emitted_frames(self.block) < 2:
             raise ValueError(f"{name}: block_size {self.block} is too short to stream.")
-        self.latency = self._worst_latency()
+        self.latency = _worst_latency(self.emitted_frames, self.stride, self.block)
 
     # Static bookkeeping.
 
@@ -800,17 +845,6 @@ class _BandLimitedEngine:
         if not blocks:
             return 0
         return self._frames([blocks * self.plan.hop // d - start for d, _, start, _ in self.groups])
-
-    def _worst_latency(self):
-        """The most samples past the end of a frame's hop that the frame waits for
-        (chunks of one stride), over a few blocks."""
-        worst, emitted = 0, 0
-        for strides in range(1, 4 * self.block // self.stride):
-            now = self.emitted_frames(strides * self.stride)
-            for frame in range(emitted, now):
-                worst = max(worst, strides * self.stride - (frame + 1) * self.stride)
-            emitted = now
-        return worst
 
     def remaining_frames(self, lengths):
         """Frames that `flush` emits, from the buffer lengths of a state after N
@@ -942,6 +976,19 @@ class _BandLimitedEngine:
         chunk = ops.zeros((batch, zeros), dtype)
         frames, _ = self.step(chunk, state, final_frames=remaining)
         return frames
+
+
+def _worst_latency(emitted_frames, stride, block):
+    """The most samples past the end of a frame's hop that the frame waits for
+    (chunks of one stride) when frames come a block at a time, over a few
+    blocks; `emitted_frames(N)` is the number of frames out after N samples."""
+    worst, emitted = 0, 0
+    for strides in range(1, 4 * block // stride):
+        now = emitted_frames(strides * stride)
+        for frame in range(emitted, now):
+            worst = max(worst, strides * stride - (frame + 1) * stride)
+        emitted = now
+    return worst
 
 
 def _cast_frames(frames, frame_stages):
