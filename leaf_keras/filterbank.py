@@ -67,9 +67,14 @@ class Filterbank(keras.layers.Layer):
       `correlation_outputs` otherwise), directly in the pooling's padded
       layout `[channels, batch, time]`, which the pooling reads once
       (`pool_padded_channels_major`). Only the small pooled result is
-      transposed. It needs (`check_fusable` says why others cannot) a
-      stride-1 SAME convolution without bias (`GaborConv1D`, `SincConv1D`,
-      `NormalizedConv1D`, or a plain linear `keras.layers.Conv1D`); a
+      transposed. With a `SquaredModulus` and a linear pooling (LEAF's),
+      the pairs are correlated and pooled one at a time in a loop
+      (`ops.fft_correlation.pooled_correlation_energies`), whose gradient
+      computes each pair's correlation again rather than storing it: the
+      step holds no full-rate tensor, and one pair's FFTs stay in the caches.
+      It needs (`check_fusable` says why others cannot) a stride-1 SAME
+      convolution without bias (`GaborConv1D`, `SincConv1D`, `NormalizedConv1D`,
+      or a plain linear `keras.layers.Conv1D`); a
       `SquaredModulus` or an activation with act(0) = 0 (`ReLU` without
       threshold, `LeakyReLU`), so that the correlations' zeros outside the
       signal are the pooling's zero padding; a pooling of `pooling`.
@@ -157,6 +162,17 @@ class Filterbank(keras.layers.Layer):
         length = (
             max(length, time + left) if isinstance(time, int) else ops.maximum(length, time + left)
         )
+        if self._pools_energies_in_groups():
+            pooled = fft_correlation.pooled_correlation_energies(
+                signal,
+                *_filter_pairs(self.conv),
+                ops.transpose(self.pooling.pooling_filters(self.activation_channels)),
+                self.pooling.strides,
+                start=-left,
+                length=length,
+                implementation=self.implementation,
+            )[:, :, :frames]
+            return ops.cast(ops.transpose(pooled, (1, 2, 0)), self.pooling.compute_dtype)
         padded = self.padded_activation(signal, start=-left, length=length)
         if self.pooling.padding_value != 0.0:
             # A max pooling pads with -inf instead of zeros.
@@ -205,6 +221,22 @@ class Filterbank(keras.layers.Layer):
         )
         pooled = self.pooling.pool_padded_channels_major(padded, frames)
         return ops.cast(ops.transpose(pooled, (1, 2, 0)), self.pooling.compute_dtype)
+
+    @property
+    def activation_channels(self):
+        """Channels of the activation, which the pooling pools one by one."""
+        return self.activation.compute_output_shape(
+            self.conv.compute_output_shape((None, None, 1))
+        )[-1]
+
+    def _pools_energies_in_groups(self):
+        """Whether `call` pools the energies group by group
+        (`fft_correlation.pooled_correlation_energies`): a squared modulus and a
+        linear pooling, whose gradient then recomputes the correlations instead
+        of storing them."""
+        return isinstance(self.activation, stages.SquaredModulus) and not isinstance(
+            self.pooling, pooling.MaxPooling1D
+        )
 
     def padded_activation(self, signal, start, length):
         """`activation(conv(signal))`, channels major `[channels, batch, L]`,

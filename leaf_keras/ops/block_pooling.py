@@ -159,3 +159,45 @@ def channels_major_block_maximum(inputs, kernel_size, strides, frames):
     for offset in range(blocks_per_frame - 1):
         outputs = ops.maximum(outputs, whole[:, :, offset : offset + frames])
     return outputs
+
+
+def channels_major_block_pooling_gradients(inputs, kernel, strides, upstream):
+    """Gradients of `channels_major_block_pooling` w.r.t. its inputs and kernel.
+
+    Written out for callers that recompute the pooled inputs inside their own
+    custom gradient (`ops.fft_correlation.pooled_correlation_energies`). With
+    the blocks `B[c, j] = inputs[c, :, j s : (j + 1) s]` and the kernel slices
+    `K[c, o] = kernel[c, o s : (o + 1) s]`, frame f is `sum_o B[c, f + o] .
+    K[c, o]`, so block j meets the cotangents `D[c, j, o] = upstream[c, f = j -
+    o]`: `d_inputs = D K^T` and `d_kernel = B^T D`, two matmuls batched over
+    channels.
+
+    Args:
+        inputs: float tensor `[channels, batch, (frames + m - 1) * strides]`.
+        kernel: float tensor `[channels, taps]` with static shape.
+        strides: int, the hop between frames.
+        upstream: float tensor `[channels, batch, frames]`, the cotangent of
+            the pooled frames.
+
+    Returns:
+        `(d_inputs, d_kernel)`, shaped like `inputs` and `kernel`.
+    """
+    channels, taps = kernel.shape[0], kernel.shape[1]
+    blocks_per_frame = -(-taps // strides)
+    padded_kernel = ops.pad(kernel, [[0, 0], [0, blocks_per_frame * strides - taps]])
+    # [channels, m * strides] -> [channels, m, strides].
+    slices = ops.reshape(padded_kernel, (channels, blocks_per_frame, strides))
+    # D[c, b, j, o] = upstream[c, b, j - o] for 0 <= j - o < frames, else 0.
+    cotangents = ops.stack(
+        [
+            ops.pad(upstream, [[0, 0], [0, 0], [offset, blocks_per_frame - 1 - offset]])
+            for offset in range(blocks_per_frame)
+        ],
+        axis=-1,
+    )
+    cotangents = ops.reshape(cotangents, (channels, -1, blocks_per_frame))
+    blocks = ops.reshape(inputs, (channels, -1, strides))
+    d_inputs = ops.reshape(ops.matmul(cotangents, slices), ops.shape(inputs))
+    d_slices = ops.matmul(ops.transpose(cotangents, (0, 2, 1)), blocks)
+    d_kernel = ops.reshape(d_slices, (channels, blocks_per_frame * strides))[:, :taps]
+    return d_inputs, d_kernel

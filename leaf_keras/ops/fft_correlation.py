@@ -19,6 +19,7 @@ time axis may be known only at run time.
 import keras
 from keras import ops
 
+from leaf_keras.ops import block_pooling
 from leaf_keras.ops import padding
 from leaf_keras.ops import precision
 
@@ -447,6 +448,193 @@ def correlation_energies(
     )
     energies = _spectral_energies(*spectra, mask)
     return ops.reshape(energies, (channels, batch, length))
+
+
+# Filter pairs per step of `pooled_correlation_energies`. One pair per step was
+# the fastest as well as the leanest of 1 to 20 pairs (LEAF's exact engine in
+# benchmarks/benchmark_frontends.py, TF XLA and JAX, 64 x 1 s and 8 x 10 s): a
+# step's FFTs, [rows, N] complex64 (10 MB for 64 x 1 s), stay in the caches.
+POOLED_GROUP_SIZE = 1
+
+
+def pooled_correlation_energies(
+    inputs,
+    filters_real,
+    filters_imag,
+    kernel,
+    strides,
+    start,
+    length,
+    fft_length=None,
+    implementation="auto",
+    group_size=POOLED_GROUP_SIZE,
+):
+    """A linear pooling of `correlation_energies`, without its full-rate energies.
+
+    `out[c, b, f] = sum_q kernel[c, q] e[c, b, f * strides + q]`, `e` the
+    energies `correlation_energies(inputs, filters_real, filters_imag, start,
+    length, hop_multiple=strides)` (same arguments), for every frame that their
+    padded layout holds: `L / strides - ceil(taps / strides) + 1` frames.
+
+    The same values as `channels_major_block_pooling(correlation_energies(...),
+    kernel, strides, frames)`, computed `group_size` filter pairs at a time in
+    a `keras.ops.scan`, which stores none of the full-rate tensors: its
+    written-out gradient computes each group's correlations again (one more
+    FFT per block and filter) instead of keeping them from the forward pass,
+    so a step holds one group's full-rate intermediates at a time, where the
+    unpooled correlation keeps the correlations (two `[channels, batch, L]`
+    tensors) and the energies for the backward pass. A scan, not a Python
+    loop, so that the compiler can neither merge the recomputation with the
+    forward pass nor run every group at once.
+
+    Args:
+        inputs, filters_real, filters_imag, start, length, fft_length,
+            implementation: as for `correlation_energies`.
+        kernel: float tensor `[channels, taps]`, the pooling filters (static
+            shape; e.g. `transpose(pooling.pooling_filters(channels))`).
+        strides: int, the pooling's hop (also the layout's `hop_multiple`).
+        group_size: filter pairs per scan step.
+
+    Returns:
+        A float32 tensor `[channels, batch, frames]`.
+    """
+    spectra, mask, (channels, batch, length) = _padded_correlation_layout(
+        inputs,
+        filters_real,
+        filters_imag,
+        start,
+        length,
+        strides,
+        fft_length,
+        implementation,
+        "pooled_correlation_energies",
+    )
+    x_real, x_imag, h_real, h_imag = spectra
+    if kernel.shape[0] != channels:
+        raise ValueError(
+            f"pooled_correlation_energies needs one pooling filter per filter pair, got a "
+            f"kernel of shape {tuple(kernel.shape)} for {channels} pairs."
+        )
+    kernel = ops.cast(kernel, x_real.dtype)
+    taps = kernel.shape[1]
+    frames = length // strides - (-(-taps // strides)) + 1
+    groups = -(-channels // group_size)
+    size = -(-channels // groups)
+    # Zero filters and zero pooling filters pad the last group; their frames are
+    # zeros, dropped below.
+    extra = [[0, groups * size - channels], [0, 0]]
+
+    def grouped(tensor):
+        return ops.reshape(ops.pad(tensor, extra), (groups, size, tensor.shape[1]))
+
+    pooled = _grouped_pooled_energies(
+        x_real,
+        x_imag,
+        grouped(h_real),
+        grouped(h_imag),
+        ops.reshape(mask, (batch, -1)),
+        grouped(kernel),
+        strides,
+    )
+    pooled = ops.reshape(pooled, (groups * size, batch, frames))
+    return pooled[:channels]
+
+
+def _grouped_pooled_energies(x_real, x_imag, h_real, h_imag, mask, kernel, strides):
+    """`pooled_correlation_energies` on grouped operands, one group per loop step.
+
+    Args:
+        x_real, x_imag: `[rows, N]` block spectra, rows = batch * blocks.
+        h_real, h_imag: `[groups, size, N]` scaled conjugate-filter spectra.
+        mask: `[batch, blocks * hop]` 0/1 weights of the outputs inside the signal.
+        kernel: `[groups, size, taps]` pooling filters.
+        strides: the pooling's hop.
+
+    Returns:
+        `[groups, size, batch, frames]`.
+    """
+
+    @ops.custom_gradient
+    def pooled(x_real, x_imag, h_real, h_imag, mask, kernel):
+        groups, size, taps = kernel.shape
+        batch = ops.shape(mask)[0]
+        frames = ops.shape(mask)[1] // strides - (-(-taps // strides)) + 1
+        # The rows of one batch element are consecutive: `[size, rows, hop]` and
+        # `[size, batch, blocks * hop]` hold the same values in the same order.
+        hop = ops.shape(mask)[1] * batch // ops.shape(x_real)[0]
+
+        def group_energies(group):
+            """`(energies [size, batch, L], u_real, u_imag [size, rows, hop])`."""
+            u_real, u_imag = _spectral_product_fft(
+                x_real, x_imag, _group(h_real, group), _group(h_imag, group)
+            )
+            u_real, u_imag = u_real[..., :hop], u_imag[..., :hop]
+            power = ops.reshape(ops.square(u_real) + ops.square(u_imag), (size, batch, -1))
+            return power * mask[None], u_real, u_imag
+
+        def forward(group, outputs):
+            power, _, _ = group_energies(group)
+            frames_ = block_pooling.channels_major_block_pooling(
+                power, _group(kernel, group), strides, frames
+            )
+            return ops.slice_update(outputs, (group, 0, 0, 0), frames_[None])
+
+        outputs = ops.fori_loop(
+            0, groups, forward, ops.zeros((groups, size, batch, frames), x_real.dtype)
+        )
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+
+            def backward(group, carry):
+                dx_real, dx_imag, dh_real, dh_imag, d_kernel = carry
+                power, u_real, u_imag = group_energies(group)
+                kernel_group = _group(kernel, group)
+                d_power, d_kernel_group = block_pooling.channels_major_block_pooling_gradients(
+                    power, kernel_group, strides, _group(upstream, group)
+                )
+                # u has cotangent g = 2 mask dE u (`_spectral_energies`).
+                weights = ops.reshape(2.0 * d_power * mask[None], ops.shape(u_real))
+                gradients = _spectral_gradients(
+                    x_real,
+                    x_imag,
+                    _group(h_real, group),
+                    _group(h_imag, group),
+                    weights * u_real,
+                    -weights * u_imag,
+                )
+                return (
+                    dx_real + gradients[0],
+                    dx_imag + gradients[1],
+                    ops.slice_update(dh_real, (group, 0, 0), gradients[2][None]),
+                    ops.slice_update(dh_imag, (group, 0, 0), gradients[3][None]),
+                    ops.slice_update(d_kernel, (group, 0, 0), d_kernel_group[None]),
+                )
+
+            dx_real, dx_imag, dh_real, dh_imag, d_kernel = ops.fori_loop(
+                0,
+                groups,
+                backward,
+                (
+                    ops.zeros_like(x_real),
+                    ops.zeros_like(x_imag),
+                    ops.zeros_like(h_real),
+                    ops.zeros_like(h_imag),
+                    ops.zeros_like(kernel),
+                ),
+            )
+            return dx_real, dx_imag, dh_real, dh_imag, ops.zeros_like(mask), d_kernel
+
+        return outputs, precision.keeps_float64_gradient(grad, x_real)
+
+    return pooled(x_real, x_imag, h_real, h_imag, mask, kernel)
+
+
+def _group(tensor, group):
+    """`tensor[group]` for a loop index `group` (a Python int or a scalar tensor)."""
+    shape = tuple(ops.shape(tensor))
+    return ops.slice(tensor, (group,) + (0,) * (len(shape) - 1), (1,) + shape[1:])[0]
 
 
 def correlation_outputs(

@@ -268,3 +268,57 @@ def test_correlation_outputs_match_numpy(kernel_size):
     assert real.shape == (2, 3, 300)
     np.testing.assert_allclose(real, expected.real, atol=1e-4)
     np.testing.assert_allclose(imag, expected.imag, atol=1e-4)
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+@pytest.mark.parametrize("time", [5 * CORRELATION_HOP, 7000])
+def test_pooled_energies_match_the_pooled_correlation(time, group_size):
+    # `pooled_correlation_energies` pools one group of filters at a time and
+    # recomputes their correlations in its gradient; the plain correlation
+    # (checked against scipy above) pooled by block products must give the same
+    # frames and the same gradients for the signal, the filters and the pooling.
+    from leaf_keras.ops import block_pooling  # pylint: disable=g-import-not-at-top
+
+    rng = np.random.default_rng(time + group_size)
+    strides, taps, left = 160, 401, 120
+    x = keras.Variable(rng.standard_normal((2, time)).astype(np.float32))
+    real, imag = (keras.Variable(h) for h in _complex_filters(rng, channels=3))
+    kernel = keras.Variable(rng.random((3, taps)).astype(np.float32))
+    frames = -(-time // strides)
+    length = (frames + 2) * strides
+    weights = keras.ops.convert_to_tensor(rng.standard_normal((3, 2, frames)).astype(np.float32))
+
+    def pooled_loss():
+        pooled = fft_correlation.pooled_correlation_energies(
+            x, real, imag, kernel, strides, start=-left, length=length, group_size=group_size
+        )
+        return keras.ops.sum(pooled[:, :, :frames] * weights)
+
+    def unpooled_loss():
+        energies = fft_correlation.correlation_energies(
+            x, real, imag, start=-left, length=length, hop_multiple=strides
+        )
+        pooled = block_pooling.channels_major_block_pooling(energies, kernel, strides, frames)
+        return keras.ops.sum(pooled * weights)
+
+    variables = [x, real, imag, kernel]
+    loss, grads = testing_utils.value_and_gradients(pooled_loss, variables)
+    expected_loss, expected_grads = testing_utils.value_and_gradients(unpooled_loss, variables)
+    assert testing_utils.relative_error(loss, expected_loss) <= TOLERANCE
+    for grad, expected in zip(grads, expected_grads):
+        assert testing_utils.relative_error(grad, expected) <= TOLERANCE
+
+
+def test_pooled_energies_need_one_pooling_filter_per_pair():
+    rng = np.random.default_rng(0)
+    real, imag = _complex_filters(rng, channels=3)
+    with pytest.raises(ValueError, match=r"kernel of shape \(2, 401\) for 3 pairs"):
+        fft_correlation.pooled_correlation_energies(
+            np.zeros((1, 1600), np.float32),
+            real,
+            imag,
+            np.ones((2, 401), np.float32),
+            160,
+            start=-120,
+            length=1920,
+        )
