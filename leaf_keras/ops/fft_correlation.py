@@ -478,12 +478,12 @@ def pooled_correlation_energies(
 
     The same values as `channels_major_block_pooling(correlation_energies(...),
     kernel, strides, frames)`, computed `group_size` filter pairs at a time in
-    a `keras.ops.scan`, which stores none of the full-rate tensors: its
+    a `keras.ops.fori_loop`, which stores none of the full-rate tensors: its
     written-out gradient computes each group's correlations again (one more
     FFT per block and filter) instead of keeping them from the forward pass,
     so a step holds one group's full-rate intermediates at a time, where the
     unpooled correlation keeps the correlations (two `[channels, batch, L]`
-    tensors) and the energies for the backward pass. A scan, not a Python
+    tensors) and the energies for the backward pass. A loop op, not a Python
     loop, so that the compiler can neither merge the recomputation with the
     forward pass nor run every group at once.
 
@@ -493,7 +493,7 @@ def pooled_correlation_energies(
         kernel: float tensor `[channels, taps]`, the pooling filters (static
             shape; e.g. `transpose(pooling.pooling_filters(channels))`).
         strides: int, the pooling's hop (also the layout's `hop_multiple`).
-        group_size: filter pairs per scan step.
+        group_size: filter pairs per loop step.
 
     Returns:
         A float32 tensor `[channels, batch, frames]`.
