@@ -57,7 +57,7 @@ def _inputs(reference):
 def _weight_sets(reference):
     pcen = ("leaf/PCEN/alpha", "leaf/PCEN/delta", "leaf/PCEN/root", "leaf/PCEN/EMA/smooth")
     names = ("kernel", "leaf/learnable_pooling/kernel") + pcen
-    init = leaf_keras.Leaf()
+    init = leaf_keras.Leaf(filterbank="fused")
     init.build((None, 16000))
     base = {
         "kernel": np.asarray(init.filterbank.conv.kernel.numpy()),

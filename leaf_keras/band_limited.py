@@ -70,8 +70,8 @@ from leaf_keras.ops.band_power import band_power
 # stays below the tolerance with at least a factor 2 to spare.
 TOLERANCE_SETTINGS = (
     (1e-2, 4.0, 2e-3, 5),
-    (1e-3, 5.0, 3e-4, 7),
-    (1e-4, 6.0, 5e-5, 11),
+    (1e-3, 5.0, 1e-3, 7),
+    (1e-4, 6.0, 1e-3, 11),
     (1e-5, 7.0, 1e-5, 11),
 )
 _SETTING_NAMES = ("band_stds", "leakage", "interpolation_taps")
