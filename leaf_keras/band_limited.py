@@ -36,9 +36,9 @@ within a few 1e-3 of the exact result instead of a different model):
    `D_k * sum_i w_k(D_k i) p_k(D_k i)` would not; the kernel is short so that
    the aliasing of `p_k` at transients stays local.
 
-The gradient of step 2 is written out (`ops.band_power`): it recomputes the DFT
-instead of storing complex intermediates. The pooling runs filters major, as
-matrix products batched over filters.
+The gradient of step 2 is written out (`ops.band_power`): one more DFT per band,
+from the forward pass's transforms, which it keeps. The pooling runs filters
+major, as matrix products batched over filters.
 
 Decimation factors are fixed when the layer is built (from the initial, or
 later loaded, parameters), so tensor shapes do not change while the
