@@ -293,6 +293,14 @@ class Leaf(keras.Sequential):
         """The band-limited filterbank stage, or None."""
         return self.filterbank if self.band_limited else None
 
+    def set_weights(self, weights):
+        # Keras assigns the variables of the stages directly, so the band-limited stage's
+        # own `set_weights` never runs: re-plan its decimations here, as a saved and
+        # reloaded frontend plans them from its loaded weights.
+        super().set_weights(weights)
+        if self.band_limited:
+            self.filterbank.update_band_plan()
+
     def build(self, input_shape=None):
         if input_shape is not None:
             input_shape = tuple(input_shape)
