@@ -27,6 +27,7 @@ from leaf_keras import transformer
 from leaf_keras import utils
 from leaf_keras import waveforms
 from leaf_keras.band_limited import BandLimitedGaborPooling
+from leaf_keras.band_limited import update_band_plans
 from leaf_keras.convolution import GaborConstraint
 from leaf_keras.convolution import GaborConv1D
 from leaf_keras.convolution import NormalizedConv1D

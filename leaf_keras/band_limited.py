@@ -292,6 +292,34 @@ def _with_clip_edge_frames(pooled, power, windows, matrix, kernel_len, step, cli
     return ops.where(frame_index <= last[None, :, None], outputs, ops.zeros_like(outputs))
 
 
+def update_band_plans(model):
+    """Re-plans every band-limited filterbank of `model` from its current weights.
+
+    Keras's `set_weights` on a model (`keras.Sequential([leaf_keras.Leaf(), ...])`, a
+    functional model) assigns the variables of its sub-layers directly, so their own
+    `set_weights` never runs, and a band-limited stage keeps the decimations it planned
+    from the weights it had. Call this after such an assignment; `Leaf` and
+    `AudioClassifier` do it in their `set_weights`, and loading a saved model re-plans
+    each stage from its loaded weights.
+
+    Args:
+        model: a layer or model (built).
+
+    Returns:
+        The number of `BandLimitedGaborPooling` stages re-planned.
+    """
+    # Keras has no public recursive walk over sub-layers.
+    stages = [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)  # pylint: disable=protected-access
+        if isinstance(layer, BandLimitedGaborPooling)
+    ]
+    for stage in stages:
+        if stage.built:
+            stage.update_band_plan()
+    return len(stages)
+
+
 # The constructor arguments `get_config` stores as they are, and those it serializes.
 _CONFIG_VALUES = (
     "n_filters", "kernel_size", "strides", "sample_rate", "band_stds", "bandwidth_margin",
@@ -324,7 +352,8 @@ class BandLimitedGaborPooling(keras.layers.Layer):
     `pooling_kernel` and can be copied from / to `GaborConv1D` and
     `GaussianLowpass`. After assigning new Gabor parameters by hand, call
     `update_band_plan()` (done automatically by `set_weights` and when
-    loading a saved model).
+    loading a saved model; after a model's `set_weights`, see
+    `update_band_plans`).
 
     Args:
         n_filters: number of Gabor filters (complex filters, not channels).

@@ -298,8 +298,7 @@ class Leaf(keras.Sequential):
         # own `set_weights` never runs: re-plan its decimations here, as a saved and
         # reloaded frontend plans them from its loaded weights.
         super().set_weights(weights)
-        if self.band_limited:
-            self.filterbank.update_band_plan()
+        band_limited_lib.update_band_plans(self)
 
     def build(self, input_shape=None):
         if input_shape is not None:

@@ -18,6 +18,7 @@ the reproduction's Transformer encoder lives in ``transformer``.
 import keras
 from keras import ops
 
+from leaf_keras import band_limited
 from leaf_keras import layer_stack
 from leaf_keras import masking
 from leaf_keras.pann import PANN  # noqa: F401
@@ -453,6 +454,12 @@ class AudioClassifier(keras.Model):
         # Running the forward pass on a symbolic tensor builds every sub-layer in order.
         self.call(keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype), training=False)
         self.built = True
+
+    def set_weights(self, weights):
+        # Keras assigns the frontend's variables directly: re-plan a band-limited
+        # filterbank from them, as loading a saved classifier does.
+        super().set_weights(weights)
+        band_limited.update_band_plans(self)
 
     def embed(self, inputs, training=None, lengths=None, mask=None):
         """Returns the pooled embedding ``(batch, channels)`` that the head classifies.

@@ -599,3 +599,55 @@ def test_unbuilt_frontend_has_a_symbolic_output_with_a_fixed_batch():
     )
     history = classifier.fit(np.zeros((4, 1600), "float32"), np.zeros(4), batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_model_set_weights_replans_band_limited_stages():
+    # A model's `set_weights` assigns its sub-layers' variables directly: without a
+    # re-plan, the band-limited stage keeps the decimations of its initial weights.
+    import leaf_keras  # pylint: disable=g-import-not-at-top
+
+    def widened(weights):
+        # The widest bandwidths the Gabor constraint allows: every filter needs a wider
+        # band, hence a smaller decimation.
+        weights = [np.array(w) for w in weights]
+        assert weights[0].shape == (8, 2)  # the Gabor parameters come first
+        weights[0][:, 1] = 4 * math.sqrt(2 * math.log(2)) / math.pi
+        return weights
+
+    def planned_from_weights(stage):
+        return band_limited.band_plan.plan_decimations(
+            ops.convert_to_numpy(stage.gabor_kernel),
+            stage.kernel_size,
+            stage.strides,
+            stage.block_size,
+            stage.band_stds,
+            stage.bandwidth_margin,
+            stage.max_decimation,
+            stage.leakage,
+        )
+
+    x = np.zeros((1, 1600), "float32")
+    sequential = keras.Sequential([leaf_keras.Leaf(n_filters=8)])
+    sequential(x)
+    stage = sequential.layers[0].band_limited_filterbank
+    initial = stage.planned_decimations.copy()
+    sequential.set_weights(widened(sequential.get_weights()))
+    wanted = planned_from_weights(stage)
+    assert not np.array_equal(wanted, initial)
+    np.testing.assert_array_equal(stage.planned_decimations, initial)  # stale
+    assert leaf_keras.update_band_plans(sequential) == 1
+    np.testing.assert_array_equal(stage.planned_decimations, wanted)
+
+    for model in (
+        leaf_keras.Leaf(n_filters=8),
+        leaf_keras.AudioClassifier(
+            3, frontend=leaf_keras.Leaf(n_filters=8), encoder=leaf_keras.ConvNet([4])
+        ),
+    ):
+        model(x)
+        frontend = model if isinstance(model, leaf_keras.Leaf) else model.frontend
+        stage = frontend.band_limited_filterbank
+        initial = stage.planned_decimations.copy()
+        model.set_weights(widened(model.get_weights()))
+        assert not np.array_equal(stage.planned_decimations, initial)
+        np.testing.assert_array_equal(stage.planned_decimations, planned_from_weights(stage))
