@@ -25,10 +25,7 @@ EXACT_ENGINE = "fused"
 
 def has_band_limited_engine(model):
     """Whether `model` (a layer or model) computes a filterbank with the band-limited engine."""
-    return any(
-        isinstance(layer, leaf_keras.BandLimitedGaborPooling)
-        for layer in model._flatten_layers(include_self=True, recursive=True)  # pylint: disable=protected-access
-    )
+    return bool(leaf_keras.band_limited.band_limited_stages(model))
 
 
 def _with_exact_engine(config):

@@ -315,6 +315,16 @@ def _with_clip_edge_frames(pooled, power, windows, matrix, kernel_len, step, cli
     return ops.where(frame_index <= last[None, :, None], outputs, ops.zeros_like(outputs))
 
 
+def band_limited_stages(model):
+    """Every `BandLimitedGaborPooling` under `model` (a layer or model), itself included."""
+    # Keras has no public recursive walk over sub-layers.
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)  # pylint: disable=protected-access
+        if isinstance(layer, BandLimitedGaborPooling)
+    ]
+
+
 def update_band_plans(model):
     """Re-plans every band-limited filterbank of `model` from its current weights.
 
@@ -331,12 +341,7 @@ def update_band_plans(model):
     Returns:
         The number of `BandLimitedGaborPooling` stages re-planned.
     """
-    # Keras has no public recursive walk over sub-layers.
-    stages = [
-        layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)  # pylint: disable=protected-access
-        if isinstance(layer, BandLimitedGaborPooling)
-    ]
+    stages = band_limited_stages(model)
     for stage in stages:
         if stage.built:
             stage.update_band_plan()
