@@ -46,18 +46,6 @@ FRONTENDS = (
 )
 
 
-def _compiled(step, backend):
-    if backend == "tensorflow":
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-        return tf.function(step, jit_compile=True, reduce_retracing=False)
-    if backend == "jax":
-        import jax  # pylint: disable=import-outside-toplevel
-
-        return jax.jit(step)
-    return step
-
-
 def _sync(frames, backend):
     if backend == "jax":
         frames.block_until_ready()
@@ -77,12 +65,13 @@ def run_worker(args):
         torch.set_num_threads(1)
     import numpy as np  # pylint: disable=import-outside-toplevel
 
+    from experiments.stream import compiled_step  # pylint: disable=import-outside-toplevel
     from leaf_keras import streaming  # pylint: disable=import-outside-toplevel
 
     stream = streaming.stream(build_frontend(args.frontend))
     chunk = int(round(args.chunk_ms * SAMPLE_RATE / 1000))
     chunk -= chunk % stream.stride
-    step = _compiled(stream.step, backend)
+    step = compiled_step(stream.step)
     rng = np.random.default_rng(0)
     state = stream.initial_state(1)
     # Warm-up: until every state shape has been compiled, i.e. past the stream's growing

@@ -231,7 +231,8 @@ def locate_events(
     return sorted(events, key=lambda item: item["time_s"])
 
 
-def _compiled(step):
+def compiled_step(step):
+    """`step` compiled for the Keras backend: XLA on TensorFlow, `jax.jit`, eager torch."""
     import keras  # pylint: disable=import-outside-toplevel
 
     backend = keras.backend.backend()
@@ -361,7 +362,7 @@ def scan(
             return keras.ops.sigmoid(logits), state
         return keras.ops.softmax(logits, axis=-1), state
 
-    step = _compiled(probabilities)
+    step = compiled_step(probabilities)
     state = classifier.initial_state(1)
     scores, centers = [], []
     started = time.perf_counter()
