@@ -39,6 +39,12 @@ measured by `--frontends port_leaf port_efficientleaf_8g --port-path DIR`,
 DIR being the folder that contains `model/`, in PyTorch eager autograd
 whatever `--backends` says.
 
+`--device gpu` runs every step on the GPU instead (JAX and PyTorch, for the rows of
+`benchmarks/gpu_rows.sh`): the inputs live on the GPU, a step ends when the GPU has
+finished it, "step buffers" is XLA's temp buffers on JAX and PyTorch's peak CUDA
+allocation over the timed steps on torch; a worker that finds no GPU fails its row
+instead of timing the CPU.
+
 Usage:
     python benchmarks/benchmark_frontends.py --backends tensorflow jax \
         --repeats 5 --batch-configs 64x1 8x10 --markdown
@@ -230,6 +236,43 @@ def _release_free_heap():
         pass
 
 
+def _accelerator(backend, device):
+    """The name of the GPU a worker of `backend` computes on (`--device gpu`), or None
+    on the CPU; raises RuntimeError, naming what the framework sees, when a GPU is
+    asked for and the framework has none."""
+    if device == "cpu":
+        return None
+    if backend == "jax":
+        import jax  # pylint: disable=g-import-not-at-top
+
+        first = jax.devices()[0]
+        if first.platform != "gpu":
+            raise RuntimeError(
+                f"--device gpu: JAX computes on {first.platform} (devices {jax.devices()}), "
+                "no GPU; install a CUDA build of jax or pass --device cpu"
+            )
+        return first.device_kind
+    if backend == "torch":
+        import torch  # pylint: disable=g-import-not-at-top
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"--device gpu: torch {torch.__version__} sees no CUDA device; install a CUDA "
+                "build of torch or pass --device cpu"
+            )
+        return torch.cuda.get_device_name(0)
+    raise RuntimeError(f"--device gpu: the GPU rows run on JAX and PyTorch, not {backend}")
+
+
+def _torch_synchronize():
+    """Waits for the GPU's queued work (a no-op without CUDA), so a step's time is
+    the whole step's."""
+    import torch  # pylint: disable=g-import-not-at-top
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _make_tf_step(model, x, cotangent, tf_compile):
     """TensorFlow step (keras 3 or tf_keras model alike)."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -308,16 +351,20 @@ def _make_step(model, backend, x, cotangent, tf_compile):
 
         return (lambda: jax.block_until_ready(grad_fn(trainable, x_j)), temp_bytes)
     if backend == "torch":
+        import keras  # pylint: disable=g-import-not-at-top
         import torch  # pylint: disable=g-import-not-at-top
 
-        c_t = torch.as_tensor(cotangent)
+        # On the device Keras computes on (the GPU where there is one), copied once.
+        c_t = keras.ops.convert_to_tensor(cotangent)
+        x_t = keras.ops.convert_to_tensor(x)
 
         def run():
-            x_t = torch.as_tensor(x).requires_grad_(wrt_input)
+            inputs = x_t.detach().requires_grad_(wrt_input)
             for variable in model.trainable_variables:
                 variable.value.grad = None
-            loss = torch.sum(model(x_t) * c_t)
+            loss = torch.sum(model(inputs) * c_t)
             loss.backward()
+            _torch_synchronize()
             return float(loss)
 
         return run, None
@@ -356,6 +403,11 @@ def _measure(step, temp_bytes, args, backend):
     rss_before_timed = _proc_status_mb()["VmRSS"] if reset else None
     if backend == "tensorflow":
         _tf_allocator_stats(reset=True)
+    cuda = backend == "torch" and args.device == "gpu"
+    if cuda:
+        import torch  # pylint: disable=g-import-not-at-top
+
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
@@ -372,6 +424,7 @@ def _measure(step, temp_bytes, args, backend):
     median = statistics.median(times)
     tf_peak = _tf_allocator_stats(reset=False) if backend == "tensorflow" else None
     temp = temp_bytes() if temp_bytes else None
+    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     return {
         "time_s": median,
         "times": times,
@@ -387,6 +440,8 @@ def _measure(step, temp_bytes, args, backend):
         "compile_growth_mb": compile_growth_mb,
         "tf_allocator_peak_mb": tf_peak,
         "xla_temp_mb": None if temp is None else temp / 2**20,
+        # PyTorch's peak CUDA allocation during the timed steps (--device gpu).
+        "cuda_peak_mb": cuda_peak,
         "memory_method": memory_method,
     }
 
@@ -402,6 +457,7 @@ def run_worker(args):
     import numpy as np  # pylint: disable=g-import-not-at-top
 
     backend = keras.backend.backend()
+    accelerator = _accelerator(backend, args.device)
     rng = np.random.default_rng(0)
     x = _inputs(args.config, rng)
     model = build_frontend(args.frontend)
@@ -410,14 +466,12 @@ def run_worker(args):
     cotangent = rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32")
     step, temp_bytes = _make_step(model, backend, x, cotangent, args.tf_compile)
     result = _measure(step, temp_bytes, args, backend)
-    _print_result(
-        args,
-        backend,
-        {"tensorflow": _tf_compile_label(args.tf_compile), "jax": "jax.jit", "torch": "eager"}[
-            backend
-        ],
-        result,
-    )
+    compile_mode = {
+        "tensorflow": _tf_compile_label(args.tf_compile),
+        "jax": "jax.jit",
+        "torch": "eager",
+    }[backend]
+    _print_result(args, backend, _on(compile_mode, accelerator), result)
 
 
 def run_leaf_audio_worker(args):
@@ -425,6 +479,7 @@ def run_leaf_audio_worker(args):
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+    _accelerator("tensorflow", args.device)
     rng = np.random.default_rng(0)
     x = _inputs(args.config, rng)
     model, stubbed = build_leaf_audio_frontend(args.frontend, args.leaf_audio_path)
@@ -443,26 +498,35 @@ def run_port_worker(args):
     import numpy as np  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
 
+    accelerator = _accelerator("torch", args.device)
+    device = torch.device("cuda" if accelerator else "cpu")
     rng = np.random.default_rng(0)
-    x = torch.as_tensor(_inputs(args.config, rng))
-    model = build_port_frontend(args.frontend, args.port_path)
+    x = torch.as_tensor(_inputs(args.config, rng), device=device)
+    model = build_port_frontend(args.frontend, args.port_path).to(device)
     with torch.no_grad():
         out_shape = model(x[:1]).shape
     cotangent = torch.as_tensor(
-        rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32")
+        rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32"),
+        device=device,
     )
 
     def step():
         model.zero_grad(set_to_none=True)
         loss = torch.sum(model(x) * cotangent)
         loss.backward()
+        _torch_synchronize()
         return float(loss)
 
     result = _measure(step, None, args, "torch")
     result["versions"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     if args.frontend == "port_efficientleaf_8g":
         result["frontend_kwargs"] = EFFICIENTLEAF_KWARGS
-    _print_result(args, "torch", "eager", result)
+    _print_result(args, "torch", _on("eager", accelerator), result)
+
+
+def _on(compile_mode, accelerator):
+    """The compile column: the mode, and the GPU where the step ran on one."""
+    return compile_mode if accelerator is None else f"{compile_mode} on {accelerator}"
 
 
 def _tf_compile_label(mode):
@@ -571,6 +635,8 @@ def run_all(args):
             str(args.repeats),
             "--warmup",
             str(args.warmup),
+            "--device",
+            args.device,
         ]
         if name not in PORT_FRONTENDS:
             command += ["--tf-compile", tf_compile]
@@ -612,7 +678,9 @@ def run_all(args):
                 "frontend": name,
                 "batch": config[0],
                 "seconds": config[1],
-                "compile": _tf_compile_label(tf_compile) if backend == "tensorflow" else tf_compile,
+                "compile": {"tensorflow": _tf_compile_label(tf_compile), "jax": "jax.jit"}.get(
+                    backend, "eager"
+                ),
                 "error": error[:200],
             }
         else:
@@ -621,6 +689,10 @@ def run_all(args):
         if args.malloc != "system":
             result["compile"] = f"{result.get('compile', '')}, malloc {args.malloc}"
         results.append(result)
+        if args.json:
+            # After every row: a run cut short (a device's time limit) keeps its rows.
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
         # Progress only, not a table row: with stderr and stdout in one terminal, rows here
         # read as duplicates of the table's.
         outcome = result.get("error") or f"{result['time_s']:.3f} s / batch"
@@ -637,10 +709,11 @@ def _fmt(value, spec):
 
 
 def _step_buffers_mb(result):
-    """XLA's temp buffers of the step (TF with XLA, JAX); else TF's
-    allocator peak (plain TF graph)."""
-    if result.get("xla_temp_mb") is not None:
-        return result["xla_temp_mb"]
+    """XLA's temp buffers of the step (TF with XLA, JAX); PyTorch's peak CUDA
+    allocation (torch on a GPU); else TF's allocator peak (plain TF graph)."""
+    for key in ("xla_temp_mb", "cuda_peak_mb"):
+        if result.get(key) is not None:
+            return result[key]
     return result.get("tf_allocator_peak_mb")
 
 
@@ -757,6 +830,13 @@ def main():
         help="glibc's malloc settings in every worker: its defaults, or "
         "experiments.allocator.reuse_freed_memory (what experiments.main sets)",
     )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="where the steps run: the CPU, or the GPU (JAX and PyTorch; a worker "
+        "that finds none fails its row)",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument(
         "--markdown", action="store_true", help="print a README-ready markdown table"
@@ -776,9 +856,6 @@ def main():
             run_worker(args)
         return
     results = run_all(args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
     print_table(results, args.markdown)
 
 

@@ -319,3 +319,61 @@ def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(tmp_path
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"no model/leaf.py under {str(tmp_path)!r}" in proc.stderr
     assert "| torch |" not in proc.stdout
+
+
+def _run_benchmark(tmp_path, *arguments):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, *arguments, "--batch-configs", "2x0.5", "--repeats", "1"]
+        + ["--warmup", "1", "--json", str(out), "--markdown"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json  # pylint: disable=g-import-not-at-top
+
+    return json.loads(out.read_text()), proc
+
+
+def test_a_tiny_keras_torch_run_times_its_step(tmp_path):
+    pytest.importorskip("torch")
+    results, _ = _run_benchmark(
+        tmp_path, "--backends", "torch", "--frontends", "mel", "leaf_band_limited"
+    )
+    assert [r["frontend"] for r in results] == ["mel", "leaf_band_limited"]
+    for result in results:
+        assert "error" not in result, result
+        assert (result["backend"], result["compile"]) == ("torch", "eager")
+        assert result["time_s"] > 0 and result["cuda_peak_mb"] is None
+
+
+def test_gpu_rows_without_a_gpu_fail_and_say_why(tmp_path):
+    jax = pytest.importorskip("jax")
+    torch = pytest.importorskip("torch")
+    if jax.devices()[0].platform == "gpu" or torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    checkout = _stand_in_checkout(tmp_path / "EfficientLEAF", "model/leaf.py", _FAKE_PORT)
+    results, proc = _run_benchmark(
+        tmp_path,
+        "--device",
+        "gpu",
+        "--backends",
+        "jax",
+        "torch",
+        "--frontends",
+        "mel",
+        "port_leaf",
+        "--port-path",
+        str(checkout),
+    )
+    errors = {(r["backend"], r["frontend"]): r.get("error", "") for r in results}
+    assert set(errors) == {("torch", "port_leaf"), ("jax", "mel"), ("torch", "mel")}
+    # A row that would have timed the CPU fails instead, naming what the framework saw.
+    assert "JAX computes on cpu" in errors["jax", "mel"]
+    assert "sees no CUDA device" in errors["torch", "mel"]
+    assert "sees no CUDA device" in errors["torch", "port_leaf"]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[2] for row in rows] == ["jax.jit", "eager", "eager"]
