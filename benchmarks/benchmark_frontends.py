@@ -264,13 +264,12 @@ def _accelerator(backend, device):
     raise RuntimeError(f"--device gpu: the GPU rows run on JAX and PyTorch, not {backend}")
 
 
-def _torch_synchronize():
-    """Waits for the GPU's queued work (a no-op without CUDA), so a step's time is
-    the whole step's."""
+def _torch_synchronizer():
+    """What a PyTorch step calls last so that its time is the whole step's: waiting
+    for the GPU's queued work, or nothing without CUDA (chosen once, not per step)."""
     import torch  # pylint: disable=g-import-not-at-top
 
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    return torch.cuda.synchronize if torch.cuda.is_available() else lambda: None
 
 
 def _make_tf_step(model, x, cotangent, tf_compile):
@@ -357,6 +356,7 @@ def _make_step(model, backend, x, cotangent, tf_compile):
         # On the device Keras computes on (the GPU where there is one), copied once.
         c_t = keras.ops.convert_to_tensor(cotangent)
         x_t = keras.ops.convert_to_tensor(x)
+        synchronize = _torch_synchronizer()
 
         def run():
             inputs = x_t.detach().requires_grad_(wrt_input)
@@ -364,7 +364,7 @@ def _make_step(model, backend, x, cotangent, tf_compile):
                 variable.value.grad = None
             loss = torch.sum(model(inputs) * c_t)
             loss.backward()
-            _torch_synchronize()
+            synchronize()
             return float(loss)
 
         return run, None
@@ -466,12 +466,7 @@ def run_worker(args):
     cotangent = rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32")
     step, temp_bytes = _make_step(model, backend, x, cotangent, args.tf_compile)
     result = _measure(step, temp_bytes, args, backend)
-    compile_mode = {
-        "tensorflow": _tf_compile_label(args.tf_compile),
-        "jax": "jax.jit",
-        "torch": "eager",
-    }[backend]
-    _print_result(args, backend, _on(compile_mode, accelerator), result)
+    _print_result(args, backend, _on(_compile_label(backend, args.tf_compile), accelerator), result)
 
 
 def run_leaf_audio_worker(args):
@@ -509,12 +504,13 @@ def run_port_worker(args):
         rng.standard_normal((x.shape[0],) + tuple(out_shape[1:])).astype("float32"),
         device=device,
     )
+    synchronize = _torch_synchronizer()
 
     def step():
         model.zero_grad(set_to_none=True)
         loss = torch.sum(model(x) * cotangent)
         loss.backward()
-        _torch_synchronize()
+        synchronize()
         return float(loss)
 
     result = _measure(step, None, args, "torch")
@@ -527,6 +523,13 @@ def run_port_worker(args):
 def _on(compile_mode, accelerator):
     """The compile column: the mode, and the GPU where the step ran on one."""
     return compile_mode if accelerator is None else f"{compile_mode} on {accelerator}"
+
+
+def _compile_label(backend, tf_compile):
+    """How a step of `backend` is compiled: the TF mode, `jax.jit`, or PyTorch's eager."""
+    if backend == "tensorflow":
+        return _tf_compile_label(tf_compile)
+    return "jax.jit" if backend == "jax" else "eager"
 
 
 def _tf_compile_label(mode):
@@ -678,9 +681,7 @@ def run_all(args):
                 "frontend": name,
                 "batch": config[0],
                 "seconds": config[1],
-                "compile": {"tensorflow": _tf_compile_label(tf_compile), "jax": "jax.jit"}.get(
-                    backend, "eager"
-                ),
+                "compile": _compile_label(backend, tf_compile),
                 "error": error[:200],
             }
         else:

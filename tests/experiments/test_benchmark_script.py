@@ -5,6 +5,7 @@ runs and that its "step buffers" figure is XLA's buffer assignment (parsed
 from the dump the worker asks for), never timings.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,23 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "benchmark_frontends.py")
+
+
+def _run_benchmark(tmp_path, *arguments, env=None):
+    """One tiny run (2 clips of 0.5 s, one warm-up, one timed step) of the script with
+    `arguments`: its JSON rows and the finished process."""
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, *arguments, "--batch-configs", "2x0.5", "--repeats", "1"]
+        + ["--warmup", "1", "--json", str(out), "--markdown"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text()), proc
 
 
 def test_temp_bytes_are_read_from_the_step_buffer_assignment(tmp_path, load_benchmark):
@@ -35,36 +53,15 @@ def test_temp_bytes_are_read_from_the_step_buffer_assignment(tmp_path, load_benc
 
 def test_a_tiny_tensorflow_run_reports_xla_buffers(tmp_path):
     pytest.importorskip("tensorflow")
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--backends",
-            "tensorflow",
-            "--frontends",
-            "mel",
-            "leaf_band_limited",
-            "--batch-configs",
-            "2x0.5",
-            "--repeats",
-            "1",
-            "--warmup",
-            "1",
-            "--json",
-            str(out),
-            "--markdown",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp_path)),
+    results, proc = _run_benchmark(
+        tmp_path,
+        "--backends",
+        "tensorflow",
+        "--frontends",
+        "mel",
+        "leaf_band_limited",
+        env={"TMPDIR": str(tmp_path)},
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import json  # pylint: disable=g-import-not-at-top
-
-    results = json.loads(out.read_text())
     assert [r["frontend"] for r in results] == ["mel", "leaf_band_limited"]
     for result in results:
         assert "error" not in result, result
@@ -114,37 +111,16 @@ class Leaf(torch.nn.Module):
 def test_the_pytorch_port_runs_from_its_checkout_in_eager_torch(tmp_path):
     pytest.importorskip("torch")
     checkout = _stand_in_checkout(tmp_path / "EfficientLEAF", "model/leaf.py", _FAKE_PORT)
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--backends",
-            "tensorflow",
-            "jax",
-            "--frontends",
-            "port_leaf",
-            "--batch-configs",
-            "2x0.5",
-            "--repeats",
-            "1",
-            "--warmup",
-            "1",
-            "--port-path",
-            str(checkout),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+    results, _ = _run_benchmark(
+        tmp_path,
+        "--backends",
+        "tensorflow",
+        "jax",
+        "--frontends",
+        "port_leaf",
+        "--port-path",
+        str(checkout),
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import json  # pylint: disable=g-import-not-at-top
-
-    results = json.loads(out.read_text())
     # PyTorch code: one row per configuration, whatever --backends says.
     assert len(results) == 1, results
     (result,) = results
@@ -188,38 +164,17 @@ def test_every_original_frontend_runs_from_its_checkout(tmp_path, load_benchmark
         tmp_path / "leaf-audio", "leaf_audio/frontend.py", _FAKE_LEAF_AUDIO
     )
     benchmark = load_benchmark("benchmark_frontends")
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--backends",
-            "tensorflow",
-            "--frontends",
-            *benchmark.LEAF_AUDIO_FRONTENDS,
-            "--batch-configs",
-            "2x0.5",
-            "--repeats",
-            "1",
-            "--warmup",
-            "1",
-            "--leaf-audio-compile",
-            "graph",
-            "--leaf-audio-path",
-            str(checkout),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+    results, _ = _run_benchmark(
+        tmp_path,
+        "--backends",
+        "tensorflow",
+        "--frontends",
+        *benchmark.LEAF_AUDIO_FRONTENDS,
+        "--leaf-audio-compile",
+        "graph",
+        "--leaf-audio-path",
+        str(checkout),
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import json  # pylint: disable=g-import-not-at-top
-
-    results = json.loads(out.read_text())
     assert [r["frontend"] for r in results] == list(benchmark.LEAF_AUDIO_FRONTENDS)
     for result in results:
         assert "error" not in result, result
@@ -257,39 +212,18 @@ def test_efficientleaf_runs_in_its_papers_final_configuration(tmp_path):
     checkout = _stand_in_checkout(
         tmp_path / "EfficientLEAF", "model/efficientleaf.py", _FAKE_EFFICIENTLEAF
     )
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--backends",
-            "tensorflow",
-            "--frontends",
-            "port_efficientleaf_8g",
-            "--batch-configs",
-            "2x0.5",
-            "--repeats",
-            "1",
-            "--warmup",
-            "1",
-            "--port-path",
-            str(checkout),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+    (result,), _ = _run_benchmark(
+        tmp_path,
+        "--backends",
+        "tensorflow",
+        "--frontends",
+        "port_efficientleaf_8g",
+        "--port-path",
+        str(checkout),
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import json  # pylint: disable=g-import-not-at-top
-
     paper = {"num_groups": 8, "conv_win_factor": 6, "stride_factor": 16}
     received = json.loads((checkout / "model" / "kwargs.json").read_text())
     assert received == paper
-    (result,) = json.loads(out.read_text())
     assert "error" not in result, result
     assert result["frontend_kwargs"] == paper
     assert result["time_s"] > 0
@@ -319,23 +253,6 @@ def test_the_pytorch_port_is_skipped_with_a_reason_without_its_checkout(tmp_path
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"no model/leaf.py under {str(tmp_path)!r}" in proc.stderr
     assert "| torch |" not in proc.stdout
-
-
-def _run_benchmark(tmp_path, *arguments):
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, *arguments, "--batch-configs", "2x0.5", "--repeats", "1"]
-        + ["--warmup", "1", "--json", str(out), "--markdown"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import json  # pylint: disable=g-import-not-at-top
-
-    return json.loads(out.read_text()), proc
 
 
 def test_a_tiny_keras_torch_run_times_its_step(tmp_path):
