@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -123,6 +124,13 @@ def test_cli_scans_a_recording(exported_workdir, write_wav, tmp_path):
     np.testing.assert_allclose(result["scores"].sum(axis=1), 1.0, rtol=1e-5)
     assert result["window_seconds"] == 0.5 and result["latency_ms"] == pytest.approx(20.0625)
     assert result["real_time_factor"] > 0
+    # Every hop's time is in the warm-up (the first step of each state shape) or the rest.
+    steps = -(-len(samples) // 1600) + 1
+    assert 1 <= result["state_shapes"] < steps
+    steady_audio = (steps - result["state_shapes"]) * 0.1
+    assert result["warmup_seconds"] + result["steady_real_time_factor"] * steady_audio == (
+        pytest.approx(result["real_time_factor"] * result["audio_seconds"])
+    )
     # The window of the last hop ends at the last frame the stream emitted.
     assert result["window_centers"][-1] == pytest.approx(ends[-1] - 0.25)
 
@@ -135,6 +143,11 @@ def test_cli_scans_a_recording(exported_workdir, write_wav, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "real-time factor" in done.stdout and "latency: 20.06 ms" in done.stdout
+    assert re.search(
+        r"real-time factor: [\d.]+ \(compute time / audio duration\), [\d.]+ once "
+        r"compiled \(the first step of each of the state's \d+ shapes compiles",
+        done.stdout,
+    ), done.stdout
     with open(os.path.join(exported_workdir, "stream", "recording.csv")) as f:
         rows = list(csv.DictReader(f))
     assert rows and list(rows[0]) == stream_lib.CSV_COLUMNS
