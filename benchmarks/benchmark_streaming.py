@@ -66,6 +66,7 @@ def run_worker(args):
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     from experiments.stream import compiled_step  # pylint: disable=import-outside-toplevel
+    from experiments.stream import state_shapes  # pylint: disable=import-outside-toplevel
     from leaf_keras import streaming  # pylint: disable=import-outside-toplevel
 
     stream = streaming.stream(build_frontend(args.frontend))
@@ -80,7 +81,7 @@ def run_worker(args):
     shapes, unchanged = set(), 0
     while unchanged < 64:
         frames, state = step((0.1 * rng.standard_normal((1, chunk))).astype("float32"), state)
-        shape = tuple(tuple(value.shape) for value in state.values())
+        shape = state_shapes(state)
         unchanged = unchanged + 1 if shape in shapes else 0
         shapes.add(shape)
     for _ in range(args.warmup):

@@ -247,6 +247,14 @@ def compiled_step(step):
     return step
 
 
+def state_shapes(state):
+    """The shapes of a stream's (possibly nested) state: a compiled step compiles once for
+    each distinct value."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    return tuple(tuple(keras.ops.shape(value)) for value in keras.tree.flatten(state))
+
+
 def _load_export(workdir):
     from experiments.data import audio_io  # pylint: disable=import-outside-toplevel
 
@@ -377,7 +385,7 @@ def scan(
     steady_hops = 0
     for start in range(0, len(padded), hop):
         chunk = padded[None, start : start + hop]
-        shapes = tuple(tuple(keras.ops.shape(v)) for v in keras.tree.flatten(state))
+        shapes = state_shapes(state)
         started = time.perf_counter()
         probs, state = step(chunk, state)
         probs = keras.ops.convert_to_numpy(probs)[0]  # waits for the step (JAX runs ahead)
